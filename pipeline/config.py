@@ -1,0 +1,362 @@
+"""Settings: one frozen dataclass per stage, loaded from a TOML preset plus `--set section.key=value`.
+
+Every field has a default that is right for the competition; presets in pipeline/configs/ only
+say what differs. Unknown sections or keys and values of the wrong type are UserErrors that name
+the key and list the valid ones, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import UserError
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data: str = "data"  # raw/, augmented/, runs/, .cache/ live here
+    submissions: str = "submissions"  # images/, images.zip, leaderboard.csv live here
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """How to run, not what to compute: never part of a cache key."""
+
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the models (GPU only)
+    workers: int = 0  # CPU worker threads/processes for image I/O; 0 = one per core
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    source: str = "auto"  # auto | kaggle | demo | dir:PATH  (auto = the notebook's input in a Kaggle kernel, else kaggle)
+    competition: str = "gan-getting-started"
+    image_size: int = 256  # every image must be image_size x image_size RGB
+    skip_bad: bool = False  # skip and list bad images instead of stopping
+    demo_monet: int = 300  # demo source: number of paintings
+    demo_photos: int = 7038  # demo source: number of photos
+    demo_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.image_size >= 16, "download.image_size", "must be >= 16")
+        _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    variants: int = 4  # augmented copies per painting, besides the original (300 -> 1,500)
+    seed: int = 0
+    hflip_p: float = 0.5
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range, back to full size
+    rotate_limit: float = 10.0  # degrees
+    color_jitter: float = 0.1  # brightness/contrast/saturation strength; hue is a fifth of it
+    noise_std: tuple[float, float] = (0.01, 0.04)  # gaussian noise, fraction of the 0-255 range
+    quality: int = 95  # JPEG quality of the written variants
+
+    def __post_init__(self) -> None:
+        _require(self.variants >= 0, "augment.variants", "must be >= 0")
+        _require(1 <= self.quality <= 100, "augment.quality", "must be in 1..100")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "cyclegan"  # cyclegan | dcgan
+    run: str = ""  # run folder name under data/runs/; empty = <model>-<config hash>
+    seed: int = 0
+    epochs: int = 20  # one epoch = one pass over the augmented paintings
+    batch_size: int = 1
+    image_size: int = 256  # training crop size (random crops at full resolution when < the data's size)
+    lr: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # discriminator learning rate
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
+    # CycleGAN
+    generator: str = "resnet"  # resnet | unet
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    d_layers: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle
+    pool_size: int = 50
+    # DCGAN
+    z_dim: int = 128
+    dcgan_width: int = 64
+    loss: str = "bce"  # dcgan: bce | lsgan | wgan-gp  (cyclegan always uses lsgan)
+    label_smoothing: float = 0.9  # target for real images with bce (1.0 = off)
+    spectral_norm: bool = False
+    d_dropout: float = 0.0
+    instance_noise: float = 0.0  # std of gaussian noise on D inputs, annealed to zero
+    gp_weight: float = 10.0
+    n_critic: int = 1
+    # Both
+    diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout"
+    # Observability, checkpoints, budget
+    log_every: int = 50  # steps between loss-log rows
+    sample_every: int = 500  # steps between sample grids
+    checkpoint_every: int = 1000  # steps between checkpoints
+    checkpoint_every_s: float = 600.0  # and at least this often in seconds of training
+    keep_last: int = 3  # checkpoints kept besides last.pt
+    time_budget_min: float = 0.0  # 0 = no budget; else stop cleanly (checkpoint written) when spent
+    select_by_mifid: int = 0  # 0 = off; else every N steps score on a photo subset and keep best.pt
+    select_photos: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.model in ("cyclegan", "dcgan"), "train.model", "must be one of: cyclegan, dcgan")
+        _require(self.generator in ("resnet", "unet"), "train.generator", "must be one of: resnet, unet")
+        _require(self.loss in ("bce", "lsgan", "wgan-gp"), "train.loss", "must be one of: bce, lsgan, wgan-gp")
+        for name in ("epochs", "batch_size", "image_size", "ngf", "ndf", "z_dim", "dcgan_width", "n_critic",
+                     "log_every", "sample_every", "checkpoint_every"):
+            _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+        for name in ("n_blocks", "pool_size", "keep_last", "time_budget_min", "select_by_mifid"):
+            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    count: int = 7500  # dcgan: images to sample (cyclegan translates every photo)
+    quality: int = 95
+    batch_size: int = 16
+    checkpoint: str = "auto"  # auto (best.pt if present, else last.pt) | best | last | a path
+    max_memorization: float = 0.0  # 0 = off; else drop images closer than this cosine distance to a training Monet
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
+        _require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; empty = torch hub cache, then download
+    limit: int = 0  # 0 = score every image; else a random subset of this many (marked as such)
+    seed: int = 0
+    batch_size: int = 50
+    epsilon: float = 0.1  # memorisation threshold of MiFID
+    half: bool = False  # Inception in fp16 on GPU
+
+    def __post_init__(self) -> None:
+        _require(self.limit >= 0, "score.limit", "must be >= 0")
+        _require(self.batch_size >= 1, "score.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ZipConfig:
+    min_images: int = 7000
+    max_images: int = 10000
+    image_size: int = 256
+    decode_sample: int = 64  # images decoded again from the written archive as a check
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    slug: str = "monet-pipeline"
+    title: str = "Monet pipeline"
+    username: str = ""  # empty = from the Kaggle credentials
+    is_private: bool = True
+    enable_gpu: bool = True
+    enable_internet: bool = False
+    weights_dataset: str = ""  # owner/dataset holding the FID weights file; empty = the kernel skips scoring
+    preset: str = "kaggle"
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    dry_run: bool = False  # do everything up to the submission itself
+    poll_timeout_min: float = 330.0
+    poll_interval_s: float = 30.0
+    message: str = ""  # empty = run name and config hash
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    zip: ZipConfig = field(default_factory=ZipConfig)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
+    preset: str = "default"
+
+    def __post_init__(self) -> None:
+        lo, hi = self.zip.min_images, self.zip.max_images
+        _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
+        _require(lo <= self.generate.count <= hi, "generate.count",
+                 f"must be in {lo}..{hi} (a submission holds {lo:,}-{hi:,} images)")
+
+    # Where things live, derived from paths.* so that every stage agrees.
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def augmented_dir(self) -> Path:
+        return self.data_dir / "augmented"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / ".cache"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "runs" / (self.train.run or f"{self.train.model}-{self.train_hash()[:8]}")
+
+    @property
+    def submissions_dir(self) -> Path:
+        return Path(self.paths.submissions)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.submissions_dir / "images"
+
+    @property
+    def zip_path(self) -> Path:
+        return self.submissions_dir / "images.zip"
+
+    def train_hash(self) -> str:
+        """Hash of what decides the trained model (train settings minus the run name)."""
+        return digest({k: v for k, v in dataclasses.asdict(self.train).items() if k != "run"})
+
+
+def digest(obj: Any) -> str:
+    """A stable sha256 of any JSON-able object (dataclasses included)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_jsonable).encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
+
+
+def _require(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+        raise UserError(f"setting {key} {rule}")
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the preset's TOML, then each `section.key=value` override, validated."""
+    path = PRESETS_DIR / f"{preset}.toml"
+    if not path.is_file():
+        path = Path(preset)
+        if not path.is_file():
+            raise UserError(f"unknown config preset '{preset}'; choose one of: {', '.join(available_presets())} "
+                            "(or give the path of a TOML file)")
+    try:
+        values: dict[str, dict[str, Any]] = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    for item in overrides:
+        section, key, raw = _split_override(item)
+        values.setdefault(section, {})[key] = _parse_value(raw)
+    return build_config(values, preset=preset)
+
+
+def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
+    """Turn nested dicts (as from TOML) into a validated Config."""
+    sections = {f.name: f for f in fields(Config) if f.name != "preset"}
+    kwargs: dict[str, Any] = {}
+    for section, entries in values.items():
+        if section not in sections:
+            raise UserError(f"unknown settings section '{section}'; valid sections: {', '.join(sections)}")
+        if not isinstance(entries, dict):
+            raise UserError(f"'{section}' must be a table of settings, e.g. [{section}]")
+        cls = sections[section].default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(cls)
+        valid = [f.name for f in fields(cls)]
+        converted = {}
+        for key, value in entries.items():
+            if key not in valid:
+                raise UserError(f"unknown setting '{section}.{key}'; valid keys in [{section}]: {', '.join(valid)}")
+            converted[key] = _coerce(f"{section}.{key}", value, hints[key])
+        kwargs[section] = cls(**converted)
+    return Config(**kwargs, preset=preset)
+
+
+def _split_override(item: str) -> tuple[str, str, str]:
+    name, sep, raw = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise UserError(f"--set expects section.key=value (e.g. train.epochs=2), got '{item}'")
+    return section, key, raw.strip()
+
+
+def _parse_value(raw: str) -> Any:
+    """TOML syntax when it parses (numbers, booleans, arrays, quoted strings), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if "," in raw:  # "0.7,1.0" as a shorthand for an array
+            return [_parse_value(part.strip()) for part in raw.split(",")]
+        return raw
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise UserError(f"setting {key} expects {len(args)} values like [0.7, 1.0], got {value!r}")
+        return tuple(_coerce(key, v, a) for v, a in zip(value, args))
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "yes", "on")
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise UserError(f"setting {key} expects {names.get(hint, hint)}, got {value!r}")
+    return value
+
+
+def to_toml(cfg: Config) -> str:
+    """The full, resolved settings as TOML (written into each run folder so a run can be reproduced)."""
+    lines = [f"# preset: {cfg.preset}"]
+    for section in fields(Config):
+        if section.name == "preset":
+            continue
+        lines.append(f"\n[{section.name}]")
+        for key, value in dataclasses.asdict(getattr(cfg, section.name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)

@@ -1,0 +1,108 @@
+"""The stage contract and its cache.
+
+A stage is a function `run(cfg) -> Path` registered by name. It declares its inputs (paths made by
+earlier stages), the slice of settings that affects it, and its output path. Its cache key is
+hash(stage name, the stage's source code, its settings slice, the fingerprints of its inputs); a
+stamp holding that key is written beside the output only once the output is complete. When the
+stamp matches, the stage prints `<stage>: up to date` and returns at once.
+
+Atomic stages build into a temp path that is renamed into place at the end, so an interrupted
+stage never leaves a half output that looks done. Resumable stages (train) build in place, keep
+their own atomic checkpoints, and still get their stamp written last.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import atomic
+from .config import Config, digest
+from .errors import UserError
+from .fingerprint import fingerprint
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    build: str  # "module:function"; build(cfg, out) -> one-line summary. Imported only when it must run,
+    # so that an up-to-date check never pays for importing torch.
+    output: Callable[[Config], Path]
+    inputs: Callable[[Config], list[Path]]
+    settings: Callable[[Config], Any]
+    atomic: bool = True
+    code: tuple[str, ...] = ()  # extra modules (files) whose source is part of the key
+
+    def builder(self) -> Callable[[Config, Path], str]:
+        module, _, func = self.build.partition(":")
+        return getattr(importlib.import_module(module), func)
+
+    def key(self, cfg: Config) -> str:
+        parts = {
+            "stage": self.name,
+            "code": _code_hash(self.build, self.code),
+            "settings": self.settings(cfg),
+            "inputs": {str(p): fingerprint(p, cfg.cache_dir) for p in self.inputs(cfg)},
+        }
+        return digest(parts)
+
+    def run(self, cfg: Config, force: bool = False) -> Path:
+        out = self.output(cfg)
+        start = time.perf_counter()
+        for missing in (p for p in self.inputs(cfg) if not p.exists()):
+            raise UserError(f"{self.name}: input {missing} is missing; run the earlier stage first "
+                            f"(e.g. `make demo` or `python -m pipeline <stage>`)")
+        key = self.key(cfg)
+        stamp = stamp_path(out)
+        if not force and out.exists() and read_stamp(out).get("key") == key:
+            print(f"{self.name}: up to date ({out})")
+            return out
+        atomic.remove_stale_temps(out.parent)
+        if self.atomic:
+            with atomic.atomic_path(out) as tmp:
+                summary = self.builder()(cfg, tmp)
+                if tmp.is_dir():  # the stamp travels inside the folder, renamed with it
+                    _write_stamp(stamp_path(tmp), key, summary)
+            if out.is_file():
+                _write_stamp(stamp, key, summary)
+        else:
+            stamp.unlink(missing_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
+            summary = self.builder()(cfg, out)
+            _write_stamp(stamp, key, summary)
+        print(f"{self.name}: {summary} [{time.perf_counter() - start:.1f}s] -> {out}")
+        return out
+
+
+def stamp_path(out: Path) -> Path:
+    """The stamp of a folder lives inside it; the stamp of a file lives beside it as a dotfile."""
+    if out.suffix and not out.is_dir():
+        return out.with_name(f".{out.name}.stage.json")
+    return out / ".stage.json"
+
+
+def read_stamp(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads(stamp_path(out).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamp(path: Path, key: str, summary: str) -> None:
+    atomic.write_json(path, {"key": key, "summary": summary, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _code_hash(build: str, extra: tuple[str, ...]) -> str:
+    spec = importlib.util.find_spec(build.partition(":")[0])
+    sources = [spec.origin if spec and spec.origin else ""] + [str(Path(__file__).parent / e) for e in extra]
+    h = hashlib.sha256()
+    for src in sources:
+        for path in sorted(Path(src).rglob("*.py")) if Path(src).is_dir() else [Path(src)]:
+            h.update(path.read_bytes())
+    return h.hexdigest()
