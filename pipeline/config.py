@@ -314,8 +314,6 @@ def _parse_value(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        if "," in raw:  # "0.7,1.0" as a shorthand for an array
-            return [_parse_value(part.strip()) for part in raw.split(",")]
         return raw
 
 
@@ -324,6 +322,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
         args = typing.get_args(hint)
+        if isinstance(value, str):  # "0.7,1.0" as a shorthand for [0.7, 1.0]
+            value = [_parse_value(part.strip()) for part in value.split(",")]
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise UserError(f"setting {key} expects {len(args)} values like [0.7, 1.0], got {value!r}")
         return tuple(_coerce(key, v, a) for v, a in zip(value, args))

@@ -1,0 +1,81 @@
+"""The CLI and settings: help, presets, overrides, and one-line errors for every mistake."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.chain import COMMANDS
+from pipeline.config import Config, available_presets, load_config, to_toml, build_config
+from pipeline.errors import UserError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+def test_help_lists_every_stage_with_a_line():
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for name in ("download", "augment", "train", "generate", "score", "zip", "kernel", "push", "submit"):
+        assert name in COMMANDS
+        assert f"    {name}" in out
+
+
+def test_presets_load_and_differ():
+    assert {"default", "demo", "kaggle"} <= set(available_presets())
+    demo, default = load_config("demo"), load_config("default")
+    assert demo.download.source == "demo" and demo.train.run == "demo"
+    assert default.train.n_blocks == 9 and default.train.ngf == 64
+    assert load_config("kaggle").download.source == "dir:/kaggle/input/gan-getting-started"
+
+
+def test_overrides_are_typed():
+    cfg = load_config("demo", ["train.epochs=3", "train.lr=0.001", "augment.crop_scale=0.5,1.0",
+                               "download.skip_bad=true", "train.diffaugment=color,translation"])
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.001
+    assert cfg.augment.crop_scale == (0.5, 1.0)
+    assert cfg.download.skip_bad is True
+    assert cfg.train.diffaugment == "color,translation"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epoch=3", "unknown setting 'train.epoch'; valid keys in [train]: model, run"),
+    ("trian.epochs=3", "unknown settings section 'trian'; valid sections: paths"),
+    ("train.epochs=abc", "setting train.epochs expects an integer, got 'abc'"),
+    ("train.epochs=-1", "setting train.epochs must be >= 1"),
+    ("train.model=gan", "setting train.model must be one of: cyclegan, dcgan"),
+    ("generate.count=6999", "setting generate.count must be in 7000..10000"),
+    ("generate.count=10001", "setting generate.count must be in 7000..10000"),
+    ("epochs=3", "--set expects section.key=value"),
+])
+def test_bad_settings_are_refused_with_the_valid_ones(override, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        load_config("demo", [override])
+
+
+def test_cli_error_is_one_line_without_traceback(capsys):
+    assert main(["download", "--config", "demo", "--set", "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "train.epoch" in err
+
+
+def test_unknown_preset(capsys):
+    assert main(["download", "--config", "nope"]) == 2
+    assert "choose one of: default, demo, kaggle" in capsys.readouterr().err
+
+
+def test_resolved_settings_round_trip_through_toml():
+    cfg = load_config("demo", ["train.epochs=5", "augment.crop_scale=0.6,0.9"])
+    again = build_config(tomllib.loads(to_toml(cfg)), preset="demo")
+    assert again == cfg
+
+
+def test_run_folder_follows_the_train_settings():
+    a = Config()
+    b = load_config("default", ["train.epochs=21"])
+    assert a.run_dir != b.run_dir and a.run_dir.name.startswith("cyclegan-")
+    assert load_config("default", ["hardware.device=cpu"]).run_dir == a.run_dir
