@@ -6,6 +6,7 @@ Build functions are named as "module:function" and imported only when a stage mu
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,17 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 def dir_source(cfg: Config) -> Path | None:
-    """The folder named by download.source=dir:PATH, if that is the source."""
+    """The folder the download stage copies from, if the source is a folder: download.source=dir:PATH,
+    or source=auto inside a Kaggle notebook ($KAGGLE_KERNEL_RUN_TYPE set), where the competition's
+    data is mounted at $KAGGLE_ROOT/input/<competition> (KAGGLE_ROOT defaults to /kaggle)."""
     src = cfg.download.source
-    return Path(src[4:]).expanduser() if src.startswith("dir:") else None
+    if src.startswith("dir:"):
+        return Path(src[4:]).expanduser()
+    if src == "auto" and os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+        mounted = Path(os.environ.get("KAGGLE_ROOT", "/kaggle")) / "input" / cfg.download.competition
+        if mounted.is_dir():
+            return mounted
+    return None
 
 
 def checkpoint_path(cfg: Config) -> Path:
@@ -33,8 +42,10 @@ def checkpoint_path(cfg: Config) -> Path:
 
 
 def _download_inputs(cfg: Config) -> list[Path]:
+    # Only the two JPEG folders (a Kaggle input also holds TFRecords); a missing one is left to the
+    # stage, whose error names the folder and the setting.
     folder = dir_source(cfg)
-    return [folder] if folder else []
+    return [p for p in (folder / "monet_jpg", folder / "photo_jpg") if p.is_dir()] if folder else []
 
 
 def _train_inputs(cfg: Config) -> list[Path]:
@@ -55,10 +66,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("download", "fetch the competition images (Kaggle, a folder, or the offline demo set) into data/raw",
           build="pipeline.download:build", output=lambda c: c.raw_dir,
           inputs=_download_inputs,
-          settings=lambda c: c.download),
+          settings=lambda c: c.download, code=("demo.py", "landscape.py", "images.py")),
     Stage("augment", "300 Monets -> 1,500: each painting plus 4 augmented variants, and a contact sheet",
           build="pipeline.augment:build", output=lambda c: c.augmented_dir,
-          inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment),
+          inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment, code=("images.py",)),
     Stage("train", "train a CycleGAN or DCGAN into data/runs/<run> (resumable; samples, loss plot)",
           build="pipeline.train:build", output=lambda c: c.run_dir, inputs=_train_inputs,
           settings=lambda c: c.train, atomic=False, code=("models", "losses.py")),
@@ -68,7 +79,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("score", "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
           build="pipeline.score:build", output=lambda c: c.submissions_dir / "score.json",
           inputs=lambda c: [c.images_dir, c.raw_dir / "monet_jpg"], settings=lambda c: c.score,
-          code=("mifid.py",)),
+          code=("mifid.py", "features.py")),
     Stage("zip", "validate submissions/images and write submissions/images.zip (7,000-10,000 JPEGs)",
           build="pipeline.submission:build", output=lambda c: c.zip_path, inputs=lambda c: [c.images_dir],
           settings=lambda c: c.zip),

@@ -51,8 +51,12 @@ class DownloadConfig:
     demo_monet: int = 300  # demo source: number of paintings
     demo_photos: int = 7038  # demo source: number of photos
     demo_seed: int = 0
+    expect_monet: int = 300  # the competition's counts: the kaggle source must match them, other sources warn
+    expect_photos: int = 7038
 
     def __post_init__(self) -> None:
+        _require(self.source in ("auto", "kaggle", "demo") or (self.source.startswith("dir:") and len(self.source) > 4),
+                 "download.source", f"must be auto, kaggle, demo or dir:PATH (got '{self.source}')")
         _require(self.image_size >= 16, "download.image_size", "must be >= 16")
         _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos", "must be >= 1")
 
@@ -63,7 +67,8 @@ class AugmentConfig:
     seed: int = 0
     hflip_p: float = 0.5
     crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range, back to full size
-    rotate_limit: float = 10.0  # degrees
+    crop_ratio: tuple[float, float] = (0.9, 1.1)  # its aspect range: near 1 keeps brush strokes' proportions
+    rotate_limit: float = 10.0  # degrees, then cropped to the largest box without empty corners
     color_jitter: float = 0.1  # brightness/contrast/saturation strength; hue is a fifth of it
     noise_std: tuple[float, float] = (0.01, 0.04)  # gaussian noise, fraction of the 0-255 range
     quality: int = 95  # JPEG quality of the written variants
@@ -71,6 +76,14 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         _require(self.variants >= 0, "augment.variants", "must be >= 0")
         _require(1 <= self.quality <= 100, "augment.quality", "must be in 1..100")
+        _require(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", "must be in 0..1")
+        _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "augment.crop_scale",
+                 "must be [low, high] with 0 < low <= high <= 1")
+        _require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio", "must be [low, high], 0 < low <= high")
+        _require(0.0 <= self.rotate_limit <= 45.0, "augment.rotate_limit", "must be in 0..45 degrees")
+        _require(0.0 <= self.color_jitter <= 1.0, "augment.color_jitter", "must be in 0..1")
+        _require(0.0 <= self.noise_std[0] <= self.noise_std[1] <= 1.0, "augment.noise_std",
+                 "must be [low, high] with 0 <= low <= high <= 1")
 
 
 @dataclass(frozen=True)
@@ -136,10 +149,13 @@ class GenerateConfig:
     batch_size: int = 16
     checkpoint: str = "auto"  # auto (best.pt if present, else last.pt) | best | last | a path
     max_memorization: float = 0.0  # 0 = off; else drop images closer than this cosine distance to a training Monet
+    seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
 
     def __post_init__(self) -> None:
         _require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
         _require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+        _require(0.0 <= self.max_memorization < 1.0, "generate.max_memorization",
+                 "must be in 0..1 (a cosine distance; 0 = off, the MiFID threshold is 0.1)")
 
 
 @dataclass(frozen=True)
@@ -172,16 +188,30 @@ class KernelConfig:
     is_private: bool = True
     enable_gpu: bool = True
     enable_internet: bool = False
-    weights_dataset: str = ""  # owner/dataset holding the FID weights file; empty = the kernel skips scoring
-    preset: str = "kaggle"
+    weights_dataset: str = ""  # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
+    preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
+    set: str = ""  # overrides on top of kernel.preset: "section.key=value" items separated by ";"
+
+    def __post_init__(self) -> None:
+        _require(len(self.slug) >= 5 and self.slug.replace("-", "").isalnum() and self.slug == self.slug.lower(),
+                 "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
+        _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
 
 
 @dataclass(frozen=True)
 class SubmitConfig:
     dry_run: bool = False  # do everything up to the submission itself
-    poll_timeout_min: float = 330.0
-    poll_interval_s: float = 30.0
+    poll_timeout_min: float = 330.0  # stop following the kernel after this long (it keeps running on Kaggle)
+    poll_interval_s: float = 30.0  # longest pause between status checks (the first checks come sooner)
     message: str = ""  # empty = run name and config hash
+    retries: int = 4  # tries of a Kaggle request that failed transiently (5xx, 429, reset, timeout)
+    retry_delay_s: float = 2.0  # first pause between tries; doubles after each
+    version: int = 0  # > 0: submit this kernel version's fetched output (e.g. after a dry run) without a new run
+
+    def __post_init__(self) -> None:
+        _require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
+        _require(self.poll_interval_s > 0 and self.poll_timeout_min > 0 and self.retry_delay_s >= 0,
+                 "submit.poll_interval_s/poll_timeout_min/retry_delay_s", "must be positive")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,21 +65,33 @@ class Stage:
         if not force and out.exists() and read_stamp(out).get("key") == key:
             print(f"{self.name}: up to date ({out})")
             return out
-        atomic.remove_stale_temps(out.parent)
+        main = is_main_process()
+        if main:
+            atomic.remove_stale_temps(out.parent)
         if self.atomic:
             with atomic.atomic_path(out) as tmp:
                 summary = self.builder()(cfg, tmp)
                 if tmp.is_dir():  # the stamp travels inside the folder, renamed with it
-                    _write_stamp(stamp_path(tmp), key, summary)
+                    _write_stamp(stamp_path(tmp), key, summary, start)
             if out.is_file():
-                _write_stamp(stamp, key, summary)
+                _write_stamp(stamp, key, summary, start)
         else:
-            stamp.unlink(missing_ok=True)
-            out.mkdir(parents=True, exist_ok=True)
+            if main:
+                stamp.unlink(missing_ok=True)
+                if force:  # a resumable stage goes on from what its folder holds: --force starts it over
+                    shutil.rmtree(out, ignore_errors=True)
+                out.mkdir(parents=True, exist_ok=True)
             summary = self.builder()(cfg, out)
-            _write_stamp(stamp, key, summary)
+            if not main:
+                return out
+            _write_stamp(stamp, key, summary, start)
         print(f"{self.name}: {summary} [{time.perf_counter() - start:.1f}s] -> {out}")
         return out
+
+
+def is_main_process() -> bool:
+    """Under `torchrun` every process runs the stage; only rank 0 touches its output folder and stamp."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def stamp_path(out: Path) -> Path:
@@ -94,8 +108,9 @@ def read_stamp(out: Path) -> dict[str, Any]:
         return {}
 
 
-def _write_stamp(path: Path, key: str, summary: str) -> None:
-    atomic.write_json(path, {"key": key, "summary": summary, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+def _write_stamp(path: Path, key: str, summary: str, start: float) -> None:
+    atomic.write_json(path, {"key": key, "summary": summary, "seconds": round(time.perf_counter() - start, 2),
+                             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def _code_hash(build: str, extra: tuple[str, ...]) -> str:

@@ -39,3 +39,11 @@ def tiny_config(tmp_path: Path, *overrides: str, preset: str = "demo") -> Config
 @pytest.fixture
 def jpegs():
     return make_jpegs
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A calibrated random FID-Inception weights file in the real file's format (built once, ~2 s)."""
+    from inception_weights import make_inception_weights  # tests/ is on sys.path (rootdir conftest)
+
+    return make_inception_weights(tmp_path_factory.mktemp("inception") / "pt_inception-test.pth")

@@ -1,0 +1,121 @@
+"""The score stage and command: JSON results, the local leaderboard, and skipping without weights."""
+from __future__ import annotations
+
+import csv
+import json
+import urllib.error
+import zipfile
+
+import pytest
+import torch
+from conftest import make_jpegs, tiny_config
+
+from pipeline.__main__ import EXIT_SKIPPED, EXIT_USER_ERROR, main
+from pipeline.chain import STAGES
+from pipeline.features import WEIGHTS_FILE
+from pipeline.mifid import mifid
+from pipeline.score import COLUMNS, format_leaderboard, result_path, score_images
+
+KEYS = {"fid", "distance", "mifid", "n_gen", "n_real", "weights", "subset", "n_available"}
+
+
+def cli(tmp_path, *args: str) -> int:
+    return main([args[0], "--config", "demo", "--set", f'paths.data="{tmp_path / "data"}"',
+                 "--set", f'paths.submissions="{tmp_path / "submissions"}"', *args[1:]])
+
+
+def leaderboard(tmp_path) -> list[dict[str, str]]:
+    with open(tmp_path / "submissions" / "leaderboard.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cli_scores_any_two_sets_folder_or_zip(tmp_path, inception_weights, capsys):
+    make_jpegs(tmp_path / "gen", 5, size=40, seed=1)
+    real = make_jpegs(tmp_path / "real", 4, size=40, seed=2)
+    with zipfile.ZipFile(tmp_path / "real.zip", "w") as zf:
+        for p in real:
+            zf.write(p, f"nested/{p.name}")
+    weights = f"score.weights={inception_weights}"
+    assert cli(tmp_path, "score", "--set", weights, "--images", str(tmp_path / "gen"),
+               "--real", str(tmp_path / "real.zip"), "--out", str(tmp_path / "out.json")) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert KEYS <= result.keys()
+    assert (result["n_gen"], result["n_real"], result["subset"], result["weights"]) == (5, 4, False,
+                                                                                      str(inception_weights))
+    assert result["mifid"] == pytest.approx(mifid(result["fid"], result["distance"], result["epsilon"]))
+    assert result["fid"] > 0 and 0 < result["distance"] < 1
+    # The other way round, without --out: the JSON lands beside the scored zip, never inside a folder.
+    assert cli(tmp_path, "score", "--set", weights, "--images", str(tmp_path / "real.zip"),
+               "--real", str(tmp_path / "gen")) == 0
+    swapped = json.loads(result_path(tmp_path / "real.zip").read_text())
+    assert result_path(tmp_path / "real.zip").name == "real.zip.score.json"
+    assert (swapped["n_gen"], swapped["n_real"]) == (4, 5)
+    assert swapped["fid"] == pytest.approx(result["fid"], rel=1e-6)  # FID is symmetric; d is not
+    assert not (tmp_path / "gen" / "score.json").exists()
+    rows = leaderboard(tmp_path)
+    assert [r["source"] for r in rows] == ["local", "local"]
+    assert "local leaderboard" in capsys.readouterr().out
+
+
+def test_stage_writes_json_appends_rows_and_sorts_by_mifid(tmp_path, inception_weights, capsys):
+    cfg = tiny_config(tmp_path, f"score.weights={inception_weights}")
+    make_jpegs(cfg.images_dir, 6, size=40, seed=3)
+    make_jpegs(cfg.raw_dir / "monet_jpg", 4, size=40, seed=4)
+    STAGES["score"].run(cfg)
+    full = json.loads((cfg.submissions_dir / "score.json").read_text())
+    assert KEYS <= full.keys() and full["n_gen"] == 6 and full["subset"] is False
+    STAGES["score"].run(cfg)  # up to date: no new row
+    assert len(leaderboard(tmp_path)) == 1
+
+    subset_cfg = tiny_config(tmp_path, f"score.weights={inception_weights}", "score.limit=3")
+    STAGES["score"].run(subset_cfg)
+    part = json.loads((cfg.submissions_dir / "score.json").read_text())
+    assert (part["n_gen"], part["n_available"], part["subset"]) == (3, 6, True)
+
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:  # what a Kaggle kernel returns
+        for p in sorted(cfg.images_dir.glob("*.jpg")):
+            zf.write(p, p.name)
+    kaggle = score_images(cfg, tmp_path / "images.zip", source="kaggle")
+    assert kaggle["fid"] == pytest.approx(full["fid"], rel=1e-9)
+
+    rows = leaderboard(tmp_path)
+    assert list(rows[0].keys()) == list(COLUMNS)
+    assert [(r["source"], r["scope"], r["n_images"]) for r in rows] == [
+        ("local", "full", "6"), ("local", "subset", "3"), ("kaggle", "full", "6")]
+    assert rows[0]["run"] == "demo" and rows[0]["config_hash"] == cfg.train_hash()[:8]
+    assert float(rows[0]["mifid"]) == pytest.approx(full["mifid"], rel=1e-4)
+    printed = capsys.readouterr().out.split("local leaderboard")[-1].splitlines()[2:]
+    shown = [float(line.split()[COLUMNS.index("mifid") + 1]) for line in printed]
+    assert shown == sorted(float(r["mifid"]) for r in rows)
+
+
+def test_leaderboard_table_sorts_numerically_and_survives_bad_cells():
+    rows = [{"mifid": m, "run": r} for m, r in [("100.5", "a"), ("", "broken"), ("9.25", "b"), ("55", "c")]]
+    lines = format_leaderboard(rows).splitlines()[2:]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4"]
+    assert [r for line in lines for r in ("a", "b", "c", "broken") if f" {r} " in f" {line} "] == [
+        "b", "c", "a", "broken"]
+
+
+def test_no_weights_offline_is_a_skip_with_one_line(tmp_path, monkeypatch, capsys):
+    def offline(url, dst, **_kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    make_jpegs(tmp_path / "submissions" / "images", 3, size=32)
+    make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 3, size=32)
+    assert cli(tmp_path, "score") == EXIT_SKIPPED
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("score: skipped:") and WEIGHTS_FILE in err and "score.weights" in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "submissions" / "score.json").exists()
+    assert not (tmp_path / "submissions" / "leaderboard.csv").exists()
+
+
+def test_options_need_images_and_existing_paths(tmp_path, inception_weights, capsys):
+    assert cli(tmp_path, "score", "--real", str(tmp_path)) == EXIT_USER_ERROR
+    assert "--images" in capsys.readouterr().err
+    assert cli(tmp_path, "score", "--set", f"score.weights={inception_weights}",
+               "--images", str(tmp_path / "nowhere")) == EXIT_USER_ERROR
+    assert "nowhere" in capsys.readouterr().err
