@@ -85,7 +85,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           settings=lambda c: c.zip),
     Stage("kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
           build="pipeline.kernel:build", output=lambda c: Path("kernels") / c.kernel.slug,
-          inputs=lambda c: [PACKAGE_DIR], settings=lambda c: c.kernel),
+          inputs=lambda c: [PACKAGE_DIR],
+          settings=lambda c: {"kernel": c.kernel, "competition": c.download.competition}),
 ]}
 
 
