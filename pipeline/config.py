@@ -140,6 +140,14 @@ class TrainConfig:
         for name in ("n_blocks", "pool_size", "keep_last", "time_budget_min", "select_by_mifid"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
         _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
+        _require(0.5 < self.label_smoothing <= 1.0, "train.label_smoothing", "must be in 0.5..1 (1 = off)")
+        _require(0.0 <= self.d_dropout < 1.0, "train.d_dropout", "must be in 0..1")
+        for name in ("lr", "lr_d", "lambda_cycle", "lambda_identity", "instance_noise", "gp_weight",
+                     "checkpoint_every_s"):
+            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
+        _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
+                 'must be "" (off) or a comma-separated list of: color, translation, cutout')
 
 
 @dataclass(frozen=True)

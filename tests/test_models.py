@@ -1,0 +1,192 @@
+"""The networks, DiffAugment and the losses, each against an independent reference (published sizes,
+receptive fields, closed-form loss values)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import TrainConfig
+from pipeline.losses import AdversarialLoss, gradient_penalty, reconstruction_loss
+from pipeline.models import make_discriminator, make_generator
+from pipeline.models.cyclegan import PatchDiscriminator, UnetGenerator, unet_depth
+from pipeline.models.diffaugment import color, cutout, diff_augment, parse_policy, translation
+
+
+def n_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_resnet_generator_matches_the_papers_size():
+    # The CycleGAN ResNet-9 generator with 64 filters has 11.378M parameters (junyanz/pytorch-CycleGAN-and-pix2pix
+    # prints "Total number of parameters : 11.378 M"); the PatchGAN discriminator 2.765M.
+    t = TrainConfig()
+    assert n_params(make_generator(t)) == 11_378_179
+    assert round(n_params(make_discriminator(t)) / 1e6, 3) == 2.765
+
+
+@pytest.mark.parametrize("generator", ["resnet", "unet"])
+@pytest.mark.parametrize("size", [32, 40])  # 40: not a multiple of the U-Net's 2**depth
+def test_generators_keep_the_image_size_and_range(generator, size):
+    g = make_generator(TrainConfig(generator=generator, ngf=4, n_blocks=1, image_size=32))
+    y = g(torch.randn(2, 3, size, size) * 3)
+    assert y.shape == (2, 3, size, size)
+    assert y.abs().max() <= 1.0
+
+
+def test_unet_depth_follows_the_training_size_and_reaches_1x1():
+    assert unet_depth(256) == 8 and unet_depth(64) == 6 and unet_depth(32) == 5
+    g = UnetGenerator(ngf=4, depth=unet_depth(32))
+    bottleneck = torch.randn(1, 3, 32, 32)
+    for layer in g.down:
+        bottleneck = layer(bottleneck)
+    assert bottleneck.shape[-2:] == (1, 1)
+    assert g(torch.randn(1, 3, 256, 256)).shape == (1, 3, 256, 256)  # trained on crops, applied to whole photos
+
+
+def test_patchgan_sees_70x70_patches():
+    d = PatchDiscriminator(ndf=4, d_layers=3)
+    # Instance norm mixes in statistics of the whole image; without it each logit sees only its patch.
+    d.model = torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.InstanceNorm2d) else m
+                                    for m in d.model])
+    for p in d.parameters():  # positive weights so no gradient cancels to exactly zero
+        torch.nn.init.uniform_(p, 0.01, 0.02)
+    d = d.double()
+    x = torch.zeros(1, 3, 160, 160, dtype=torch.double, requires_grad=True)
+    out = d(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+    cols = x.grad.abs().sum(dim=(0, 1, 2)).nonzero()
+    assert int(rows.max() - rows.min() + 1) == 70
+    assert int(cols.max() - cols.min() + 1) == 70
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_dcgan_maps_noise_to_images_and_images_to_logits(size):
+    t = TrainConfig(model="dcgan", image_size=size, z_dim=16, dcgan_width=8)
+    g, d = make_generator(t), make_discriminator(t)
+    images = g(torch.randn(3, 16))
+    assert images.shape == (3, 3, size, size) and images.abs().max() <= 1.0
+    logits = d(images)
+    assert logits.shape == (3, 1)
+    assert not isinstance(d.model[-1], torch.nn.Sigmoid)
+
+
+def test_spectral_norm_bounds_each_discriminator_layer():
+    d = make_discriminator(TrainConfig(model="dcgan", image_size=32, dcgan_width=8, spectral_norm=True))
+    for _ in range(30):  # power iteration converges during forward passes in train mode
+        d(torch.randn(4, 3, 32, 32))
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    for conv in convs:
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_discriminator_dropout_is_active_in_training_only():
+    d = make_discriminator(TrainConfig(model="dcgan", image_size=32, dcgan_width=8, d_dropout=0.5))
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.equal(d(x), d(x))
+    d.eval()
+    assert torch.equal(d(x), d(x))
+
+
+def test_weights_start_from_n_0_002():
+    g = make_generator(TrainConfig(ngf=32, n_blocks=2))
+    weights = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert weights.mean().item() == pytest.approx(0.0, abs=2e-3)
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+# DiffAugment
+
+
+def test_translation_shifts_each_image_with_zero_fill():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 16, 16) + 1  # strictly positive, so the zero fill is recognisable
+    y = translation(x)
+    for xi, yi in zip(x, y):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(yi, _shift(xi, dy, dx))]
+        assert len(matches) == 1
+
+
+def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Reference: move the image content by (dy, dx) pixels, zeros where nothing moves in."""
+    padded = F.pad(img, (2, 2, 2, 2))
+    return padded[:, 2 - dy:2 - dy + img.shape[1], 2 - dx:2 - dx + img.shape[2]]
+
+
+def test_cutout_zeroes_one_square_of_half_the_size():
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 16, 16) + 1
+    y = cutout(x)
+    for xi, yi in zip(x, y):
+        hole = (yi == 0).all(dim=0)
+        assert torch.equal(yi[:, ~hole], xi[:, ~hole])  # the rest is untouched
+        rows, cols = hole.any(dim=1).nonzero(), hole.any(dim=0).nonzero()
+        assert 0 < len(rows) <= 8 and 0 < len(cols) <= 8
+        assert hole.sum() == len(rows) * len(cols)  # a rectangle (a square clipped by the border)
+
+
+def test_color_shifts_brightness_by_at_most_half():
+    # On a flat grey image saturation and contrast have nothing to act on: only the brightness shift remains.
+    torch.manual_seed(0)
+    x = torch.full((64, 3, 4, 4), 0.2)
+    shift = color(x) - x
+    per_image = shift.flatten(1)
+    assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image), atol=1e-6)
+    assert per_image.min() >= -0.5 and per_image.max() < 0.5 and per_image[:, 0].std() > 0.2
+
+
+def test_diffaugment_is_differentiable_and_policy_parsing():
+    assert parse_policy("") == ()
+    assert parse_policy("color, translation,cutout") == ("color", "translation", "cutout")
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    diff_augment(x, parse_policy("color,translation,cutout")).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+# Losses
+
+
+def test_lsgan_loss_matches_the_least_squares_formula():
+    real, fake = torch.randn(4, 1, 6, 6), torch.randn(4, 1, 6, 6)
+    adv = AdversarialLoss("lsgan")
+    assert adv.d_loss(real, fake).item() == pytest.approx(
+        0.5 * (((real - 1) ** 2).mean() + (fake**2).mean()).item(), rel=1e-6)
+    assert adv.g_loss(fake).item() == pytest.approx(((fake - 1) ** 2).mean().item(), rel=1e-6)
+
+
+def test_bce_smooths_real_labels_only():
+    real, fake = torch.tensor([[2.0], [-1.0]]), torch.tensor([[0.5], [-3.0]])
+    adv = AdversarialLoss("bce", real_label=0.9)
+
+    def bce(logit: float, target: float) -> float:
+        p = 1 / (1 + math.exp(-logit))
+        return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+    expected_d = 0.5 * ((bce(2.0, 0.9) + bce(-1.0, 0.9)) / 2 + (bce(0.5, 0) + bce(-3.0, 0)) / 2)
+    assert adv.d_loss(real, fake).item() == pytest.approx(expected_d, rel=1e-6)
+    assert adv.g_loss(fake).item() == pytest.approx((bce(0.5, 1) + bce(-3.0, 1)) / 2, rel=1e-6)
+
+
+def test_wgan_loss_and_gradient_penalty_of_a_linear_critic():
+    real, fake = torch.randn(5, 1), torch.randn(5, 1)
+    adv = AdversarialLoss("wgan-gp")
+    assert adv.d_loss(real, fake).item() == pytest.approx((fake.mean() - real.mean()).item(), rel=1e-6)
+    assert adv.g_loss(fake).item() == pytest.approx(-fake.mean().item(), rel=1e-6)
+    w = torch.randn(3, 4, 4)  # critic(x) = <w, x>: its gradient is w everywhere, so GP = (|w| - 1)^2
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return (x * w).flatten(1).sum(1)
+
+    gp = gradient_penalty(critic, torch.randn(6, 3, 4, 4), torch.randn(6, 3, 4, 4))
+    assert gp.item() == pytest.approx(((w.norm() - 1) ** 2).item(), rel=1e-5)
+
+
+def test_reconstruction_loss_is_l1():
+    a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert reconstruction_loss(a, b).item() == pytest.approx((a - b).abs().mean().item(), rel=1e-6)

@@ -1,0 +1,267 @@
+"""The train stage: every family and option trains, checkpoints round-trip exactly, interrupted and damaged
+runs resume, two gloo processes stay in sync, the time budget stops cleanly, best.pt follows the selector."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from conftest import make_jpegs, tiny_config
+from PIL import Image
+
+from pipeline import checkpoint, families, train
+from pipeline.chain import STAGES
+from pipeline.config import Config, TrainConfig
+from pipeline.device import Runtime
+from pipeline.errors import StageSkipped, UserError
+from pipeline.trainlog import read_csv
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
+TINY = ("train.image_size=32", "train.ngf=4", "train.ndf=4", "train.n_blocks=1", "train.dcgan_width=4",
+        "train.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "train.pool_size=3",
+        "hardware.workers=1", "hardware.device=cpu")  # CPU: exact, repeatable arithmetic
+
+
+def make_data(tmp_path: Path) -> None:
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
+    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
+
+
+@pytest.fixture
+def config(tmp_path):
+    make_data(tmp_path)
+    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+
+
+def losses(cfg: Config) -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in row.items()} for row in read_csv(cfg.run_dir / "losses.csv")]
+
+
+def last_step(cfg: Config) -> int:
+    return checkpoint.read(cfg.run_dir / "last.pt")["step"]
+
+
+@pytest.mark.parametrize("options", [
+    ("train.generator=resnet",),
+    ("train.generator=unet", "train.diffaugment=color,translation,cutout"),
+    ("train.model=dcgan", "train.loss=bce", "train.instance_noise=0.1"),
+    ("train.model=dcgan", "train.loss=lsgan", "train.spectral_norm=true", "train.d_dropout=0.3"),
+    ("train.model=dcgan", "train.loss=wgan-gp", "train.n_critic=2", "train.diffaugment=translation"),
+], ids=["resnet", "unet-diffaugment", "dcgan-bce-noise", "dcgan-lsgan-sn-dropout", "dcgan-wgan-gp"])
+def test_each_family_trains_and_leaves_a_usable_run(config, options):
+    cfg = config(*options)
+    summary = train.build(cfg, cfg.run_dir)
+    total = 4 if cfg.train.model == "cyclegan" else 4 // cfg.train.n_critic  # 8 paintings, batch 2
+    assert f"{total}/{total} steps" in summary
+    rows = losses(cfg)
+    assert [int(r["step"]) for r in rows] == list(range(1, total + 1))
+    assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in rows)
+    for name in ("config.toml", "losses.csv", "loss_plot.png", "samples.gif", "last.pt"):
+        assert (cfg.run_dir / name).is_file(), name
+    grids = sorted((cfg.run_dir / "samples").iterdir())
+    assert grids[0].name == "step_000002.png"
+    with Image.open(cfg.run_dir / "samples.gif") as gif:
+        assert gif.n_frames == len(grids)
+    loaded = train.load_generator(cfg.run_dir / "last.pt")
+    assert loaded.kind == cfg.train.model and loaded.step == total and not loaded.generator.training
+    x = torch.randn(2, loaded.z_dim) if loaded.kind == "dcgan" else torch.rand(2, 3, 40, 40) * 2 - 1
+    with torch.no_grad():
+        assert loaded.generator(x).shape == (2, 3, 32 if loaded.kind == "dcgan" else 40, 32 if loaded.kind == "dcgan" else 40)
+
+
+@pytest.mark.parametrize("options", [
+    ("train.diffaugment=color,translation,cutout", "train.instance_noise=0.05"),
+    ("train.model=dcgan", "train.d_dropout=0.2", "train.instance_noise=0.1"),
+], ids=["cyclegan", "dcgan"])
+def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, options):
+    cfg = config("train.epochs=2", "train.checkpoint_every=3", *options)
+    train.build(cfg, cfg.run_dir)
+    uninterrupted = losses(cfg)
+    assert len(uninterrupted) == 8
+    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
+        path.unlink()  # as if the run had died right after its step-3 checkpoint
+    capsys.readouterr()
+    train.build(cfg, cfg.run_dir)
+    assert "resuming from step 3" in capsys.readouterr().out
+    resumed = losses(cfg)
+    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
+    for a, b in zip(uninterrupted[3:], resumed[3:]):
+        for key in a.keys() - {"seconds"}:
+            assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
+
+
+def test_a_killed_run_resumes_to_the_full_step_count(tmp_path):
+    make_data(tmp_path)
+    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo",
+            "--set", f"paths.data={tmp_path / 'data'}", *[a for o in TINY for a in ("--set", o)],
+            "--set", "train.epochs=40", "--set", "train.checkpoint_every=5", "--set", "train.sample_every=1000"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run_dir = tmp_path / "data" / "runs" / "demo"
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(read_csv(run_dir / "losses.csv"))
+    assert 0 < killed_at < 160, "the run should have been killed part-way"
+    (run_dir / ".ckpt_000099.pt.tmp-killed").write_bytes(b"half a checkpoint")  # as a kill mid-write leaves
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(run_dir.glob(".*.tmp-*"))
+    assert "resuming from step" in done.stdout
+    assert checkpoint.read(run_dir / "last.pt")["step"] == 160  # 40 epochs x 4 steps
+    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, 161))
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(config, capsys):
+    cfg = config()
+    train.build(cfg, cfg.run_dir)
+    last = cfg.run_dir / "last.pt"
+    with open(last, "r+b") as fh:  # a copy cut short (last.pt shares its file with ckpt_000004.pt)
+        fh.truncate(last.stat().st_size // 2)
+    capsys.readouterr()
+    train.build(cfg, cfg.run_dir)
+    out = capsys.readouterr().out
+    assert f"checkpoint {last} is damaged" in out
+    assert "resuming from step 2" in out
+    assert last_step(cfg) == 4
+    with pytest.raises(UserError, match="ckpt_000002.pt"):
+        (cfg.run_dir / "ckpt_000002.pt").write_bytes(b"PK\x03\x04 not really")
+        train.load_generator(cfg.run_dir / "ckpt_000002.pt")
+
+
+def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
+    cfg = config()
+    STAGES["train"].run(cfg)
+    with pytest.raises(UserError, match="ngf=4 -> 8.*--force"):
+        STAGES["train"].run(config("train.ngf=8"))
+    capsys.readouterr()
+    STAGES["train"].run(config("train.ngf=8"), force=True)
+    assert "resuming" not in capsys.readouterr().out
+    assert checkpoint.read(cfg.run_dir / "last.pt")["train"]["ngf"] == 8
+
+
+def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(config, capsys):
+    cfg = config("train.epochs=3", "train.time_budget_min=0.0001")  # 6 ms: spent by the first log row
+    summary = train.build(cfg, cfg.run_dir)
+    assert "stopped by train.time_budget_min" in summary
+    assert last_step(cfg) == 1
+    assert (cfg.run_dir / "loss_plot.png").is_file() and (cfg.run_dir / "samples.gif").is_file()
+    cfg = config("train.epochs=3", "train.time_budget_min=10")
+    summary = train.build(cfg, cfg.run_dir)
+    assert "resuming from step 1" in capsys.readouterr().out
+    assert "12/12 steps" in summary and "stopped" not in summary
+    assert last_step(cfg) == 12
+
+
+def test_ctrl_c_saves_a_checkpoint(config, monkeypatch):
+    cfg = config("train.epochs=2", "train.checkpoint_every=100")
+    real_step = families.CycleGAN.train_step
+
+    def interrupted(self, batch, progress):
+        if progress >= 0.5:  # step 5 of 8
+            raise KeyboardInterrupt
+        return real_step(self, batch, progress)
+
+    monkeypatch.setattr(families.CycleGAN, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.build(cfg, cfg.run_dir)
+    assert last_step(cfg) == 4
+
+
+def test_best_checkpoint_follows_the_selector(config, monkeypatch):
+    scores = iter([5.0, 3.0, 4.0, 6.0])
+    seen = []
+
+    def make_selector(cfg, device):
+        def select(translate):
+            photos = torch.rand(3, 3, 40, 40) * 2 - 1
+            out = translate(photos)
+            seen.append(out.shape)
+            assert out.dtype == torch.float32 and out.abs().max() <= 1
+            return next(scores)
+        return select
+
+    monkeypatch.setitem(sys.modules, "pipeline.mifid", types.SimpleNamespace(make_selector=make_selector))
+    cfg = config("train.select_by_mifid=1", "train.checkpoint_every=1")
+    train.build(cfg, cfg.run_dir)
+    assert seen == [(3, 3, 40, 40)] * 4
+    best = checkpoint.read(cfg.run_dir / "best.pt")
+    assert best["step"] == 2 and best["mifid"] == 3.0 and set(best["models"]) == {"G_photo2monet", "G_monet2photo"}
+    at_step_2 = checkpoint.read(cfg.run_dir / "ckpt_000002.pt")["models"]["G_photo2monet"]
+    assert all(torch.equal(at_step_2[k], v) for k, v in best["models"]["G_photo2monet"].items())
+    assert train.load_generator(cfg.run_dir / "best.pt").step == 2
+    assert checkpoint.read(cfg.run_dir / "last.pt")["best_mifid"] == 3.0
+
+
+def test_training_goes_on_without_selection_when_mifid_cannot_run(config, monkeypatch, capsys):
+    def make_selector(cfg, device):
+        raise StageSkipped("no FID weights (pt_inception-2015-12-05-6726825d.pth)")
+
+    monkeypatch.setitem(sys.modules, "pipeline.mifid", types.SimpleNamespace(make_selector=make_selector))
+    cfg = config("train.select_by_mifid=1")
+    assert "4/4 steps" in train.build(cfg, cfg.run_dir)
+    assert "select_by_mifid is off for this run: no FID weights" in capsys.readouterr().out
+    assert not (cfg.run_dir / "best.pt").exists()
+
+
+@pytest.mark.parametrize("family, options", [
+    (families.CycleGAN, {"generator": "unet", "ngf": 4, "ndf": 4}),
+    (families.DCGAN, {"model": "dcgan", "loss": "wgan-gp", "n_critic": 2, "dcgan_width": 4, "z_dim": 8}),
+], ids=["cyclegan", "dcgan-wgan-gp"])
+def test_fp16_with_a_grad_scaler_steps_every_optimizer(family, options):
+    # The T4/P100 path (fp16 + GradScaler), run on the CPU: one scaler serves several optimizer steps per step.
+    t = TrainConfig(image_size=32, batch_size=2, **options)
+    fam = family(t, Runtime(device=torch.device("cpu"), amp_dtype=torch.float16), total_steps=10)
+    assert fam.scaler.is_enabled()
+    batch = {k: torch.rand(n, 3, 32, 32) * 2 - 1 for k, n in family.images_per_step(t).items()}
+    for i in range(3):
+        assert all(torch.isfinite(v) for v in fam.train_step(batch, i / 10).values())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tuple[str, ...]) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    built = []
+
+    class Recorded(train.FAMILIES["cyclegan"]):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    train.FAMILIES = {"cyclegan": Recorded}
+    STAGES["train"].run(tiny_config(tmp_path, *TINY, *options))
+    torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
+
+
+def test_two_gloo_processes_train_in_sync(tmp_path):
+    make_data(tmp_path)
+    options = ("train.batch_size=1", "train.epochs=2", "train.diffaugment=color,translation")
+    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path, options), nprocs=2, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for name, weights in ranks[0].items():
+        assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
+    cfg = tiny_config(tmp_path, *TINY, *options)
+    saved = checkpoint.read(cfg.run_dir / "last.pt")
+    assert saved["step"] == 8  # 8 paintings / (batch 1 x 2 ranks) = 4 steps an epoch
+    assert len(saved["training"]["ranks"]) == 2
+    assert all(torch.equal(v, ranks[0]["G_photo2monet"][k]) for k, v in saved["models"]["G_photo2monet"].items())
+    assert (cfg.run_dir / ".stage.json").is_file()
