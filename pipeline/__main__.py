@@ -6,6 +6,7 @@ that cannot run here (no FID weights offline) says it is skipped (exit 3); bugs 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import sys
@@ -62,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except StageSkipped as exc:
         print(f"{args.command}: skipped: {exc}", file=sys.stderr)
         return EXIT_SKIPPED
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{args.command}: error: disk full while writing {exc.filename or 'an output'}; free some space and "
+              "re-run the same command (outputs already complete and the last checkpoint are intact)", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{args.command}: interrupted; nothing half-written was kept. Re-run the same command to continue.",
               file=sys.stderr)

@@ -6,8 +6,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _fsync_dir(path: Path) -> None:
@@ -64,11 +65,10 @@ def write_json(target: Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def remove_stale_temps(folder: Path) -> None:
-    """Delete temp files/folders left beside outputs by a killed writer (they never look complete)."""
+def remove_stale_temps(folder: Path, name: str = "*") -> None:
+    """Delete temp files/folders of `name` left in `folder` by a killed writer (they never look complete)."""
     if not folder.is_dir():
         return
-    for p in folder.glob(".*.tmp-*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    for p in folder.glob(".*.old-*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
+        for p in folder.glob(pattern):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

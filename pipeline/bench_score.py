@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from pytorch_fid.fid_score import get_activations
 
+from .device import pick_device
 from .features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
 from .images import list_images
-from .score import pick_device
 
 
 def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "auto",

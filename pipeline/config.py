@@ -37,7 +37,7 @@ class HardwareConfig:
 
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
-    channels_last: bool = True
+    channels_last: bool = False  # faster for the U-Net on CPU; 15-25% slower for ResNet-9 on an H100
     compile: bool = False  # torch.compile the models (GPU only)
     workers: int = 0  # CPU worker threads/processes for image I/O; 0 = one per core
 
@@ -276,8 +276,13 @@ class Config:
         return self.submissions_dir / "images.zip"
 
     def train_hash(self) -> str:
-        """Hash of what decides the trained model (train settings minus the run name)."""
-        return digest({k: v for k, v in dataclasses.asdict(self.train).items() if k != "run"})
+        """Hash of what decides the trained model: the train settings minus how the run is named, watched and
+        budgeted, so that a larger time budget continues the same run folder instead of starting over."""
+        return digest({k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS})
+
+
+RUN_KEYS = ("run", "log_every", "sample_every", "checkpoint_every", "checkpoint_every_s", "keep_last",
+            "time_budget_min", "select_by_mifid", "select_photos")
 
 
 def digest(obj: Any) -> str:

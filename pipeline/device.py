@@ -80,7 +80,7 @@ class Runtime:
 def setup(hw: HardwareConfig) -> Runtime:
     """The device from hardware.device (auto = cuda > mps > cpu); joins the process group when under torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = _pick_device(hw.device)
+    device = pick_device(hw.device)
     if world_size > 1:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -104,7 +104,8 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def _pick_device(name: str) -> torch.device:
+def pick_device(name: str) -> torch.device:
+    """hardware.device as a torch.device: auto = cuda > mps > cpu; a named device that is absent is a UserError."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

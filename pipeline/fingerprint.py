@@ -47,12 +47,18 @@ def file_table(folder: Path, cache_dir: Path | None) -> dict[str, tuple[int, str
     fresh: dict[str, list] = {}
     for path in iter_files(folder):
         rel = path.relative_to(folder).as_posix()
-        st = path.stat()
-        seen = memo.get(rel)
-        if seen and seen[0] == st.st_size and seen[1] == st.st_mtime_ns:
-            digest = seen[2]
-        else:
-            digest = sha256_file(path)
+        try:
+            st = path.stat()
+            seen = memo.get(rel)
+            if seen and seen[0] == st.st_size and seen[1] == st.st_mtime_ns:
+                digest = seen[2]
+            else:
+                digest = sha256_file(path)
+        except OSError as exc:
+            # A symlink loop, a dangling link, a file without read permission: it still counts (the stage
+            # that reads it names it with the reason), and is hashed again once it becomes readable.
+            table[rel] = (-1, f"unreadable: {exc.strerror or exc}")
+            continue
         fresh[rel] = [st.st_size, st.st_mtime_ns, digest]
         table[rel] = (st.st_size, digest)
     if memo_path is not None and fresh != memo:

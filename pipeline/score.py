@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import atomic
 from .config import Config
+from .device import pick_device
 from .errors import UserError
 from .features import InceptionFeatures, find_weights, open_images
 from .mifid import real_features, score_features
@@ -84,15 +83,6 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
           f"{_penalty(result)}  on {_scope(result)}")
     print(format_leaderboard(rows))
     return result
-
-
-def pick_device(name: str) -> torch.device:
-    """hardware.device: auto = cuda > mps > cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 
 
 def append_leaderboard(cfg: Config, result: dict[str, Any]) -> list[dict[str, str]]:

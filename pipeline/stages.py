@@ -12,6 +12,8 @@ their own atomic checkpoints, and still get their stamp written last.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -19,9 +21,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import atomic
 from .config import Config, digest
@@ -61,13 +64,21 @@ class Stage:
             raise UserError(f"{self.name}: input {missing} is missing; run the earlier stage first "
                             f"(e.g. `make demo` or `python -m pipeline <stage>`)")
         key = self.key(cfg)
-        stamp = stamp_path(out)
         if not force and out.exists() and read_stamp(out).get("key") == key:
             print(f"{self.name}: up to date ({out})")
             return out
         main = is_main_process()
-        if main:
-            atomic.remove_stale_temps(out.parent)
+        with output_lock(out, self.name) if main else contextlib.nullcontext():
+            if main:
+                atomic.remove_stale_temps(out.parent, out.name)
+            summary = self._build(cfg, out, key, start, force, main)
+        if not main:
+            return out
+        print(f"{self.name}: {summary} [{time.perf_counter() - start:.1f}s] -> {out}")
+        return out
+
+    def _build(self, cfg: Config, out: Path, key: str, start: float, force: bool, main: bool) -> str:
+        stamp = stamp_path(out)
         if self.atomic:
             with atomic.atomic_path(out) as tmp:
                 summary = self.builder()(cfg, tmp)
@@ -82,11 +93,35 @@ class Stage:
                     shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(parents=True, exist_ok=True)
             summary = self.builder()(cfg, out)
-            if not main:
-                return out
-            _write_stamp(stamp, key, summary, start)
-        print(f"{self.name}: {summary} [{time.perf_counter() - start:.1f}s] -> {out}")
-        return out
+            if main:
+                _write_stamp(stamp, key, summary, start)
+        return summary
+
+
+@contextlib.contextmanager
+def output_lock(out: Path, stage: str) -> Iterator[None]:
+    """Hold an exclusive lock on `out` while a stage writes it: a second run on the same output (two `make train`
+    on one run folder) refuses instead of corrupting it. The OS drops the lock when its holder dies, even by
+    kill -9, so a stale lock file never blocks a later run."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise UserError(f"{stage}: {out} is being written by {holder}; wait for it to finish, or write "
+                            "elsewhere (e.g. another train.run)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def is_main_process() -> bool:

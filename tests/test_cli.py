@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.chain import COMMANDS
-from pipeline.config import Config, available_presets, load_config, to_toml, build_config
+from pipeline.config import Config, available_presets, build_config, load_config, to_toml
 from pipeline.errors import UserError
 
 try:

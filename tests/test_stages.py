@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_jpegs, tiny_config
+
 from pipeline.fingerprint import fingerprint
 from pipeline.stages import Stage, read_stamp
 

@@ -1,0 +1,91 @@
+"""The generate, score and demo parts of `make bench`, each on data made for the occasion in a temp folder."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint
+from ..chain import STAGES, checkpoint_path
+from ..config import Config, PathsConfig
+from ..demo import write_demo
+from ..device import pick_device
+from ..errors import StageSkipped
+from ..features import find_weights
+from ..models import make_generator
+from .timing import median_seconds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def work_config(cfg: Config, work: Path) -> Config:
+    """cfg with data and submissions in `work` (never the user's own folders)."""
+    return dataclasses.replace(cfg, paths=PathsConfig(data=str(work / "data"), submissions=str(work / "submissions")))
+
+
+def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
+    """End to end (read photo -> model -> JPEG on disk) for `n` demo photos, and the model alone."""
+    wcfg = work_config(cfg, work)
+    write_demo(wcfg.raw_dir, n_monet=300 if n > 1000 else 50, n_photos=n, size=256, seed=0)
+    torch.manual_seed(0)
+    G = make_generator(wcfg.train).eval()  # random weights: speed does not depend on them
+    checkpoint.save(checkpoint_path(wcfg), {"format": checkpoint.FORMAT, "models": {"G_photo2monet": G.state_dict()},
+                                            "train": dataclasses.asdict(wcfg.train), "step": 0})
+    STAGES["generate"].run(wcfg, force=True)  # warm-up run: allocator, cuDNN autotuning, nvJPEG
+    start = time.perf_counter()
+    STAGES["generate"].run(wcfg, force=True)
+    seconds = time.perf_counter() - start
+
+    device = pick_device(cfg.hardware.device)
+    batch = cfg.generate.batch_size
+    G = G.to(device)
+    x = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    amp = device.type == "cuda" and cfg.hardware.amp
+
+    def forward() -> None:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            G(x)
+
+    model_s = median_seconds(forward, device, warmup=2, reps=5 if device.type == "cuda" else 2)
+    return [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
+             "images_per_s": n / seconds, "images": str(wcfg.images_dir)},
+            {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n, "seconds": model_s * n / batch,
+             "images_per_s": batch / model_s}]
+
+
+def bench_score_part(cfg: Config, work: Path, images: Path) -> dict:
+    """Our scorer against pytorch-fid's command on the generated images vs the demo paintings."""
+    from ..bench_score import bench_score
+
+    try:
+        weights, kind = find_weights(cfg.score.weights), "the real FID weights"
+    except StageSkipped:  # offline: timings do not depend on the weights' values, so a stand-in serves
+        sys.path.insert(0, str(REPO / "tests"))
+        from inception_weights import make_inception_weights
+
+        weights, kind = make_inception_weights(work / "stand-in-inception.pth"), "a random stand-in"
+    result = bench_score(images, work / "data" / "raw" / "monet_jpg", weights, cfg.hardware.device,
+                         cfg.score.batch_size)
+    return {**result, "weights_kind": kind}
+
+
+def bench_demo(work: Path) -> list[dict]:
+    """`make demo`'s stages, each as its own `python -m pipeline` process, in a fresh folder."""
+    sets = ["--set", f'paths.data="{work / "demo" / "data"}"', "--set", f'paths.submissions="{work / "demo" / "sub"}"']
+    rows = []
+    for stage in ("download", "augment", "train", "generate", "score", "zip"):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pipeline", stage, "--config", "demo", *sets],
+                              check=False, capture_output=True, text=True, cwd=REPO)
+        seconds = time.perf_counter() - start
+        last = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or [""]
+        status = {0: "", 3: "skipped: "}.get(done.returncode, f"failed ({done.returncode}): ")
+        rows.append({"stage": stage, "seconds": seconds, "summary": status + last[0][:120]})
+        if done.returncode not in (0, 3):
+            break
+    rows.append({"stage": "total", "seconds": sum(r["seconds"] for r in rows), "summary": ""})
+    return rows
