@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -32,7 +33,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.rmdir()  # the caller decides whether it is a file or a folder
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not exc.filename:
+                exc.filename = str(target)  # a failed write() names no file: say what could not be written
+            raise
         if tmp.is_dir() and target.is_dir():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)

@@ -92,8 +92,10 @@ def _pytorch_fid_command(images: Path, real: Path, weights: Path, device: torch.
     cmd = [sys.executable, "-m", "pytorch_fid", str(images), str(real), "--dims", "2048",
            "--device", str(device), "--batch-size", str(batch_size)]
     start = time.perf_counter()
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"pytorch_fid failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     match = re.search(r"FID:\s+([-+0-9.eE]+)", done.stdout)
     if not match:
         raise RuntimeError(f"pytorch_fid printed no FID: {done.stdout[-300:]} {done.stderr[-300:]}")

@@ -23,8 +23,10 @@ _HISTORY = re.compile(r"ckpt_(\d+)\.pt")
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    with atomic.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write a checkpoint atomically. Through a Python file, not a path: torch's own writer turns a full disk
+    into an opaque RuntimeError ("unexpected pos"), a Python file raises OSError(ENOSPC) that the CLI reports."""
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,10 @@ class AugmentConfig:
                  "must be [low, high] with 0 <= low <= high <= 1")
 
 
+LR_SCALING: dict[str, Callable[[int], float]] = {"none": lambda b: 1.0, "sqrt": lambda b: b ** 0.5,
+                                                 "linear": lambda b: float(b)}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "cyclegan"  # cyclegan | dcgan
@@ -96,6 +101,7 @@ class TrainConfig:
     image_size: int = 256  # training crop size (random crops at full resolution when < the data's size)
     lr: float = 2e-4  # generator learning rate
     lr_d: float = 2e-4  # discriminator learning rate
+    lr_scaling: str = "sqrt"  # lr and lr_d are for batch 1; a global batch B scales them: none | sqrt (x sqrt B) | linear
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
@@ -134,6 +140,7 @@ class TrainConfig:
         _require(self.model in ("cyclegan", "dcgan"), "train.model", "must be one of: cyclegan, dcgan")
         _require(self.generator in ("resnet", "unet"), "train.generator", "must be one of: resnet, unet")
         _require(self.loss in ("bce", "lsgan", "wgan-gp"), "train.loss", "must be one of: bce, lsgan, wgan-gp")
+        _require(self.lr_scaling in LR_SCALING, "train.lr_scaling", f"must be one of: {', '.join(LR_SCALING)}")
         for name in ("epochs", "batch_size", "image_size", "ngf", "ndf", "z_dim", "dcgan_width", "n_critic",
                      "log_every", "sample_every", "checkpoint_every"):
             _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
@@ -148,6 +155,12 @@ class TrainConfig:
         policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
         _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
                  'must be "" (off) or a comma-separated list of: color, translation, cutout')
+
+
+    def lr_factor(self, world_size: int = 1) -> float:
+        """How much lr and lr_d grow for the global batch (batch_size x processes): Adam's updates are
+        normalised, so the square root keeps the noise per step about as it is at batch 1."""
+        return LR_SCALING[self.lr_scaling](self.batch_size * world_size)
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,13 @@ class Config:
     preset: str = "default"
 
     def __post_init__(self) -> None:
+        # Every integer setting is a count, a size, a step interval, a quality or a seed: none means anything
+        # below zero (a negative seed even crashes numpy). The sections' own checks say more where they can.
+        for section in fields(self):
+            group = getattr(self, section.name)
+            for f in fields(group) if dataclasses.is_dataclass(group) else ():
+                value = getattr(group, f.name)
+                _require(type(value) is not int or value >= 0, f"{section.name}.{f.name}", "must be >= 0")
         lo, hi = self.zip.min_images, self.zip.max_images
         _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
         _require(lo <= self.generate.count <= hi, "generate.count",

@@ -68,6 +68,7 @@ def build(cfg: Config, out: Path) -> str:
         expected = {"monet_jpg": d.demo_monet, "photo_jpg": d.demo_photos}
     else:
         expected = {"monet_jpg": d.expect_monet, "photo_jpg": d.expect_photos}
+    _refuse_empty(good, bad, source)
     _check_counts(good, bad, expected, strict=folder is None and d.source != "demo", competition=d.competition)
     write_manifest(out / "manifest.json", good, bad, source)
     if bad:
@@ -112,6 +113,15 @@ def _refuse_bad(bad: list[tuple[Path, str]], skip_bad: bool, source: str) -> Non
         more = f" (the first {MAX_LISTED}; --set download.skip_bad=true lists them all)" if len(bad) > MAX_LISTED else ""
         raise UserError(f"{len(bad)} bad image(s) in {source}{more}: {describe_bad(bad, limit=MAX_LISTED)}. "
                         "Replace or remove them, or add --set download.skip_bad=true to leave them out")
+
+
+def _refuse_empty(good: Found, bad: list[tuple[Path, str]], source: str) -> None:
+    """With skip_bad, a folder whose every image is bad must still stop the stage here: completing with no
+    paintings (or photos) would only fail later, in a stage that tells the user to re-run this one."""
+    empty = [name for name, rows in good.items() if not rows]
+    if empty:
+        raise UserError(f"no good image left in {', '.join(f'{n}/' for n in empty)} of {source} once "
+                        f"{len(bad)} bad image(s) are skipped ({describe_bad(bad)}); replace them")
 
 
 def _inspect_in_place(out: Path, size: int, workers: int, skip_bad: bool,

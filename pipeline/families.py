@@ -76,10 +76,10 @@ class Family:
         self.nets: dict[str, nn.Module] = {n: rt.place(make_generator(t)) for n in self.generators}
         self.nets.update({n: rt.place(make_discriminator(t)) for n in self.discriminators})
         self.train_nets = {n: rt.wrap(net) for n, net in self.nets.items()}
-        betas = (t.beta1, t.beta2)
+        betas, scale = (t.beta1, t.beta2), t.lr_factor(rt.world_size)
         self.optimizers = {
-            "G": rt.adam(chain(*(self.nets[n].parameters() for n in self.generators)), t.lr, betas),
-            "D": rt.adam(chain(*(self.nets[n].parameters() for n in self.discriminators)), t.lr_d, betas)}
+            "G": rt.adam(chain(*(self.nets[n].parameters() for n in self.generators)), t.lr * scale, betas),
+            "D": rt.adam(chain(*(self.nets[n].parameters() for n in self.discriminators)), t.lr_d * scale, betas)}
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(total_steps, t.decay_start))
                            for k, opt in self.optimizers.items()}
         self.scaler = rt.grad_scaler()

@@ -10,7 +10,6 @@ a folder, a zip, or tensors already in memory (the training loop and the generat
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
 import socket
@@ -25,12 +24,11 @@ from unittest import mock
 import numpy as np
 import pytorch_fid.inception
 import torch
-from PIL import Image, UnidentifiedImageError
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 from tqdm import tqdm
 
 from .errors import StageSkipped, UserError
-from .images import JPEG_SUFFIXES, list_images
+from .images import JPEG_SUFFIXES, decode_rgb, list_images
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048
@@ -119,15 +117,6 @@ def open_images(path: Path) -> Iterator[ImageSet]:
         if not names:
             raise UserError(f"{path}: no .jpg/.jpeg images in this zip")
         yield ImageSet(path, names, archive)
-
-
-def decode_rgb(data: bytes, name: str = "") -> np.ndarray:
-    """HxWx3 uint8 of image bytes, converted to RGB the way pytorch-fid's dataset does."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{name}: not a decodable image ({type(exc).__name__}); remove or replace it") from None
 
 
 class InceptionFeatures:

@@ -75,7 +75,7 @@ def build(cfg: Config, out: Path) -> str:
                           f"{replaced} near-copies made again, {removed} removed")
     write_preview(out, jobs)
     n = len(list_images(out))
-    return f"{n:,} {loaded.kind} images ({rate:.0f} images/s on {runtime.device}){guard_note}"
+    return f"{n:,} {loaded.kind} images ({rate:.3g} images/s on {runtime.device}){guard_note}"
 
 
 def initial_jobs(cfg: Config, loaded: LoadedGenerator, noise: torch.Generator) -> list[Job]:
@@ -122,8 +122,14 @@ class Renderer:
             return torch.stack([j.z for j in jobs])
         if self.gpu_jpeg:
             return [torchvision.io.read_file(str(j.photo)) for j in jobs]
+        photos = [read_rgb(j.photo) for j in jobs]
+        for job, photo in zip(jobs, photos):  # download checked them all; a file put into raw/ later was not
+            if photo.shape != photos[0].shape:
+                raise UserError(f"{job.photo}: {photo.shape[1]}x{photo.shape[0]}, but {jobs[0].photo.name} beside "
+                                f"it is {photos[0].shape[1]}x{photos[0].shape[0]}: the photos must all have one size "
+                                "(download.image_size); remove the odd one or re-run download")
         # NHWC arrays viewed as NCHW: channels_last in memory, as the model wants them.
-        return torch.from_numpy(np.stack([read_rgb(j.photo) for j in jobs])).permute(0, 3, 1, 2)
+        return torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2)
 
     @torch.inference_mode()
     def forward(self, jobs: list[Job], batch: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:

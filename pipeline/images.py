@@ -69,10 +69,23 @@ def describe_bad(bad: list[tuple[Path, str]], limit: int = 5) -> str:
     return shown + (f"; and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
+def decode_rgb(data: bytes, name: str = "") -> np.ndarray:
+    """HxWx3 uint8 of image bytes, converted to RGB the way pytorch-fid's dataset does; a file that does
+    not decode is a UserError naming it, not a PIL traceback from deep inside a stage."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{name}: not a decodable image ({type(exc).__name__}); remove or replace it") from None
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 array of an RGB image file."""
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    """HxWx3 uint8 array of an RGB image file; an unreadable or undecodable file is a UserError naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); remove or replace it") from None
+    return decode_rgb(data, str(path))
 
 
 def encode_jpeg(array: np.ndarray, quality: int = 95) -> bytes:

@@ -129,6 +129,8 @@ def _transient(exc: Exception, code: int | None, idempotent: bool) -> bool:
     if code is not None:
         return code == 429 or (idempotent and code >= 500)  # 429: the request was not carried out
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, urllib3.exceptions.ProxyError):  # the proxy itself could not be reached
+        reason = getattr(reason, "original_error", None)
     never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(
         reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
     return idempotent or never_sent
@@ -171,14 +173,16 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
     api = _session(creds, retry)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
+    name = f"{competition}.zip"
+    atomic.remove_stale_temps(dest, name)  # a download killed with -9 leaves its temp folder (0.4 GB)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}.tmp-") as tmp:
         # force: a retry starts over rather than trusting a partial file
         _call(f"download {competition}", lambda: api.competition_download_files(competition, path=tmp, force=True,
                                                                                  quiet=False),
              creds, retry, competition=competition)
         got = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*")
                      if p.is_file() and not p.name.endswith(".kaggle-partial"))
-        archive = Path(tmp) / f"{competition}.zip"
+        archive = Path(tmp) / name
         if got != [archive.name] or not zipfile.is_zipfile(archive):
             raise UserError(f"download {competition}: Kaggle sent {', '.join(got) or 'nothing'} instead of a zip "
                             "archive; try again later")

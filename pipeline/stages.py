@@ -13,6 +13,7 @@ their own atomic checkpoints, and still get their stamp written last.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import importlib
@@ -20,6 +21,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,11 +119,45 @@ def output_lock(out: Path, stage: str) -> Iterator[None]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        _HELD_LOCKS.add(fh.fileno())
+        _LOCK_OWNER[0] = os.getpid()
         try:
             yield
         finally:
+            _HELD_LOCKS.discard(fh.fileno())
             fh.truncate(0)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_HELD_LOCKS: set[int] = set()  # file descriptors of the output locks this process holds
+_LOCK_OWNER = [0]  # pid of the process that took them (the parent, seen from a forked child)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # looked up here, not in the forked child: loading libraries after a fork can deadlock
+    _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _stage_worker_forked() -> None:
+    """A process forked while a stage holds its output lock is one of the stage's workers (augment's and the demo
+    set's process pools): it must not outlive the stage. Without this, a kill -9 of the stage (`kill -9 PID`, the
+    OOM killer) leaves its workers running on: they keep writing into the dead run's temp folder and, since a
+    flock belongs to the open file that fork shares, keep the output locked, so every re-run refuses it.
+    So: close the inherited lock files (closing never unlocks the parent's), and on Linux ask to be killed
+    when the parent dies (strictly: the thread that forked it; the stages make their pools on their own thread)."""
+    if not _HELD_LOCKS:
+        return
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != _LOCK_OWNER[0]:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+os.register_at_fork(after_in_child=_stage_worker_forked)
 
 
 def is_main_process() -> bool:

@@ -122,39 +122,39 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
     try:
         while progress.step < total and not stopped:
             epoch = progress.step // steps_per_epoch
-            bar = tqdm(total=steps_per_epoch, initial=progress.step % steps_per_epoch, disable=not rt.is_main,
-                       desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", dynamic_ncols=True)
-            while progress.step < min(total, (epoch + 1) * steps_per_epoch):
-                batch = {k: banks[k].take(shards[k].indices(epoch, progress.step % steps_per_epoch)) for k in banks}
-                losses = family.train_step(batch, progress.step / total)
-                acc = {k: acc.get(k, 0) + v for k, v in losses.items()}  # device tensors: no wait here
-                n_acc += 1
-                progress.step += 1
-                bar.update()
-                step = progress.step
-                due = step % t.checkpoint_every == 0 or step == total
-                if step % t.log_every == 0 or step == total:
-                    elapsed = progress.seconds + time.monotonic() - session_start
-                    means, overdue, spent = _sync(rt, acc, n_acc, [
-                        time.monotonic() - last_save >= t.checkpoint_every_s,
-                        t.time_budget_min > 0 and elapsed >= t.time_budget_min * 60])
-                    _check_finite(means, step, out)
-                    log.row({"step": step, "epoch": epoch + 1, "seconds": round(elapsed, 2),
-                             "lr": family.lr(), **means})
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
-                    acc, n_acc, due = {}, 0, due or overdue
-                    if spent and step < total:
-                        stopped, due = f"stopped by train.time_budget_min={t.time_budget_min:g}", True
-                if rt.is_main and (step % t.sample_every == 0 or step == total or stopped):
-                    log.grid(step, *family.sample(fixed))
-                if selector is not None and step % t.select_by_mifid == 0:
-                    _select(out, t, family, progress, selector, bar)
-                if due:
-                    save()
-                    last_save = time.monotonic()
-                if stopped:
-                    break
-            bar.close()
+            # A context: the bar is closed on errors too, so an error message never lands on the bar's line.
+            with tqdm(total=steps_per_epoch, initial=progress.step % steps_per_epoch, disable=not rt.is_main,
+                      desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", dynamic_ncols=True) as bar:
+                while progress.step < min(total, (epoch + 1) * steps_per_epoch):
+                    batch = {k: banks[k].take(shards[k].indices(epoch, progress.step % steps_per_epoch)) for k in banks}
+                    losses = family.train_step(batch, progress.step / total)
+                    acc = {k: acc.get(k, 0) + v for k, v in losses.items()}  # device tensors: no wait here
+                    n_acc += 1
+                    progress.step += 1
+                    bar.update()
+                    step = progress.step
+                    due = step % t.checkpoint_every == 0 or step == total
+                    if step % t.log_every == 0 or step == total:
+                        elapsed = progress.seconds + time.monotonic() - session_start
+                        means, overdue, spent = _sync(rt, acc, n_acc, [
+                            time.monotonic() - last_save >= t.checkpoint_every_s,
+                            t.time_budget_min > 0 and elapsed >= t.time_budget_min * 60])
+                        _check_finite(means, step, out)
+                        log.row({"step": step, "epoch": epoch + 1, "seconds": round(elapsed, 2),
+                                 "lr": family.lr(), **means})
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+                        acc, n_acc, due = {}, 0, due or overdue
+                        if spent and step < total:
+                            stopped, due = f"stopped by train.time_budget_min={t.time_budget_min:g}", True
+                    if rt.is_main and (step % t.sample_every == 0 or step == total or stopped):
+                        log.grid(step, *family.sample(fixed))
+                    if selector is not None and step % t.select_by_mifid == 0:
+                        _select(out, t, family, progress, selector, bar)
+                    if due:
+                        save()
+                        last_save = time.monotonic()
+                    if stopped:
+                        break
     except KeyboardInterrupt:
         # The weights may hold part of the interrupted step (G updated, D not yet): harmless for training on.
         if not rt.distributed and progress.step > 0:  # under torchrun the other ranks are gone: no gather

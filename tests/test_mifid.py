@@ -208,3 +208,17 @@ def test_selector_scores_a_fixed_photo_subset(inception_weights, extractor, tmp_
     assert identity == pytest.approx(expected.mifid, rel=1e-5)
     assert select(lambda x: x) == identity  # the same photos every time
     assert select(lambda x: -x) != pytest.approx(identity, rel=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_half_precision_inception_keeps_mifid_within_a_thousandth(inception_weights, tmp_path):
+    """score.half runs Inception in fp16 on the GPU; it is only worth having if the score stays put."""
+    make_jpegs(tmp_path / "gen", 40, size=64, seed=1)
+    make_jpegs(tmp_path / "real", 40, size=64, seed=2)
+    scores = {}
+    for half in (False, True):
+        extractor = InceptionFeatures(inception_weights, "cuda", batch_size=16, half=half, progress=False)
+        with open_images(tmp_path / "gen") as g, open_images(tmp_path / "real") as r:
+            scores[half] = score_features(extractor.of_set(g), extractor.of_set(r))
+    assert scores[True].mifid == pytest.approx(scores[False].mifid, rel=1e-3)
+    assert scores[True].distance == pytest.approx(scores[False].distance, rel=1e-3)

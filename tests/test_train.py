@@ -230,6 +230,16 @@ def test_fp16_with_a_grad_scaler_steps_every_optimizer(family, options):
         assert all(torch.isfinite(v) for v in fam.train_step(batch, i / 10).values())
 
 
+@pytest.mark.parametrize("scaling, factor", [("sqrt", 2.0), ("linear", 4.0), ("none", 1.0)])
+def test_learning_rates_grow_with_the_global_batch_as_set(scaling, factor):
+    t = TrainConfig(image_size=32, ngf=4, ndf=4, n_blocks=1, batch_size=4, lr=1e-4, lr_d=3e-4, lr_scaling=scaling)
+    fam = families.CycleGAN(t, Runtime(device=torch.device("cpu")), total_steps=10)
+    assert fam.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-4 * factor)
+    assert fam.optimizers["D"].param_groups[0]["lr"] == pytest.approx(3e-4 * factor)
+    # Under torchrun the global batch counts every process's: 4 x 2 processes = 8.
+    assert t.lr_factor(world_size=2) == pytest.approx({"sqrt": 8 ** 0.5, "linear": 8.0, "none": 1.0}[scaling])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -65,19 +65,22 @@ def _run_parts(cfg: Config, parts: list[str], gpu: bool, work: Path, report: dic
     tables: list[str] = []
     if "train" in parts:
         size, reps = (256, 5) if gpu else (64, 3)
+        print(f"bench: train at {size} px ...", flush=True)
         report["train"] = rows = bench_train(cfg, size, reps)
         tables.append(_table(f"Train: CycleGAN step ({cfg.train.generator}, ngf {cfg.train.ngf}, {size} px); "
                              f"floor from {rows[0]['peak']}",
                              rows, [("row", "variant", "{}"), ("images_per_s", "pairs/s", "{:.1f}"),
                                     ("steps_per_s", "steps/s", "{:.2f}"), ("speedup", "vs fp32 batch 1", "{:.2f}x"),
                                     ("fraction_of_floor", "of floor", "{:.1%}")]))
-    if "generate" in parts or "score" in parts:
-        report["generate"] = gen = bench_generate(cfg, work, n=7038 if gpu else 100)
+    if "generate" in parts:
+        print("bench: generate ...", flush=True)
+        report["generate"] = gen = bench_generate(cfg, work / "generate", n=7038 if gpu else 16)
         tables.append(_table(f"Generate: {gen[0]['n']:,} photos -> JPEGs on disk", gen,
                              [("row", "what", "{}"), ("images_per_s", "images/s", "{:.1f}"),
                               ("seconds", "seconds", "{:.2f}")]))
     if "score" in parts:
-        report["score"] = sc = bench_score_part(cfg, work, Path(gen[0]["images"]))
+        print("bench: score ...", flush=True)
+        report["score"] = sc = bench_score_part(cfg, work / "score", *((7038, 300) if gpu else (100, 50)))
         tables.append(_table(f"Score: MiFID of {sc['n_gen']:,} vs {sc['n_real']:,} images (weights: {sc['weights_kind']})",
                              [sc], [("features_img_s", "features img/s", "{:.1f}"),
                                     ("pytorch_fid_features_img_s", "pytorch-fid img/s", "{:.1f}"),
@@ -85,6 +88,7 @@ def _run_parts(cfg: Config, parts: list[str], gpu: bool, work: Path, report: dic
                                     ("pytorch_fid_command_s", "pytorch-fid command s", "{:.1f}"),
                                     ("ratio", "ratio", "{:.2f}x"), ("fid_rel_diff", "FID rel. diff", "{:.1e}")]))
     if "demo" in parts:
+        print("bench: make demo, stage by stage ...", flush=True)
         report["demo"] = demo = bench_demo(work)
         tables.append(_table("`make demo` stage by stage (fresh folder)", demo,
                              [("stage", "stage", "{}"), ("seconds", "seconds", "{:.1f}"), ("summary", "result", "{}")]))

@@ -27,10 +27,16 @@ def work_config(cfg: Config, work: Path) -> Config:
     return dataclasses.replace(cfg, paths=PathsConfig(data=str(work / "data"), submissions=str(work / "submissions")))
 
 
+def write_bench_data(cfg: Config, work: Path, n_photos: int, n_monet: int) -> Config:
+    """Demo photos and paintings at the competition's size in `work`; the config that reads them."""
+    wcfg = work_config(cfg, work)
+    write_demo(wcfg.raw_dir, n_monet=n_monet, n_photos=n_photos, size=256, seed=0)
+    return wcfg
+
+
 def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     """End to end (read photo -> model -> JPEG on disk) for `n` demo photos, and the model alone."""
-    wcfg = work_config(cfg, work)
-    write_demo(wcfg.raw_dir, n_monet=300 if n > 1000 else 50, n_photos=n, size=256, seed=0)
+    wcfg = write_bench_data(cfg, work, n_photos=n, n_monet=10)
     torch.manual_seed(0)
     G = make_generator(wcfg.train).eval()  # random weights: speed does not depend on them
     checkpoint.save(checkpoint_path(wcfg), {"format": checkpoint.FORMAT, "models": {"G_photo2monet": G.state_dict()},
@@ -52,15 +58,17 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
 
     model_s = median_seconds(forward, device, warmup=2, reps=5 if device.type == "cuda" else 2)
     return [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
-             "images_per_s": n / seconds, "images": str(wcfg.images_dir)},
+             "images_per_s": n / seconds},
             {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n, "seconds": model_s * n / batch,
              "images_per_s": batch / model_s}]
 
 
-def bench_score_part(cfg: Config, work: Path, images: Path) -> dict:
-    """Our scorer against pytorch-fid's command on the generated images vs the demo paintings."""
+def bench_score_part(cfg: Config, work: Path, n_gen: int, n_real: int) -> dict:
+    """Our scorer against pytorch-fid's command: `n_gen` demo photos standing in for generated images (the
+    timing does not depend on what the pictures show) against `n_real` demo paintings."""
     from ..bench_score import bench_score
 
+    wcfg = write_bench_data(cfg, work, n_photos=n_gen, n_monet=n_real)
     try:
         weights, kind = find_weights(cfg.score.weights), "the real FID weights"
     except StageSkipped:  # offline: timings do not depend on the weights' values, so a stand-in serves
@@ -68,7 +76,7 @@ def bench_score_part(cfg: Config, work: Path, images: Path) -> dict:
         from inception_weights import make_inception_weights
 
         weights, kind = make_inception_weights(work / "stand-in-inception.pth"), "a random stand-in"
-    result = bench_score(images, work / "data" / "raw" / "monet_jpg", weights, cfg.hardware.device,
+    result = bench_score(wcfg.raw_dir / "photo_jpg", wcfg.raw_dir / "monet_jpg", weights, cfg.hardware.device,
                          cfg.score.batch_size)
     return {**result, "weights_kind": kind}
 
