@@ -35,16 +35,17 @@ def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "
     workers = min(8, os.cpu_count() or 1)  # pytorch-fid's default DataLoader workers
     files = list_images(images_dir)
 
+    warm = min(batch_size if dev.type == "cuda" else 4, len(files) - 1)  # a full batch tunes cuDNN for its shape
     ours = InceptionFeatures(weights, dev, batch_size, progress=False)
     with open_images(images_dir) as image_set:
-        ours.of_set(image_set.sample(min(batch_size, len(files) - 1), 0))  # warm-up: allocator, kernels
+        ours.of_set(image_set.sample(warm, 0))  # warm-up: allocator, kernels
         _sync(dev)
         start = time.perf_counter()
         ours.of_set(image_set)
         _sync(dev)
         ours_feat_s = time.perf_counter() - start
     theirs = load_inception(weights).to(dev)
-    get_activations(files[:batch_size], theirs, batch_size, device=dev, num_workers=0)  # the same warm-up
+    get_activations(files[:warm], theirs, batch_size, device=dev, num_workers=0)  # the same warm-up
     _sync(dev)
     start = time.perf_counter()
     get_activations(files, theirs, batch_size, device=dev, num_workers=workers)

@@ -74,13 +74,13 @@ def _run_parts(cfg: Config, parts: list[str], gpu: bool, work: Path, report: dic
                                     ("fraction_of_floor", "of floor", "{:.1%}")]))
     if "generate" in parts:
         print("bench: generate ...", flush=True)
-        report["generate"] = gen = bench_generate(cfg, work / "generate", n=7038 if gpu else 16)
+        report["generate"] = gen = bench_generate(cfg, work / "generate", n=7038 if gpu else 8)
         tables.append(_table(f"Generate: {gen[0]['n']:,} photos -> JPEGs on disk", gen,
                              [("row", "what", "{}"), ("images_per_s", "images/s", "{:.1f}"),
                               ("seconds", "seconds", "{:.2f}")]))
     if "score" in parts:
         print("bench: score ...", flush=True)
-        report["score"] = sc = bench_score_part(cfg, work / "score", *((7038, 300) if gpu else (100, 50)))
+        report["score"] = sc = bench_score_part(cfg, work / "score", *((7038, 300) if gpu else (40, 30)))
         tables.append(_table(f"Score: MiFID of {sc['n_gen']:,} vs {sc['n_real']:,} images (weights: {sc['weights_kind']})",
                              [sc], [("features_img_s", "features img/s", "{:.1f}"),
                                     ("pytorch_fid_features_img_s", "pytorch-fid img/s", "{:.1f}"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     seconds = time.perf_counter() - start
 
     device = pick_device(cfg.hardware.device)
-    batch = cfg.generate.batch_size
+    batch = min(cfg.generate.batch_size, n)
     G = G.to(device)
     x = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
     amp = device.type == "cuda" and cfg.hardware.amp
@@ -56,7 +57,8 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             G(x)
 
-    model_s = median_seconds(forward, device, warmup=2, reps=5 if device.type == "cuda" else 2)
+    gpu = device.type == "cuda"
+    model_s = median_seconds(forward, device, warmup=2 if gpu else 1, reps=5 if gpu else 2)
     return [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
              "images_per_s": n / seconds},
             {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n, "seconds": model_s * n / batch,
@@ -90,9 +92,11 @@ def bench_demo(work: Path) -> list[dict]:
         done = subprocess.run([sys.executable, "-m", "pipeline", stage, "--config", "demo", *sets],
                               check=False, capture_output=True, text=True, cwd=REPO)
         seconds = time.perf_counter() - start
-        last = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or [""]
-        status = {0: "", 3: "skipped: "}.get(done.returncode, f"failed ({done.returncode}): ")
-        rows.append({"stage": stage, "seconds": seconds, "summary": status + last[0][:120]})
+        last = ((done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or [""])[0]
+        # The stage's own summary, less its name, its time and the temp folder it wrote to.
+        summary = re.sub(r" \[[0-9.]+s\]$", "", last.rsplit(" -> ", 1)[0].removeprefix(f"{stage}: "))
+        status = "" if done.returncode in (0, 3) else f"failed ({done.returncode}): "
+        rows.append({"stage": stage, "seconds": seconds, "summary": status + summary[:110]})
         if done.returncode not in (0, 3):
             break
     rows.append({"stage": "total", "seconds": sum(r["seconds"] for r in rows), "summary": ""})
