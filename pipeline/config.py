@@ -156,7 +156,6 @@ class TrainConfig:
         _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
                  'must be "" (off) or a comma-separated list of: color, translation, cutout')
 
-
     def lr_factor(self, world_size: int = 1) -> float:
         """How much lr and lr_d grow for the global batch (batch_size x processes): Adam's updates are
         normalised, so the square root keeps the noise per step about as it is at batch 1."""
