@@ -68,7 +68,7 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
 def bench_score_part(cfg: Config, work: Path, n_gen: int, n_real: int) -> dict:
     """Our scorer against pytorch-fid's command: `n_gen` demo photos standing in for generated images (the
     timing does not depend on what the pictures show) against `n_real` demo paintings."""
-    from ..bench_score import bench_score
+    from .score import bench_score
 
     wcfg = write_bench_data(cfg, work, n_photos=n_gen, n_monet=n_real)
     try:

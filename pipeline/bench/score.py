@@ -5,7 +5,7 @@ same network), and the whole scoring as a user runs it, command against command,
 process, no cached real statistics): `python -m pipeline score --images A --real B` against
 `python -m pytorch_fid A B --dims 2048`. pytorch-fid takes no weights path, so its command gets
 ours through a private torch hub folder (TORCH_HOME) holding the file under its official name,
-which is where it looks before downloading. Usage: `python -m pipeline.bench_score A B WEIGHTS`.
+which is where it looks before downloading. Usage: `python -m pipeline.bench.score A B WEIGHTS`.
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from pytorch_fid.fid_score import get_activations
 
-from .device import pick_device
-from .features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
-from .images import list_images
+from ..device import pick_device
+from ..features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
+from ..images import list_images
+from .timing import sync
 
 
 def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "auto",
@@ -39,17 +40,17 @@ def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "
     ours = InceptionFeatures(weights, dev, batch_size, progress=False)
     with open_images(images_dir) as image_set:
         ours.of_set(image_set.sample(warm, 0))  # warm-up: allocator, kernels
-        _sync(dev)
+        sync(dev)
         start = time.perf_counter()
         ours.of_set(image_set)
-        _sync(dev)
+        sync(dev)
         ours_feat_s = time.perf_counter() - start
     theirs = load_inception(weights).to(dev)
     get_activations(files[:warm], theirs, batch_size, device=dev, num_workers=0)  # the same warm-up
-    _sync(dev)
+    sync(dev)
     start = time.perf_counter()
     get_activations(files, theirs, batch_size, device=dev, num_workers=workers)
-    _sync(dev)
+    sync(dev)
     theirs_feat_s = time.perf_counter() - start
 
     with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
@@ -65,11 +66,6 @@ def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "
         "fid_rel_diff": abs(ours_result["fid"] - theirs_fid) / abs(theirs_fid),
         "distance": ours_result["distance"], "mifid": ours_result["mifid"],
     }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _our_command(images: Path, real: Path, weights: Path, device: torch.device, batch_size: int,
@@ -105,5 +101,5 @@ def _pytorch_fid_command(images: Path, real: Path, weights: Path, device: torch.
 
 if __name__ == "__main__":
     if len(sys.argv) not in (4, 5):
-        sys.exit("usage: python -m pipeline.bench_score IMAGES_DIR REAL_DIR WEIGHTS [DEVICE]")
+        sys.exit("usage: python -m pipeline.bench.score IMAGES_DIR REAL_DIR WEIGHTS [DEVICE]")
     print(json.dumps(bench_score(*map(Path, sys.argv[1:4]), *sys.argv[4:]), indent=2))
