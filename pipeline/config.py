@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -41,6 +42,10 @@ class HardwareConfig:
     channels_last: bool = False  # faster for the U-Net on CPU; 15-25% slower for ResNet-9 on an H100
     compile: bool = False  # torch.compile the models (GPU only)
     workers: int = 0  # CPU worker threads/processes for image I/O; 0 = one per core
+    progress_every_s: float = 60.0  # without a terminal (notebook, CI, pipe): one progress line this often
+
+    def __post_init__(self) -> None:
+        _require(self.progress_every_s > 0, "hardware.progress_every_s", "must be > 0 (seconds)")
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,11 @@ class KernelConfig:
     title: str = "Monet pipeline"
     username: str = ""  # empty = from the Kaggle credentials
     is_private: bool = True
-    enable_gpu: bool = True
+    accelerator: str = "t4x2"  # t4x2 (GPU T4 x2, Kaggle's GPU for this competition) | none (CPU only)
+    launcher: str = "auto"  # how the notebook trains: auto (torchrun when > 1 GPU) | torchrun | inprocess
+    processes: int = 0  # torchrun processes; 0 = one per visible GPU (2 on T4 x2)
+    time_limit_min: float = 300.0  # Kaggle's limit for the whole notebook run
+    margin_min: float = 20.0  # kept free at the end of the run, after generate + zip + tidy
     enable_internet: bool = False
     weights_dataset: str = ""  # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
     preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
@@ -216,6 +225,21 @@ class KernelConfig:
         _require(len(self.slug) >= 5 and self.slug.replace("-", "").isalnum() and self.slug == self.slug.lower(),
                  "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
         _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
+        _require(self.accelerator in ACCELERATORS, "kernel.accelerator",
+                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle torch does not "
+                 "run on it; TPUs do not run this PyTorch pipeline)")
+        _require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
+                 "must be one of: auto, torchrun, inprocess")
+        _require(self.time_limit_min > 0 and self.margin_min >= 0, "kernel.time_limit_min/margin_min",
+                 "must be > 0 / >= 0 minutes")
+
+    @property
+    def machine_shape(self) -> str:
+        """kernel-metadata.json's machine_shape ("" = no accelerator)."""
+        return ACCELERATORS[self.accelerator]
+
+
+ACCELERATORS = {"t4x2": "NvidiaTeslaT4", "none": ""}  # kernel.accelerator -> Kaggle's machine_shape
 
 
 @dataclass(frozen=True)
@@ -342,11 +366,36 @@ def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] 
     return build_config(values, preset=preset)
 
 
+# Old keys that still work: (section, key) -> (new section, new key, how the old value maps to the new one).
+# Each use prints one notice naming the new key; the new key wins where both are given.
+DEPRECATED: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]] = {
+    ("kernel", "enable_gpu"): ("kernel", "accelerator", lambda on: "t4x2" if on else "none"),
+}
+
+
+def _renew_deprecated(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`values` with every deprecated key moved to its new name, saying so once per key on stderr."""
+    values = {section: dict(entries) if isinstance(entries, dict) else entries for section, entries in values.items()}
+    for (section, key), (new_section, new_key, convert) in DEPRECATED.items():
+        entries = values.get(section)
+        if not isinstance(entries, dict) or key not in entries:
+            continue
+        old = entries.pop(key)
+        target = values.setdefault(new_section, {})
+        if new_key in target:
+            note = f"{new_section}.{new_key} is also set and wins"
+        else:
+            target[new_key] = convert(old)
+            note = f"read as {new_section}.{new_key}={target[new_key]!r}"
+        print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})", file=sys.stderr)
+    return values
+
+
 def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
     """Turn nested dicts (as from TOML) into a validated Config."""
     sections = {f.name: f for f in fields(Config) if f.name != "preset"}
     kwargs: dict[str, Any] = {}
-    for section, entries in values.items():
+    for section, entries in _renew_deprecated(values).items():
         if section not in sections:
             raise UserError(f"unknown settings section '{section}'; valid sections: {', '.join(sections)}")
         if not isinstance(entries, dict):

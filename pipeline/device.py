@@ -94,9 +94,15 @@ def setup(hw: HardwareConfig) -> Runtime:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         if hw.amp:
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            amp_dtype = torch.bfloat16 if native_bf16(device) else torch.float16
     return Runtime(device=device, rank=rank, world_size=world_size, amp_dtype=amp_dtype,
                    channels_last=hw.channels_last, compile=hw.compile and device.type == "cuda")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 only where the tensor cores have it (compute capability 8.0+, Ampere on). A T4 (7.5) gets fp16 with
+    a grad scaler: `torch.cuda.is_bf16_supported()` also says yes where bf16 is emulated, which is slow."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def teardown() -> None:

@@ -6,6 +6,9 @@ as `ToTensor` does, then the network's own bilinear resize to 299 and rescale to
 differs is only throughput: JPEG decoding runs in worker threads a few batches ahead of the model,
 the model runs in inference mode (channels_last, optional fp16 on CUDA), and images can come from
 a folder, a zip, or tensors already in memory (the training loop and the generate stage).
+
+pytorch-fid is imported only where the network is built or downloaded: Kaggle's image lacks it, and
+a notebook that never scores must not need it (the kernel carries a copy for those that do).
 """
 from __future__ import annotations
 
@@ -22,15 +25,14 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-import pytorch_fid.inception
 import torch
-from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
-from tqdm import tqdm
 
+from .config import Config
 from .errors import StageSkipped, UserError
 from .images import JPEG_SUFFIXES, decode_rgb, list_images
+from .progress import progress as progress_bar
 
-WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the file name in pytorch-fid's FID_WEIGHTS_URL
 DIMS = 2048
 PREFETCH = 2  # decoded batches kept ready ahead of the model
 DOWNLOAD_TIMEOUT_S = 30
@@ -58,6 +60,8 @@ def find_weights(setting: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a firewall that drops packets must not hang `make demo`
+        from pytorch_fid.inception import FID_WEIGHTS_URL
+
         # pytorch-fid's URL and hub location, unchecked as pytorch-fid leaves it (a bad file fails at load).
         torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
     except (OSError, RuntimeError) as exc:  # offline: URLError is an OSError
@@ -69,8 +73,11 @@ def find_weights(setting: str) -> Path:
     return path
 
 
-def load_inception(weights: Path) -> InceptionV3:
+def load_inception(weights: Path) -> torch.nn.Module:
     """pytorch-fid's FID Inception (pool_3 block) with the weights read from `weights`, in eval mode."""
+    import pytorch_fid.inception
+    from pytorch_fid.inception import InceptionV3
+
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         # pytorch-fid has no parameter for a weights file: it always fetches its URL. Handing it our
@@ -123,7 +130,8 @@ class InceptionFeatures:
     """N x 2048 float64 features of uint8 images; one loaded network reused for every set."""
 
     def __init__(self, weights: Path, device: torch.device | str = "cpu", batch_size: int = 50,
-                 half: bool = False, channels_last: bool = True, workers: int = 0, progress: bool = True):
+                 half: bool = False, channels_last: bool = True, workers: int = 0, progress: bool = True,
+                 progress_every_s: float = 60.0):
         self.weights = Path(weights)
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -131,9 +139,17 @@ class InceptionFeatures:
         self.channels_last = channels_last
         self.workers = workers or os.cpu_count() or 1
         self.progress = progress
+        self.progress_every_s = progress_every_s  # off a terminal: one progress line this often
         self.model = load_inception(self.weights).to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def for_settings(cls, cfg: Config, weights: Path, device: torch.device | str,
+                     progress: bool = True) -> InceptionFeatures:
+        """The extractor as [score] and [hardware] ask for it (batch, fp16, memory format, workers, progress)."""
+        return cls(weights, device, cfg.score.batch_size, cfg.score.half, cfg.hardware.channels_last,
+                   cfg.hardware.workers, progress, cfg.hardware.progress_every_s)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
@@ -150,7 +166,8 @@ class InceptionFeatures:
     def of_set(self, images: ImageSet, desc: str = "features") -> np.ndarray:
         """Features of every image of a set, decoding in worker threads while the model runs."""
         feats = []
-        with tqdm(total=len(images.names), desc=desc, unit="img", leave=False, disable=not self.progress) as bar:
+        with progress_bar(len(images.names), desc, "img", every_s=self.progress_every_s,
+                          disable=not self.progress) as bar:
             for arrays in _decoded_batches(images, self.batch_size, self.workers):
                 feats.extend(self._of_arrays(arrays))
                 bar.update(len(arrays))

@@ -155,8 +155,7 @@ def make_selector(cfg: Config, device: torch.device | str) -> Callable[[Callable
     the same range); it runs under inference mode, so put the generator in eval mode first if it
     needs it. Raises StageSkipped here when the FID weights cannot be found.
     """
-    extractor = InceptionFeatures(find_weights(cfg.score.weights), device, cfg.score.batch_size, cfg.score.half,
-                                  cfg.hardware.channels_last, cfg.hardware.workers, progress=False)
+    extractor = InceptionFeatures.for_settings(cfg, find_weights(cfg.score.weights), device, progress=False)
     real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
     with open_images(cfg.raw_dir / "photo_jpg") as photo_set:
         subset = photo_set.sample(cfg.train.select_photos, cfg.score.seed)

@@ -1,5 +1,6 @@
-"""What the Kaggle notebook runs besides the stages: its settings rooted at $KAGGLE_ROOT, the training
-pictures shown inline, optional scoring, and a tidy /kaggle/working whose one large file is images.zip.
+"""What the Kaggle notebook runs besides the stages: its settings rooted at $KAGGLE_ROOT, training on its
+own clock (in-process, or under torchrun on several GPUs), the training pictures shown inline, optional
+scoring, and a tidy /kaggle/working whose one large file is images.zip.
 
 Imported only inside the notebook, from the copy of the pipeline the notebook carries. It lives here
 rather than in the cells so the cells stay one-liners a reader can follow on Kaggle, and so it is
@@ -10,13 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import traceback
 from dataclasses import replace
 from pathlib import Path
 
+from . import atomic, notebook_clock
 from .chain import STAGES
-from .config import Config, build_config, tomllib
-from .errors import StageSkipped
+from .config import Config, build_config, to_toml, tomllib
+from .errors import StageSkipped, UserError
+from .preflight import preflight  # noqa: F401 - the notebook's first check, called from its cell
 
 KAGGLE_ROOT = "/kaggle"  # where a Kaggle notebook sees its input/ and working/
 WEIGHTS_GLOB = "pt_inception-2015-12-05*.pth"  # the FID Inception weights, from an attached dataset
@@ -53,13 +58,58 @@ def _reroot(value: str, base: Path) -> str:
 
 def describe(cfg: Config) -> None:
     """Print where this run reads and writes, so a reader of the log can check it at a glance."""
-    t = cfg.train
+    t, k = cfg.train, cfg.kernel
+    budget = f"at most {t.time_budget_min:g} min" if t.time_budget_min else "set by the notebook's clock"
     print(f"data:        {cfg.download.source}")
     print(f"run folder:  {cfg.run_dir}")
-    print(f"model:       {t.model} ({t.generator}, ngf {t.ngf}), {t.epochs} epochs, "
-          f"time budget {t.time_budget_min:g} min")
+    print(f"model:       {t.model} ({t.generator}, ngf {t.ngf}), {t.epochs} epochs, training time {budget}")
+    print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
+          f"Kaggle's limit {k.time_limit_min:g} min with a {k.margin_min:g}-min margin")
     print(f"output:      {cfg.zip_path}")
     print(f"FID weights: {cfg.score.weights or 'none attached: scoring will be skipped'}")
+
+
+def train(cfg: Config, started: float) -> Path:
+    """Train within the notebook's clock (see pipeline/notebook_clock.py), on every GPU.
+
+    kernel.launcher: auto = torchrun when there is more than one process to run (one per visible GPU,
+    or kernel.processes), else in this process; its output streams into the cell either way.
+    """
+    print("clock: measuring what generate + zip will cost on this machine ...", flush=True)
+    plan = notebook_clock.plan(cfg, started, notebook_clock.measure_finish_s(cfg))
+    print(f"clock: {plan}", flush=True)
+    cfg = replace(cfg, train=replace(cfg.train, time_budget_min=plan.train_s / 60))
+    processes = cfg.kernel.processes or _gpu_count()
+    if cfg.kernel.launcher == "inprocess" or cfg.kernel.launcher == "auto" and processes <= 1:
+        return STAGES["train"].run(cfg)
+    return _torchrun(cfg, max(1, processes))
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _torchrun(cfg: Config, processes: int) -> Path:
+    """`make train GPUS=N` from the notebook: N processes under torchrun on the resolved settings, their output
+    streamed into the cell; a non-zero exit fails the cell."""
+    settings_file = cfg.data_dir / "train-settings.toml"
+    atomic.write_text(settings_file, to_toml(cfg))
+    code_root = str(Path(__file__).resolve().parents[1])  # the unpacked copy: the children import the same code
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "pipeline", "train", "--config", str(settings_file)]
+    print(f"train: {processes} processes under torchrun", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          bufsize=1) as proc:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            print(line, end="", flush=True)
+    if proc.returncode:
+        raise UserError(f"train: torchrun with {processes} processes exited with code {proc.returncode}; "
+                        "the lines above say why")
+    return cfg.run_dir
 
 
 def show_training(cfg: Config) -> None:
@@ -111,6 +161,9 @@ def tidy(cfg: Config) -> None:
     for folder in (cfg.images_dir, cfg.data_dir):
         if folder.resolve().is_relative_to(working) and folder.resolve() != working:  # never outside working/
             shutil.rmtree(folder, ignore_errors=True)
+    for path in sorted(working.rglob("*")):  # the pipeline's own locks and stamps are no output
+        if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
+            path.unlink()
     for path in sorted(working.rglob("*")):
         if path.is_file():
             print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path.relative_to(working)}")

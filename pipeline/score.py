@@ -66,8 +66,7 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
         if not path.exists():
             raise UserError(f"{path}: not found; give a folder of JPEGs or a zip of them")
     weights = find_weights(cfg.score.weights)
-    extractor = InceptionFeatures(weights, pick_device(cfg.hardware.device), cfg.score.batch_size, cfg.score.half,
-                                  cfg.hardware.channels_last, cfg.hardware.workers)
+    extractor = InceptionFeatures.for_settings(cfg, weights, pick_device(cfg.hardware.device))
     real_feats = real_features(real, extractor, cfg.cache_dir)
     with open_images(images) as image_set:
         chosen = image_set.sample(cfg.score.limit, cfg.score.seed)

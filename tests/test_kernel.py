@@ -2,20 +2,25 @@
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import io
 import json
 import re
-import sys
+import shutil
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+import pytorch_fid
 from conftest import tiny_config
+from kaggle_image import NotebookRun, run_kaggle_notebook
 
 from pipeline import notebook
+from pipeline.__main__ import main
 from pipeline.chain import PACKAGE_DIR, STAGES
-from pipeline.config import ZipConfig, to_toml
+from pipeline.config import to_toml
+from pipeline.demo import write_demo
 from pipeline.errors import UserError
 from pipeline.fingerprint import iter_files
 from pipeline.kernel import kernel_settings
@@ -54,7 +59,19 @@ def test_metadata_is_what_kaggle_expects(tmp_path):
     assert meta == {"id": "alice/monet-pipeline", "title": "Monet pipeline", "code_file": "monet-pipeline.ipynb",
                     "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": True,
                     "enable_tpu": False, "enable_internet": False, "dataset_sources": ["alice/fid-weights"],
-                    "competition_sources": ["gan-getting-started"], "kernel_sources": [], "model_sources": []}
+                    "competition_sources": ["gan-getting-started"], "kernel_sources": [], "model_sources": [],
+                    "machine_shape": "NvidiaTeslaT4"}  # T4 x2: without a shape Kaggle has handed out P100s
+
+
+def test_accelerator_none_and_the_old_enable_gpu_key(tmp_path, capsys):
+    meta = json.loads((build(tmp_path, "kernel.accelerator=none") / "kernel-metadata.json").read_text())
+    assert meta["enable_gpu"] is False and "machine_shape" not in meta
+    old = json.loads((build(tmp_path, "kernel.enable_gpu=false", force=True) / "kernel-metadata.json").read_text())
+    assert old == meta
+    assert "kernel.enable_gpu is deprecated: use kernel.accelerator (read as kernel.accelerator='none')" in \
+        capsys.readouterr().err
+    with pytest.raises(UserError, match="kernel.accelerator must be one of: t4x2, none .*P100"):
+        build(tmp_path, "kernel.accelerator=p100", force=True)
 
 
 def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
@@ -65,7 +82,12 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
     carried = zipfile.ZipFile(io.BytesIO(base64.b64decode(payload)))
     expected = {f"pipeline/{p.relative_to(PACKAGE_DIR).as_posix()}": p.read_bytes()
                 for p in iter_files(PACKAGE_DIR) if p.suffix in (".py", ".toml")}
-    assert {name: carried.read(name) for name in carried.namelist()} == expected
+    fid = Path(pytorch_fid.__file__).parent  # Kaggle's image lacks it: the notebook carries the installed copy
+    expected.update({f"pytorch_fid/{p.name}": p.read_bytes() for p in fid.glob("*.py")})
+    version = importlib.metadata.version("pytorch-fid")
+    names = set(carried.namelist())
+    assert {f"pytorch_fid-{version}.dist-info/METADATA", f"pytorch_fid-{version}.dist-info/LICENSE"} <= names
+    assert {name: carried.read(name) for name in names if ".dist-info/" not in name} == expected
     assert "pipeline/kernel.py" in expected and "pipeline/configs/kaggle.toml" in expected
     assert "pip install" not in source
     markdown = [c.source for c in cells(folder) if c.cell_type == "markdown"]
@@ -113,39 +135,73 @@ def test_settings_follow_kaggle_root_and_find_attached_weights(tmp_path, monkeyp
     assert cfg.score.weights == str(weights)
 
 
-@pytest.fixture
-def python_kernel(tmp_path, monkeypatch):
-    """A Jupyter kernelspec for this interpreter, so nbclient runs the notebook with the project's venv
-    whatever kernels the machine has installed."""
-    spec = tmp_path / "jupyter" / "kernels" / "pipeline-test"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "pipeline test", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    return "pipeline-test"
-
-
-def test_notebook_runs_in_a_folder_laid_out_like_kaggle(tmp_path, monkeypatch, python_kernel):
-    from nbclient import NotebookClient
-
-    from pipeline.demo import write_demo
-    from pipeline.submission import check_zip
-
+def kaggle_folder(tmp_path: Path, *, with_input: bool = True, weights: Path | None = None) -> Path:
+    """A folder laid out like a Kaggle notebook's /kaggle: the competition's images (made here, 32 px) under
+    input/, optionally the FID weights as an attached dataset, and an empty working/."""
     root = tmp_path / "kaggle"
-    write_demo(root / "input" / "gan-getting-started", 6, 10, 32, seed=0, workers=1)
-    (root / "working").mkdir()
-    monkeypatch.setenv("KAGGLE_ROOT", str(root))
-    folder = build(tmp_path, f"kernel.set={TINY_KERNEL}")
-    nb = nbformat.read(folder / "monet-pipeline.ipynb", as_version=4)
-    NotebookClient(nb, kernel_name=python_kernel, timeout=300,
-                   resources={"metadata": {"path": str(root / "working")}}).execute()
-    summary = check_zip(root / "working" / "images.zip", ZipConfig(min_images=5, max_images=20, image_size=32))
-    assert summary.images == 10
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "pipeline code unpacked to" in text and "generate + zip took" in text and "score: skipped" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the loss plot and a sample grid
+    if with_input:
+        write_demo(root / "input" / "gan-getting-started", 6, 10, 32, seed=0, workers=1)
+    if weights is not None:
+        (root / "input" / "fid-weights").mkdir(parents=True)
+        shutil.copy(weights, root / "input" / "fid-weights" / "pt_inception-2015-12-05-6726825d.pth")
+    (root / "working").mkdir(parents=True)
+    return root
+
+
+def run_on_kaggles_image(tmp_path: Path, root: Path, kernel_set: str, *overrides: str) -> NotebookRun:
+    """Build the kernel (for the CPU) and run its notebook in the Python built from kernels/kaggle-image.toml."""
+    folder = build(tmp_path, "kernel.accelerator=none", f"kernel.set={kernel_set}", *overrides)
+    return run_kaggle_notebook(folder / "monet-pipeline.ipynb", root, timeout=600)
+
+
+def cell_text(run: NotebookRun, source_start: str) -> str:
+    cell = next(c for c in run.notebook.cells if c.cell_type == "code" and c.source.startswith(source_start))
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
+    """A minute of training on Kaggle's package set (no pytorch-fid), then images.zip; the train cell's text
+    stays small (progress lines, not redrawn bars)."""
+    root = kaggle_folder(tmp_path)
+    run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL.replace("train.epochs=1", "train.epochs=1000")
+                               + ";train.time_budget_min=1")
+    assert run.ok, run.log_text()[-3000:]
+    assert main(["zip", "--check", str(root / "working" / "images.zip"), "--config", "demo",
+                 "--set", "zip.min_images=5", "--set", "zip.image_size=32"]) == 0
+    train = cell_text(run, "run_dir = notebook.train")
+    assert "clock: training until " in train and "generate+zip estimated" in train
+    assert "stopped by train.time_budget_min=1" in train  # the whole minute was trained
+    assert len(train.encode()) <= 8000 and "\r" not in train, len(train.encode())
+    assert "preflight: ok" in run.log_text() and "score: skipped" in run.log_text()
+    images = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in
+              o.get("data", {})]
+    assert len(images) == 2  # the loss plot and a sample grid
     left = [p for p in (root / "working").rglob("*") if p.is_file()]
     assert not (root / "working" / "data").exists() and not (root / "working" / "images").exists()
     assert all(p.stat().st_size < 2**20 for p in left) and (root / "working" / "run" / "config.toml").is_file()
+    assert not [p for p in left if p.name.endswith((".lock", ".stage.json"))]  # no pipeline bookkeeping
+
+
+def test_notebook_scores_with_weights_attached_and_trains_under_torchrun(tmp_path, inception_weights):
+    """Stand-in FID weights attached: the carried pytorch-fid scores inside the notebook; two CPU processes
+    train under torchrun, launched by the notebook, their output streamed into the cell."""
+    root = kaggle_folder(tmp_path, weights=inception_weights)
+    run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL + ";train.time_budget_min=0.1",
+                               "kernel.launcher=torchrun", "kernel.processes=2")
+    assert run.ok, run.log_text()[-3000:]
+    train = cell_text(run, "run_dir = notebook.train")
+    assert "train: 2 processes under torchrun" in train and " x2 cpu;" in train
+    score = json.loads((root / "working" / "score.json").read_text())
+    assert score["n_gen"] == 10 and score["mifid"] > 0
+    assert (root / "working" / "leaderboard.csv").is_file()
+
+
+def test_preflight_stops_a_notebook_without_its_input_in_one_line(tmp_path):
+    root = kaggle_folder(tmp_path, with_input=False)
+    run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL)
+    assert not run.ok
+    assert run.failure.startswith("PreflightError: the competition data is not attached")
+    [error] = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type == "error"]
+    assert len(error.traceback) == 1 and "Add Input → Competitions → gan-getting-started" in error.traceback[0]
+    assert not (root / "working" / "data").exists()  # stopped before any work

@@ -16,12 +16,12 @@ import pytest
 import torch
 from conftest import make_jpegs, tiny_config
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
+from pytorch_fid.inception import FID_WEIGHTS_URL
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from pipeline import features as features_mod
 from pipeline.errors import StageSkipped, UserError
 from pipeline.features import (
-    FID_WEIGHTS_URL,
     WEIGHTS_FILE,
     InceptionFeatures,
     decode_rgb,
@@ -183,6 +183,7 @@ def test_weights_setting_then_hub_cache_then_skip_with_one_line(tmp_path, monkey
     assert WEIGHTS_FILE in message and "score.weights" in message and "\n" not in message
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / WEIGHTS_FILE) in message
     assert attempts == [(FID_WEIGHTS_URL, str(features_mod.hub_weights_path()))]
+    assert FID_WEIGHTS_URL.endswith("/" + WEIGHTS_FILE)  # the name is kept here so that pytorch-fid is imported late
     with pytest.raises(UserError, match="score.weights"):
         find_weights(str(tmp_path / "absent.pth"))
     hub = features_mod.hub_weights_path()
