@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from .config import AugmentConfig, Config
 from .images import encode_jpeg, list_images, read_rgb
+from .progress import track
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else importing it asks PyPI for a newer version
 import albumentations as A
@@ -93,6 +93,7 @@ def build(cfg: Config, out: Path) -> str:
     with ProcessPoolExecutor(workers) as pool:
         done = pool.map(_augment_file, [(p, folder, a) for p in paintings], chunksize=8)
         # the bar starts after the workers exist: forking while tqdm's monitor thread runs is unsafe
-        written = sum(tqdm(done, total=len(paintings), desc="augmenting", unit="painting", leave=False))
+        written = sum(track(done, len(paintings), "augmenting", "painting",
+                            every_s=cfg.hardware.progress_every_s))
     contact_sheet(folder, [p.name for p in paintings[:SHEET_ROWS]], a.variants, out / "contact_sheet.png")
     return f"{len(paintings):,} paintings -> {written:,} images ({a.variants} variants each); see contact_sheet.png"

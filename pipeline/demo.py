@@ -20,10 +20,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .images import encode_jpeg
 from .landscape import F32, blur, mix, noise2d, rgb, scene
+from .progress import progress
 
 QUALITY = 90
 KINDS = {"monet_jpg": 0, "photo_jpg": 1}
@@ -148,8 +148,10 @@ def _render_chunk(job: tuple[Path, str, int, int, list[tuple[int, str]]]) -> int
     return len(items)
 
 
-def write_demo(out: Path, n_monet: int, n_photos: int, size: int, seed: int, workers: int = 0) -> None:
-    """Write `out`/monet_jpg and `out`/photo_jpg, the competition's layout, in parallel over processes."""
+def write_demo(out: Path, n_monet: int, n_photos: int, size: int, seed: int, workers: int = 0,
+               progress_every_s: float = 60.0) -> None:
+    """Write `out`/monet_jpg and `out`/photo_jpg, the competition's layout, in parallel over processes
+    (progress: a bar on a terminal, else a line every `progress_every_s` seconds)."""
     jobs = []
     for kind, n in (("monet_jpg", n_monet), ("photo_jpg", n_photos)):
         folder = Path(out) / kind
@@ -159,6 +161,6 @@ def write_demo(out: Path, n_monet: int, n_photos: int, size: int, seed: int, wor
     with ProcessPoolExecutor(min(workers or os.cpu_count() or 1, len(jobs))) as pool:
         done = pool.map(_render_chunk, jobs)
         # the bar starts after the workers exist: forking while tqdm's monitor thread runs is unsafe
-        with tqdm(total=n_monet + n_photos, desc="demo images", unit="img", leave=False) as bar:
+        with progress(n_monet + n_photos, "demo images", "img", every_s=progress_every_s) as bar:
             for n in done:
                 bar.update(n)

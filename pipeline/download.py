@@ -21,13 +21,12 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from tqdm import tqdm
-
 from . import atomic
 from .chain import dir_source
 from .config import Config
 from .errors import UserError
 from .images import check_image, describe_bad, list_images
+from .progress import track
 
 FOLDERS = ("monet_jpg", "photo_jpg")  # what is kept; the archive's TFRecord folders are not
 MAX_ARCHIVE_BYTES = 8 << 30  # the real archive unpacks to ~0.4 GB (TFRecords included)
@@ -41,29 +40,30 @@ def build(cfg: Config, out: Path) -> str:
     """Fill `out` with monet_jpg/, photo_jpg/ and manifest.json; returns the summary line."""
     d = cfg.download
     workers = cfg.hardware.workers or os.cpu_count() or 1
+    every_s = cfg.hardware.progress_every_s  # off a terminal: one progress line this often
     folder = dir_source(cfg)
     out.mkdir(parents=True)
     if folder is not None:
         source = f"folder {folder}"
-        good, bad = inspect({name: folder / name for name in FOLDERS}, d.image_size, workers)
+        good, bad = inspect({name: folder / name for name in FOLDERS}, d.image_size, workers, every_s)
         _refuse_bad(bad, d.skip_bad, source)
-        _link_or_copy(good, out)
+        _link_or_copy(good, out, every_s)
     elif d.source == "demo":
         from .demo import write_demo  # numpy rendering code, needed only here
 
         source = f"the demo generator (seed {d.demo_seed})"
-        write_demo(out, d.demo_monet, d.demo_photos, d.image_size, d.demo_seed, workers)
-        good, bad = _inspect_in_place(out, d.image_size, workers, d.skip_bad, source)
+        write_demo(out, d.demo_monet, d.demo_photos, d.image_size, d.demo_seed, workers, every_s)
+        good, bad = _inspect_in_place(out, d.image_size, workers, d.skip_bad, source, every_s)
     else:  # kaggle, or auto outside a Kaggle notebook
         from .kaggle_api import download_competition  # the only module that talks to Kaggle
 
         source = f"Kaggle competition {d.competition}"
         archive = download_competition(d.competition, cfg.cache_dir / "downloads")
         try:
-            safe_extract(archive, out, FOLDERS)
+            safe_extract(archive, out, FOLDERS, every_s)
         finally:
             archive.unlink(missing_ok=True)  # 0.4 GB; a re-run downloads again rather than trust an old one
-        good, bad = _inspect_in_place(out, d.image_size, workers, d.skip_bad, source)
+        good, bad = _inspect_in_place(out, d.image_size, workers, d.skip_bad, source, every_s)
     if d.source == "demo":
         expected = {"monet_jpg": d.demo_monet, "photo_jpg": d.demo_photos}
     else:
@@ -90,14 +90,15 @@ def _inspect_one(path: Path, size: int) -> tuple[int, str, str | None]:
     return len(data), hashlib.sha256(data).hexdigest(), check_image(data, size)
 
 
-def inspect(folders: dict[str, Path], size: int, workers: int) -> tuple[Found, list[tuple[Path, str]]]:
+def inspect(folders: dict[str, Path], size: int, workers: int,
+            progress_every_s: float = 60.0) -> tuple[Found, list[tuple[Path, str]]]:
     """Check every JPEG of each folder (threads: decoding releases the GIL); a missing or empty folder
     is a UserError. Returns the good images per folder and the bad ones with their reasons."""
     files = {name: list_images(folder) for name, folder in folders.items()}
     flat = [(name, p) for name, paths in files.items() for p in paths]
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda item: _inspect_one(item[1], size), flat), total=len(flat),
-                            desc="checking images", unit="img", leave=False))
+        results = list(track(pool.map(lambda item: _inspect_one(item[1], size), flat), len(flat),
+                             "checking images", "img", every_s=progress_every_s))
     good: Found = {name: [] for name in folders}
     bad: list[tuple[Path, str]] = []
     for (name, path), (nbytes, sha, reason) in zip(flat, results):
@@ -124,11 +125,11 @@ def _refuse_empty(good: Found, bad: list[tuple[Path, str]], source: str) -> None
                         f"{len(bad)} bad image(s) are skipped ({describe_bad(bad)}); replace them")
 
 
-def _inspect_in_place(out: Path, size: int, workers: int, skip_bad: bool,
-                      source: str) -> tuple[Found, list[tuple[Path, str]]]:
+def _inspect_in_place(out: Path, size: int, workers: int, skip_bad: bool, source: str,
+                      progress_every_s: float = 60.0) -> tuple[Found, list[tuple[Path, str]]]:
     """Check images already written into `out`; bad ones are removed (when skipping) and reported by
     their name inside the source, since `out` is a temp folder the user never sees."""
-    good, bad = inspect({name: out / name for name in FOLDERS}, size, workers)
+    good, bad = inspect({name: out / name for name in FOLDERS}, size, workers, progress_every_s)
     named = [(p.relative_to(out), reason) for p, reason in bad]
     _refuse_bad(named, skip_bad, source)
     for path, _ in bad:
@@ -160,12 +161,12 @@ def write_manifest(path: Path, good: Found, bad: list[tuple[Path, str]], source:
 
 
 # ---------------------------------------------------------------- sources
-def _link_or_copy(good: Found, out: Path) -> None:
+def _link_or_copy(good: Found, out: Path, progress_every_s: float = 60.0) -> None:
     """Hard-link each image into `out` (instant, no space) when on the same filesystem, else copy."""
     jobs = [(p, out / name / p.name) for name, rows in good.items() for p, _, _ in rows]
     for name in good:
         (out / name).mkdir()
-    for src, dst in tqdm(jobs, desc="copying images", unit="img", leave=False):
+    for src, dst in track(jobs, len(jobs), "copying images", "img", every_s=progress_every_s):
         try:
             os.link(src, dst)
         except OSError:  # another filesystem (a Kaggle input mount), or links not allowed
@@ -186,7 +187,8 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def safe_extract(archive: Path, out: Path, keep: tuple[str, ...] = FOLDERS) -> None:
+def safe_extract(archive: Path, out: Path, keep: tuple[str, ...] = FOLDERS,
+                 progress_every_s: float = 60.0) -> None:
     """Extract the JPEGs directly inside the `keep` folders of `archive` into `out`, after refusing the
     whole archive if any member has an absolute path, a '..' part, is a symlink, or is a zip bomb."""
     try:
@@ -205,7 +207,7 @@ def safe_extract(archive: Path, out: Path, keep: tuple[str, ...] = FOLDERS) -> N
                       and PurePosixPath(i.filename).parts[0] in keep]
             for name in keep:
                 (out / name).mkdir(parents=True, exist_ok=True)
-            for info in tqdm(wanted, desc="extracting", unit="file", leave=False):
+            for info in track(wanted, len(wanted), "extracting", "file", every_s=progress_every_s):
                 # zipfile stops at the declared size and checks the CRC, so a member cannot grow past it
                 with zf.open(info) as src, open(out / info.filename, "wb") as dst:
                     shutil.copyfileobj(src, dst)

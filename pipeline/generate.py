@@ -28,7 +28,6 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 from torchvision.io import ImageReadMode
-from tqdm import tqdm
 
 from . import device
 from .chain import checkpoint_path
@@ -37,6 +36,7 @@ from .errors import StageSkipped, UserError
 from .features import ImageSet, InceptionFeatures, decode_rgb, find_weights
 from .images import encode_jpeg, list_images, read_rgb
 from .mifid import nearest_real_distance, real_features, to_uint8
+from .progress import progress
 from .train import LoadedGenerator, load_generator
 
 PREVIEW = ".preview.png"  # hidden: neither fingerprinted as an output image nor zipped
@@ -115,6 +115,7 @@ class Renderer:
         self.batch_size = cfg.generate.batch_size
         self.workers = cfg.hardware.workers or os.cpu_count() or 1
         self.gpu_jpeg = runtime.device.type == "cuda" and _nvjpeg_works(runtime.device)
+        self.progress_every_s = cfg.hardware.progress_every_s
 
     def prepare(self, jobs: list[Job]) -> torch.Tensor | list[torch.Tensor]:
         """A batch's input on the host (runs in a worker thread): noise, JPEG bytes, or decoded uint8 NCHW photos."""
@@ -169,7 +170,7 @@ class Renderer:
         batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
         ahead = max(2, self.workers)  # enough work queued on each side to keep every worker busy
         writes: deque[Future] = deque()
-        with tqdm(total=len(jobs), desc=desc, unit="img", leave=False) as bar:
+        with progress(len(jobs), desc, "img", every_s=self.progress_every_s) as bar:
             for group, batch in zip(batches, _in_order(pool, self.prepare, batches, ahead)):
                 for job, write in zip(group, self.writers(self.forward(group, batch))):
                     writes.append(pool.submit(write, out / job.name))
@@ -234,8 +235,7 @@ def guard_memorization(cfg: Config, renderer: Renderer, jobs: list[Job], out: Pa
     except StageSkipped as exc:
         raise UserError(f"generate.max_memorization needs the FID Inception weights: {exc}; "
                         "or set generate.max_memorization=0") from None
-    extractor = InceptionFeatures(weights, renderer.runtime.device, cfg.score.batch_size, cfg.score.half,
-                                  cfg.hardware.channels_last, cfg.hardware.workers)
+    extractor = InceptionFeatures.for_settings(cfg, weights, renderer.runtime.device)
     real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
     threshold = cfg.generate.max_memorization
     close = near_copies(ImageSet(out, tuple(j.name for j in jobs)), extractor, real, threshold)

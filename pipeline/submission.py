@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .config import Config, ZipConfig
 from .errors import UserError
 from .images import JPEG_SUFFIXES, check_image, describe_bad
+from .progress import track
 
 # A fixed member timestamp makes the archive a pure function of the images (same images, same bytes).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -42,22 +41,25 @@ class ZipSummary:
 def build(cfg: Config, out: Path) -> str:
     """Check every image in cfg.images_dir, write them flat into `out` (stored), then re-check the archive."""
     files = _submission_files(cfg.images_dir, cfg.zip)
+    every_s = cfg.hardware.progress_every_s  # off a terminal: one progress line this often
     bad = check_all([(p.name, p.read_bytes) for p in files], cfg.zip.image_size, cfg.hardware.workers,
-                    f"zip: checking {cfg.images_dir}")
+                    f"zip: checking {cfg.images_dir}", every_s)
     if bad:
         raise UserError(f"{cfg.images_dir}: {len(bad)} image(s) are not {_rule(cfg.zip)}: {describe_bad(bad)}; "
                         "re-run generate (or remove them) and zip again")
     # JPEG data does not compress: storing keeps writing and Kaggle's reading fast at no cost in size.
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        for path in tqdm(files, desc="zip: writing", unit="img", leave=False):
+        for path in track(files, len(files), "zip: writing", "img", every_s=every_s):
             info = zipfile.ZipInfo(path.name, date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             zf.writestr(info, path.read_bytes())
-    summary = check_zip(out, cfg.zip, workers=cfg.hardware.workers, sample=cfg.zip.decode_sample)
+    summary = check_zip(out, cfg.zip, workers=cfg.hardware.workers, sample=cfg.zip.decode_sample,
+                        progress_every_s=every_s)
     return str(summary)
 
 
-def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None = None) -> ZipSummary:
+def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None = None,
+              progress_every_s: float = 60.0) -> ZipSummary:
     """Validate an archive against the competition's rules; a UserError lists every rule broken and by what.
 
     Rules: a readable zip; members flat at the root (no folders); .jpg/.jpeg names, unique; between
@@ -94,7 +96,7 @@ def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None 
         if sample is not None and sample < len(images):
             checked = random.Random(0).sample(images, sample)
         bad = check_all([(i.filename, _member_reader(zf, i)) for i in checked], zcfg.image_size, workers,
-                        f"checking {path.name}")
+                        f"checking {path.name}", progress_every_s)
         if bad:
             problems.append(f"{len(bad)} image(s) not {_rule(zcfg)}: {describe_bad(bad)}")
         if problems:
@@ -103,7 +105,7 @@ def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None 
 
 
 def check_all(sources: list[tuple[str, Callable[[], bytes]]], size: int, workers: int,
-              desc: str) -> list[tuple[str, str]]:
+              desc: str, progress_every_s: float = 60.0) -> list[tuple[str, str]]:
     """(name, reason) for each (name, read) whose bytes are not a valid image; decoded in threads (PIL releases the GIL)."""
     def reason(item: tuple[str, Callable[[], bytes]]) -> str | None:
         try:
@@ -113,15 +115,16 @@ def check_all(sources: list[tuple[str, Callable[[], bytes]]], size: int, workers
         return check_image(data, size)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        reasons = list(tqdm(pool.map(reason, sources), total=len(sources), desc=desc, unit="img",
-                            leave=False, disable=len(sources) < 500))
+        reasons = list(track(pool.map(reason, sources), len(sources), desc, "img", every_s=progress_every_s,
+                             disable=len(sources) < 500))
     return [(name, r) for (name, _), r in zip(sources, reasons) if r is not None]
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
     """`zip --check PATH` validates an existing archive; plain `zip` runs the stage."""
     if args.check:
-        summary = check_zip(Path(args.check), cfg.zip, workers=cfg.hardware.workers)
+        summary = check_zip(Path(args.check), cfg.zip, workers=cfg.hardware.workers,
+                            progress_every_s=cfg.hardware.progress_every_s)
         print(f"{args.check}: OK ({summary})")
         return 0
     from .chain import STAGES

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from . import atomic, checkpoint
 from .config import Config, TrainConfig, to_toml
@@ -29,6 +28,8 @@ from .errors import StageSkipped, UserError
 from .families import FAMILIES, Family
 from .images import list_images
 from .models import architecture, make_generator
+from .progress import Bar, Pace
+from .progress import progress as progress_bar
 from .traindata import Shards, load_bank
 from .trainlog import TrainLog
 
@@ -98,7 +99,8 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
     if "photo" in per_step:
         files["photo"] = _photo_subset(list_images(cfg.raw_dir / "photo_jpg"), total * per_step["photo"] * rt.world_size,
                                        t.seed)
-    banks = {k: load_bank(f, rt.device, t.image_size, rt.channels_last, k, cfg.hardware.workers, rt.is_main)
+    banks = {k: load_bank(f, rt.device, t.image_size, rt.channels_last, k, cfg.hardware.workers, rt.is_main,
+                          progress_every_s=cfg.hardware.progress_every_s)
              for k, f in files.items()}
     shards = {k: Shards(len(banks[k]), n, rt.rank, rt.world_size, t.seed + i, rt.device)
               for i, (k, n) in enumerate(per_step.items())}
@@ -118,13 +120,16 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
         _save(out, t, family, rt, progress, session_start)
 
     stopped, last_save, acc, n_acc = "", time.monotonic(), {}, 0
+    pace = Pace()  # off a terminal: one progress line per hardware.progress_every_s however short the epochs
     loop_start, first_step = time.monotonic(), progress.step
     try:
         while progress.step < total and not stopped:
             epoch = progress.step // steps_per_epoch
             # A context: the bar is closed on errors too, so an error message never lands on the bar's line.
-            with tqdm(total=steps_per_epoch, initial=progress.step % steps_per_epoch, disable=not rt.is_main,
-                      desc=f"epoch {epoch + 1}/{t.epochs}", unit="step", dynamic_ncols=True) as bar:
+            # Off a terminal: lines with the losses of the last log row (the bar never asks the device).
+            with progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{t.epochs}", "step",
+                              every_s=cfg.hardware.progress_every_s, initial=progress.step % steps_per_epoch,
+                              disable=not rt.is_main, leave=True, pace=pace, dynamic_ncols=True) as bar:
                 while progress.step < min(total, (epoch + 1) * steps_per_epoch):
                     batch = {k: banks[k].take(shards[k].indices(epoch, progress.step % steps_per_epoch)) for k in banks}
                     losses = family.train_step(batch, progress.step / total)
@@ -270,7 +275,7 @@ def _make_selector(cfg: Config, rt: Runtime) -> Callable[[Callable[[torch.Tensor
 
 
 def _select(out: Path, t: TrainConfig, family: Family, progress: Progress,
-            selector: Callable[[Callable[[torch.Tensor], torch.Tensor]], float], bar: tqdm) -> None:
+            selector: Callable[[Callable[[torch.Tensor], torch.Tensor]], float], bar: Bar) -> None:
     """Score the current generator; keep it as best.pt when its MiFID is the lowest so far."""
     saved = _rng_state(family.rt.device)  # scoring must not move the training RNG, or resuming would not be exact
     with family.inference() as translate:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .errors import UserError
 from .images import read_rgb
+from .progress import track
 
 
 class ImageBank:
@@ -77,8 +77,11 @@ class Shards:
 
 
 def load_bank(files: list[Path], device: torch.device, crop: int, channels_last: bool, what: str,
-              workers: int = 0, show: bool = True) -> ImageBank:
-    """Decode `files` (all the same size) in parallel threads into one uint8 tensor on `device`."""
+              workers: int = 0, show: bool = True, progress_every_s: float = 60.0) -> ImageBank:
+    """Decode `files` (all the same size) in parallel threads into one uint8 tensor on `device`.
+
+    `show` the progress: a bar on a terminal, else a line every `progress_every_s` seconds.
+    """
     first = read_rgb(files[0])
     images = np.empty((len(files), *first.shape), dtype=np.uint8)
 
@@ -90,6 +93,6 @@ def load_bank(files: list[Path], device: torch.device, crop: int, channels_last:
         images[i] = img
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
-        list(tqdm(pool.map(put, range(len(files))), total=len(files), desc=f"loading {what}", unit="img",
-                  disable=not show, leave=False))
+        list(track(pool.map(put, range(len(files))), len(files), f"loading {what}", "img",
+                   every_s=progress_every_s, disable=not show))
     return ImageBank(torch.from_numpy(images).to(device), crop, channels_last)
