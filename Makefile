@@ -22,11 +22,11 @@ TRAIN_RUN = $(RUN)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip kernel push submit test bench lint clean
+.PHONY: help setup demo download augment train generate score zip kernel push submit test kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ submit: $(STAMP) ## push, wait, fetch, check, score and submit (DRY_RUN=1 stops 
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest
+
+kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (builds .venv-kaggle once)
+	$(PY) -m pytest tests/test_kaggle_image.py tests/test_preflight.py tests/test_kernel.py tests/test_submit.py
 
 bench: $(STAMP) ## run the benchmarks; writes submissions/bench/bench.md and .json
 	$(PY) -m pipeline.bench $(ARGS)

@@ -9,6 +9,8 @@ Why a wrapper rather than calling the client directly:
   submission is retried only when the request cannot have reached Kaggle: never twice submitted;
 - `kernels_push` reports validation problems with HTTP 200, and `kernels_output` fetches files with
   a bare `requests.get` (no status check, names joined unchecked): we check both;
+- a running kernel's log is streamed only by newer clients (`kernels_logs_stream`, kaggle 2.2.5):
+  `kernel_log` says None where the installed one cannot;
 - the key never appears in a message: every message we build is scrubbed of it.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -226,6 +228,45 @@ def kernel_status(ref: str, retry: Retry | None = None) -> tuple[str, str]:
     resp = _call(f"kernel status {ref}", lambda: api.kernels_status(ref), creds, retry)
     status = getattr(resp.status, "name", str(resp.status)).lower()
     return status, _scrub(resp.failure_message or "", creds)
+
+
+def kernel_log(ref: str, version: int | None = None,
+               retry: Retry | None = None) -> Callable[[], Iterator[dict]] | None:
+    """A reader of the log of kernel `ref` (that version, else the latest), or None when the installed client
+    cannot stream logs. Each call of the reader reads the log from its start as Kaggle's entries
+    ({stream_name, time, data}): as they are written while the kernel runs, the whole log once it has ended.
+
+    The session is opened here, in the calling thread: signing in is silenced by swapping sys.stdout, which
+    must not happen in a background thread (it would swallow, or keep, another thread's output). The reader
+    may then be called from any thread. Connecting is retried like every call here; a stream cut later
+    raises KaggleUnavailable (Kaggle replays the log from its start, so a caller skips what it has seen).
+    """
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+    if not hasattr(api, "kernels_logs_stream"):
+        return None
+    kernel = f"{ref}/{version}" if version else ref
+
+    def connect() -> tuple[Iterator[dict], Any]:
+        events = api.kernels_logs_stream(kernel)
+        return events, next(events, None)  # a generator: the request goes out with its first event
+
+    def entries(events: Iterator[dict], first: Any) -> Iterator[dict]:
+        try:
+            if first is None:
+                return
+            yield first
+            yield from events
+        except NETWORK_ERRORS as exc:
+            raise KaggleUnavailable(_scrub(f"kernel log {ref}: the stream was cut ({type(exc).__name__})",
+                                           creds)) from None
+        finally:
+            events.close()
+
+    def read() -> Iterator[dict]:
+        return entries(*_call(f"kernel log {ref}", connect, creds, retry))
+
+    return read
 
 
 def kernel_output(ref: str, dest: Path, retry: Retry | None = None) -> list[Path]:

@@ -8,9 +8,24 @@ this server the "proxy" that receives them (it accepts absolute-URL request targ
 points at a dead port so nothing can reach the real Kaggle. The same environment works in-process
 and for a `python -m pipeline submit` subprocess.
 
-Scripting: `statuses` is the sequence GetKernelSessionStatus answers (the last one repeats),
-`push_error` makes SaveKernel answer HTTP 200 with a validation error, `fail(method, *codes)`
-answers the next calls of a method with those HTTP codes (0 = drop the connection) before serving it.
+Scripted mode (the default): `statuses` is the sequence GetKernelSessionStatus answers (the last one
+repeats), `output_files` and `log` what ListKernelSessionOutput lists, `push_error` makes SaveKernel
+answer HTTP 200 with a validation error, `fail(method, *codes)` answers the next calls of a method with
+those HTTP codes (0 = drop the connection) before serving it ("files" for downloads, "logs" for the log
+stream).
+
+Executing mode (`execute_with(competition_dir, datasets)`): Kaggle runs what it is sent. SaveKernel lays
+out a fresh `<tmp>/kaggle-runs/<version>/` (`input/<competition>/` and `input/<dataset-slug>/` copied
+from the given folders, for the sources the push names; an empty `working/`) and runs the pushed
+notebook there in the Kaggle-like Python (tests/kaggle_image.py) in a background thread. The status is
+`queued`, then `running` while it runs, then `complete` or `error` (with a failureMessage) from what
+really happened; the output is the real files under that run's `working/` and its real log.
+
+The log stream (`GET /api/v1/kernels/logs/stream/{owner}/{slug}`, what `kaggle kernels logs --follow`
+reads) answers as Kaggle's does: while the notebook runs, server-sent events (`data: {json}` per log
+entry as it appears, then `data: END_OF_LOG`), chunked so that a cut is seen as one; once it has
+ended (and in scripted mode), the whole log as a JSON blob. `cut_log_stream` cuts the next streams
+after that many events each, as a load balancer does with idle connections.
 """
 from __future__ import annotations
 
@@ -20,18 +35,54 @@ import io
 import json
 import os
 import secrets
+import shutil
 import threading
+import time
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from kaggle_image import NotebookRun, kaggle_python, run_kaggle_notebook
 
 HOST = "http://localhost"  # what the client believes it talks to (KaggleEnv.LOCAL)
+LOG_STREAM = "/api/v1/kernels/logs/stream/"
+END_OF_LOG = "END_OF_LOG"
+
+
+@dataclass
+class KaggleRun:
+    """One notebook run of the executing fake: its folder (input/, working/), growing log and outcome."""
+    version: int
+    folder: Path
+    log: list[dict] = field(default_factory=list)  # Kaggle's format, appended to while the notebook runs
+    result: NotebookRun | None = None
+    failure: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    status_calls: int = 0
+
+    @property
+    def working(self) -> Path:
+        return self.folder / "working"
+
+    def status(self) -> tuple[str, str]:
+        self.status_calls += 1
+        if not self.done.is_set():
+            return ("queued" if self.status_calls == 1 else "running"), ""
+        return ("complete", "") if self.result is not None and self.result.ok else ("error", self.failure)
+
+
+@dataclass
+class Execution:
+    competition_dir: Path
+    datasets: dict[str, Path]
+    runs_dir: Path
+    timeout: float
 
 
 @dataclass
@@ -45,6 +96,10 @@ class FakeKaggle:
     statuses: list[tuple[str, str]] = field(default_factory=lambda: [("running", ""), ("complete", "")])
     output_files: dict[str, bytes] = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)  # Kaggle's log format: [{stream_name, time, data}]
+    cut_log_stream: list[int] = field(default_factory=list)  # cut the next log streams after N events each
+    execution: Execution | None = None  # set by execute_with: Kaggle runs what it is sent
+    runs: dict[int, KaggleRun] = field(default_factory=dict)  # version -> its run (executing mode)
+    workdir: Path | None = None  # where runs are laid out (serving() sets the test's tmp_path)
     # What the server saw
     calls: list[str] = field(default_factory=list)
     pushes: list[dict] = field(default_factory=list)
@@ -62,6 +117,23 @@ class FakeKaggle:
 
     def log_lines(self, *lines: str) -> None:
         self.log = [{"stream_name": "stdout", "time": float(i), "data": line + "\n"} for i, line in enumerate(lines)]
+
+    def execute_with(self, competition_dir: Path, datasets: dict[str, Path] | None = None,
+                     timeout: float = 600.0) -> None:
+        """Executing mode: every push runs the notebook (see the module docstring) with the competition's
+        data from `competition_dir` and the datasets {"owner/slug": folder} it may attach; `timeout`
+        (s) is the session's limit. Builds the Kaggle-like Python now, so a failure to build fails here."""
+        kaggle_python()
+        runs_dir = (self.workdir or Path.cwd()) / "kaggle-runs"
+        self.execution = Execution(Path(competition_dir), {k: Path(v) for k, v in (datasets or {}).items()},
+                                   runs_dir, timeout)
+
+    def wait_for_runs(self, timeout: float = 60.0, stop: bool = False) -> None:
+        """Wait for the runs still going (`stop` cancels them first): a test leaves no kernel behind."""
+        for run in list(self.runs.values()):
+            if stop:
+                run.stop.set()
+            run.done.wait(timeout)
 
     # -- the service ---------------------------------------------------------------------------------
     def handle(self, method: str, body: dict, authorized: bool) -> tuple[int, dict, str]:
@@ -84,12 +156,50 @@ class FakeKaggle:
         owner, _, slug = body.get("slug", "").partition("/")
         if owner != self.username:
             return 403, {"code": 403, "message": "Permission 'kernels.create' was denied"}, ""
+        if self.execution is not None:
+            unknown = [d for d in body.get("datasetDataSources") or [] if d not in self.execution.datasets]
+            if unknown:  # Kaggle answers HTTP 200 and lists them
+                return 200, {"invalidDatasetSources": unknown}, ""
         self.pushes.append(body)
         if self.push_error:
             return 200, {"error": self.push_error}, ""
         self._status_calls = 0
+        if self.execution is not None:
+            self._start_run(len(self.pushes), body)
         return 200, {"ref": f"/code/{owner}/{slug}", "url": f"{HOST}/code/{owner}/{slug}",
                      "versionNumber": len(self.pushes), "kernelId": 1}, ""
+
+    def _start_run(self, version: int, body: dict) -> None:
+        """Lay out the run's folder like Kaggle's /kaggle and run the pushed notebook there, in a thread."""
+        ex = self.execution
+        run = KaggleRun(version, ex.runs_dir / str(version))
+        inputs = run.folder / "input"
+        for name in body.get("competitionDataSources") or []:
+            if name == self.competition:
+                shutil.copytree(ex.competition_dir, inputs / name)
+        for ref in body.get("datasetDataSources") or []:
+            shutil.copytree(ex.datasets[ref], inputs / ref.split("/", 1)[1])
+        inputs.mkdir(parents=True, exist_ok=True)
+        run.working.mkdir(parents=True)
+        notebook = run.folder / "__notebook_source__.ipynb"  # beside input/ and working/: not an output
+        notebook.write_text(body.get("text") or "")
+        self.runs[version] = run
+
+        def execute() -> None:
+            try:
+                run.result = run_kaggle_notebook(notebook, run.folder, ex.timeout, log=run.log, stop=run.stop)
+                run.failure = run.result.failure
+            except Exception as exc:  # the fake itself failed: the client still gets an answer, and pytest a warning
+                run.failure = f"the fake Kaggle could not run the notebook: {type(exc).__name__}: {exc}"
+                run.log.append({"stream_name": "stderr", "time": 0.0, "data": run.failure + "\n"})
+                raise
+            finally:
+                run.done.set()
+
+        threading.Thread(target=execute, name=f"kaggle-run-{version}", daemon=True).start()
+
+    def latest_run(self) -> KaggleRun | None:
+        return self.runs.get(len(self.pushes)) if self.execution is not None else None
 
     def _pushed(self, body: dict) -> bool:
         return any(p["slug"] == f"{body.get('userName')}/{body.get('kernelSlug')}" for p in self.pushes)
@@ -97,15 +207,43 @@ class FakeKaggle:
     def _GetKernelSessionStatus(self, body: dict) -> tuple[int, dict, str]:
         if not self._pushed(body):  # Kaggle answers 403, not 404, for a kernel it does not know
             return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, ""
-        status, message = self.statuses[min(self._status_calls, len(self.statuses) - 1)]
-        self._status_calls += 1
+        run = self.latest_run()
+        if run is not None:
+            status, message = run.status()
+        else:
+            status, message = self.statuses[min(self._status_calls, len(self.statuses) - 1)]
+            self._status_calls += 1
         return 200, {"status": status, **({"failureMessage": message} if message else {})}, ""
 
     def _ListKernelSessionOutput(self, body: dict) -> tuple[int, dict, str]:
         if not self._pushed(body):
             return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, ""
-        files = [{"fileName": name, "url": self._serve(name, data)} for name, data in self.output_files.items()]
-        return 200, {"files": files, "log": json.dumps(self.log)}, ""
+        run = self.latest_run()
+        if run is not None:  # what the notebook really left in /kaggle/working, and its real log
+            outputs = {p.relative_to(run.working).as_posix(): p.read_bytes()
+                       for p in sorted(run.working.rglob("*")) if p.is_file()}
+            log = list(run.log)
+        else:
+            outputs, log = self.output_files, self.log
+        files = [{"fileName": name, "url": self._serve(name, data)} for name, data in outputs.items()]
+        return 200, {"files": files, "log": json.dumps(log)}, ""
+
+    def log_source(self, path: str, query: str) -> tuple[int, KaggleRun | None, list[dict]]:
+        """For a log stream request: (HTTP status, the run when it is still going, else the whole log)."""
+        owner, _, slug = path[len(LOG_STREAM):].strip("/").partition("/")
+        if not self._pushed({"userName": owner, "kernelSlug": slug}):
+            return 403, None, []
+        label = (parse_qs(query).get("versionLabel") or [""])[0].lstrip("v")
+        if self.execution is None:
+            return 200, None, self.log
+        run = self.runs.get(int(label)) if label.isdigit() else self.latest_run()
+        if run is None:
+            return 404, None, []
+        return 200, (None if run.done.is_set() else run), list(run.log)
+
+    def next_cut(self) -> int | None:
+        with self._lock:
+            return self.cut_log_stream.pop(0) if self.cut_log_stream else None
 
     def _CreateCodeSubmission(self, body: dict) -> tuple[int, dict, str]:
         if not self.rules_accepted:
@@ -170,6 +308,8 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self._path()
+            if path.startswith(LOG_STREAM):
+                return self._log_stream(path)
             if not path.startswith("/files/"):
                 return self._send(404, {"code": 404, "message": "not found"})
             if self._fault("files"):
@@ -183,7 +323,50 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send(self, code: int, obj: dict) -> None:
+        def _log_stream(self, path: str) -> None:
+            if self._fault("logs"):
+                return None
+            if self.headers.get("Authorization") != expected:
+                return self._send(401, {"code": 401, "message": "Unauthenticated"})
+            code, run, log = fake.log_source(path, urlsplit(self.path).query)
+            if code != 200:
+                return self._send(code, {"code": code, "message": "Permission 'kernels.get' was denied"})
+            if run is None:  # the session has ended: the persisted log, as one JSON blob
+                return self._send(200, log)
+            cut = fake.next_cut()
+            self.protocol_version = "HTTP/1.1"  # chunked, so that a cut stream is an error, not an end
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            sent = 0
+            try:
+                while True:
+                    finished = run.done.is_set()  # read before the log: what it held then is all there is
+                    for entry in run.log[sent:][:None if cut is None else max(cut - sent, 0)]:
+                        self._chunk(f"data: {json.dumps(entry)}\n\n")
+                        sent += 1
+                    if cut is not None and sent >= cut:
+                        self.wfile.write(b"40\r\ndata:")  # part of a chunk, then the connection is gone
+                        self.wfile.flush()
+                        self.connection.shutdown(2)
+                        return None
+                    if finished and sent >= len(run.log):
+                        self._chunk(f"data: {END_OF_LOG}\n\n")
+                        self.wfile.write(b"0\r\n\r\n")
+                        return None
+                    time.sleep(0.05)
+            except OSError:  # the client went away
+                return None
+
+        def _chunk(self, text: str) -> None:
+            data = text.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _send(self, code: int, obj: dict | list) -> None:
             data = json.dumps(obj).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -234,7 +417,7 @@ def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKag
 
     Each test module wraps this in its own `fake_kaggle` fixture (three lines, no plugin magic).
     """
-    fake = FakeKaggle()
+    fake = FakeKaggle(workdir=tmp_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.port = server.server_address[1]
@@ -245,5 +428,6 @@ def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKag
     try:
         yield fake
     finally:
+        fake.wait_for_runs(stop=True)  # no notebook kernel outlives its test
         server.shutdown()
         server.server_close()

@@ -192,3 +192,39 @@ def test_kaggle_json_readable_by_others_gives_a_warning(fake_kaggle, capsys):
     err = capsys.readouterr().err
     assert f"warning: {path} can be read by other users (mode 644); run: chmod 600 {path}" in err
     assert fake_kaggle.key not in err
+
+
+def test_the_log_of_a_running_kernel_is_streamed_and_a_cut_is_said(fake_kaggle, tmp_path):
+    (tmp_path / "competition").mkdir()
+    fake_kaggle.execute_with(tmp_path / "competition")
+    folder = kernel_folder(tmp_path)
+    nb = json.loads((folder / "monet-pipeline.ipynb").read_text())
+    nb["cells"][0]["id"] = "cell-0"
+    nb["cells"][0]["source"] = ["import os, time\n", "print('first', flush=True)\n",
+                                "while not os.path.exists('go'):\n", "    time.sleep(0.05)\n", "print('second')"]
+    (folder / "monet-pipeline.ipynb").write_text(json.dumps(nb))
+    version = kaggle_api.push_kernel(folder)[1]
+    fake_kaggle.cut_log_stream = [1]  # the first stream drops after one entry
+    read = kaggle_api.kernel_log(REF, version)
+    events = read()
+    assert next(events)["data"] == "first\n"  # while the notebook waits for 'go': live
+    with pytest.raises(kaggle_api.KaggleUnavailable, match="stream was cut"):
+        next(events)
+    assert kaggle_api.kernel_status(REF)[0] in ("queued", "running")
+    events = read()  # Kaggle replays the log from its start
+    assert next(events) == {"stream_name": "stdout", "time": pytest.approx(0, abs=60), "data": "first\n"}
+    (fake_kaggle.runs[version].working / "go").touch()
+    assert [e["data"] for e in events] == ["second\n"]
+    fake_kaggle.wait_for_runs()
+    assert kaggle_api.kernel_status(REF) == ("complete", "")
+    assert [e["data"] for e in kaggle_api.kernel_log(REF)()] == ["first\n", "second\n"]  # ended: the whole log
+
+
+def test_kernel_log_is_none_where_the_client_cannot_stream(fake_kaggle, tmp_path, monkeypatch):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    pushed(fake_kaggle, tmp_path)
+    fake_kaggle.log_lines("a", "b")
+    assert [e["data"] for e in kaggle_api.kernel_log(REF, 1)()] == ["a\n", "b\n"]
+    monkeypatch.delattr(KaggleApi, "kernels_logs_stream")
+    assert kaggle_api.kernel_log(REF, 1) is None

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -55,7 +56,7 @@ def test_push_builds_and_kaggle_receives_the_kernel(tmp_path, fake_kaggle, capsy
     assert body["isPrivate"] is True and body["enableGpu"] is True and body["enableInternet"] is False
     nb = nbformat.reads(body["text"], as_version=4)
     nbformat.validate(nb)
-    assert any('STAGES["train"].run(cfg)' in cell.source for cell in nb.cells)
+    assert any('STAGES["train"].run(cfg)' in cell.source or "notebook.train(cfg" in cell.source for cell in nb.cells)
     assert fake_kaggle.key not in body["text"]
 
 
@@ -149,6 +150,32 @@ def test_poll_timeout_keeps_following_possible(tmp_path, fake_kaggle):
     assert json.loads((cfg.submissions_dir / "kaggle" / "pending.json").read_text())["version"] == 1
 
 
+@pytest.mark.parametrize("faults", [(0,), (500,) * 30])
+def test_the_log_is_shown_while_waiting_and_its_failures_never_break_the_wait(tmp_path, fake_kaggle, capsys,
+                                                                            faults):
+    fake_kaggle.statuses = [("running", "")] * 3 + [("complete", "")]
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
+    fake_kaggle.fail("logs", *faults)  # a dropped stream is read again; a stream that always fails is left
+    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 0
+    assert len(fake_kaggle.submissions) == 1
+    out = capsys.readouterr().out
+    shown = [line for line in out.splitlines() if line.startswith("kaggle | ")]
+    assert shown == ([f"kaggle | step {i}" for i in range(100)] + ["kaggle | Traceback (most recent call last):",
+                                                                   "kaggle | OSError: boom"]
+                     if len(faults) == 1 else [])
+    assert out.index("complete after") > (out.index("kaggle | OSError: boom") if shown else 0)
+
+
+def test_a_client_that_cannot_stream_logs_shows_the_status_alone(tmp_path, fake_kaggle, monkeypatch, capsys):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.delattr(KaggleApi, "kernels_logs_stream")
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
+    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 0
+    out = capsys.readouterr().out
+    assert "kaggle | " not in out and "complete after" in out and "logs" not in fake_kaggle.calls
+
+
 def test_kaggle_output_is_scored_locally_when_the_weights_are_here(tmp_path, fake_kaggle, inception_weights):
     make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
@@ -177,3 +204,75 @@ def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
     config = Path(os.environ["KAGGLE_CONFIG_DIR"])
     written = [p for p in tmp_path.rglob("*") if p.is_file() and config not in p.parents]
     assert len(written) > 5 and not [p for p in written if secret in p.read_bytes()]
+
+
+# -- against the executing fake: Kaggle runs the pushed notebook in a Python like its image ----------------
+
+# The kaggle preset made tiny (as in tests/test_kernel.py): 32 px demo data, a one-block ResNet CycleGAN,
+# one short epoch on the CPU.
+TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
+               "train.generator=resnet;train.ngf=4;train.n_blocks=1;train.ndf=4;train.d_layers=1;train.image_size=32;"
+               "train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
+               "zip.min_images=5;zip.max_images=20;zip.image_size=32;generate.count=10")
+
+
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory) -> Path:
+    """The competition's folder as a notebook sees it under /kaggle/input: 6 paintings, 10 photos, 32 px."""
+    from pipeline.demo import write_demo
+
+    folder = tmp_path_factory.mktemp("competition") / "gan-getting-started"
+    write_demo(folder, 6, 10, 32, seed=0, workers=1)
+    return folder
+
+
+def submit_in_subprocess(tmp_path: Path, *sets: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    sets = (f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
+            "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10", "submit.poll_interval_s=1",
+            "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}", "kernel.accelerator=none", *sets)
+    return subprocess.run([sys.executable, "-m", "pipeline", "submit", "--config", "demo",
+                           *[arg for s in sets for arg in ("--set", s)]],
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def streamed(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("kaggle | ")]
+
+
+def test_submit_runs_the_notebook_and_submits_its_own_zip(tmp_path, fake_kaggle, competition):
+    fake_kaggle.execute_with(competition)
+    fake_kaggle.cut_log_stream = [3]  # the first log stream drops after 3 lines: nothing is shown twice
+    proc = submit_in_subprocess(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = fake_kaggle.runs[1]
+    assert run.result.ok and len(fake_kaggle.pushes) == 1 and fake_kaggle.pushes[0]["enableGpu"] is False
+    [sub] = fake_kaggle.submissions
+    assert (sub["kernelSlug"], sub["kernelVersion"], sub["fileName"]) == ("monet-pipeline", 1, "images.zip")
+    fetched = tmp_path / "submissions" / "kaggle" / "1"
+    assert (fetched / "images.zip").read_bytes() == (run.working / "images.zip").read_bytes()
+    assert (fetched / "run" / "config.toml").is_file() and (fetched / "monet-pipeline.log").is_file()
+    assert "10 images" in proc.stdout
+    # the run's log, line by line, as it happened and before the verdict, each line once
+    lines = streamed(proc.stdout)
+    expected = [f"kaggle | {part.rsplit(chr(13), 1)[-1]}" for entry in run.log for part in entry["data"].splitlines()
+                if part.rsplit(chr(13), 1)[-1].strip()]
+    assert lines == expected and any("pipeline code unpacked to" in line for line in lines)
+    assert fake_kaggle.calls.count("logs") >= 2
+    out = proc.stdout.splitlines()
+    last_log = max(i for i, line in enumerate(out) if line.startswith("kaggle | "))
+    assert last_log < next(i for i, line in enumerate(out) if ": complete after " in line)
+    assert out[-1].startswith("submit: Your submission was successfully saved")
+
+
+def test_a_notebook_that_fails_on_kaggle_submits_nothing(tmp_path, fake_kaggle, competition):
+    photoless = tmp_path / "competition" / competition.name
+    shutil.copytree(competition / "monet_jpg", photoless / "monet_jpg")  # the photos are missing
+    fake_kaggle.execute_with(photoless)
+    proc = submit_in_subprocess(tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = fake_kaggle.runs[1]
+    assert not run.result.ok and fake_kaggle.submissions == []
+    assert any("pipeline code unpacked to" in line for line in streamed(proc.stdout))
+    assert "photo_jpg" in run.result.failure
+    assert f"ended with status 'error': {run.result.failure}" in proc.stderr
+    assert "--- last " in proc.stderr and "photo_jpg" in proc.stderr.split("--- last ", 1)[1]
