@@ -165,7 +165,7 @@ def _build(venv: Path, spec: ImageSpec, toml: Path) -> None:
     for argv in steps:
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
-                                  env=clean_env(), check=False)
+                                  env=registry_env(), check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise KaggleImageError(f"building {venv}: {' '.join(argv[:4])} ...: {exc}") from None
         if proc.returncode != 0:
@@ -236,6 +236,13 @@ def problems(report: dict, spec: ImageSpec) -> list[str]:
             wrong.append(f"{name} must not be installed (Kaggle's image lacks it), found {entry['version']} "
                          f"at {entry['file']}")
     return wrong
+
+
+def registry_env() -> dict[str, str]:
+    """clean_env() for pip: the tests point every proxy variable at a dead or fake local port so that nothing
+    reaches the real Kaggle; pip must still reach the package registry the way this machine is set up."""
+    return {k: v for k, v in clean_env().items()
+            if not (k.lower() in ("http_proxy", "https_proxy", "all_proxy") and ("127.0.0.1" in v or "localhost" in v))}
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
