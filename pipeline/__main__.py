@@ -11,9 +11,9 @@ import importlib
 import importlib.util
 import sys
 
-from .chain import COMMANDS, STAGES
 from .config import available_presets, load_config
-from .errors import StageSkipped, UserError
+from .engine.chain import COMMANDS, STAGES
+from .engine.errors import StageSkipped, UserError
 
 EXIT_USER_ERROR = 2
 EXIT_SKIPPED = 3

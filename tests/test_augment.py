@@ -6,11 +6,11 @@ import pytest
 from conftest import make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline.augment import augment_image, recipe
-from pipeline.chain import STAGES
 from pipeline.config import AugmentConfig
-from pipeline.errors import UserError
-from pipeline.images import check_image, read_rgb
+from pipeline.data.augment import augment_image, recipe
+from pipeline.data.images import check_image, read_rgb
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
 
 N = 5
 

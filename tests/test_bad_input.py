@@ -23,7 +23,7 @@ from test_generate import save_generator
 
 from pipeline.__main__ import main
 from pipeline.config import Config, load_config
-from pipeline.errors import UserError
+from pipeline.engine.errors import UserError
 
 # Spaces and non-ASCII letters in every path the tests use: they must reach the messages unchanged.
 ODD = "Mönet – données ✓"

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.chain import COMMANDS
 from pipeline.config import Config, available_presets, build_config, load_config, to_toml
-from pipeline.errors import UserError
+from pipeline.engine.chain import COMMANDS
+from pipeline.engine.errors import UserError
 
 try:
     import tomllib

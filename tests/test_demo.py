@@ -6,7 +6,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from pipeline.demo import demo_names, render_painting, render_photo, write_demo
+from pipeline.data.demo import demo_names, render_painting, render_photo, write_demo
 
 
 def _texture(img: np.ndarray) -> float:

@@ -15,9 +15,9 @@ import pytest
 from conftest import make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline.chain import STAGES
-from pipeline.download import safe_extract
-from pipeline.errors import UserError
+from pipeline.data.download import safe_extract
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
 
 DEMO = ("download.source=demo", "download.demo_monet=3", "download.demo_photos=5", "download.image_size=32")
 

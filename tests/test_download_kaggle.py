@@ -9,8 +9,8 @@ from conftest import tiny_config
 from fake_kaggle import serving, zip_bytes
 
 from pipeline.__main__ import main
-from pipeline.chain import STAGES
-from pipeline.errors import UserError
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
 
 TINY = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=3", "download.expect_photos=4")
 

@@ -31,10 +31,10 @@ from test_submit import SMALL as SUBMIT
 from test_submit import images_zip
 from test_train import TINY, make_data
 
-from pipeline import checkpoint
 from pipeline.__main__ import main
-from pipeline.stages import read_stamp
-from pipeline.trainlog import read_csv
+from pipeline.engine.stage import read_stamp
+from pipeline.training import checkpoint
+from pipeline.training.log import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,15 +13,17 @@ import torchvision
 from conftest import make_jpegs, tiny_config
 from PIL import Image, JpegImagePlugin
 
-from pipeline import checkpoint, device, generate
-from pipeline.chain import STAGES, checkpoint_path
 from pipeline.config import Config
-from pipeline.errors import UserError
-from pipeline.features import InceptionFeatures, open_images
-from pipeline.generate import PREVIEW, Renderer, near_copies, perturb
-from pipeline.images import check_image, list_images
-from pipeline.models import make_generator
-from pipeline.train import load_generator
+from pipeline.data.images import check_image, list_images
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
+from pipeline.generate import render as generate
+from pipeline.generate.render import PREVIEW, Renderer, near_copies, perturb
+from pipeline.metrics.features import InceptionFeatures, open_images
+from pipeline.training import checkpoint
+from pipeline.training import runtime as device
+from pipeline.training.checkpoint import load_generator
+from pipeline.training.models import make_generator
 
 # 32 px everywhere, a ragged last batch (12 = 5 + 5 + 2), a generator small enough for a CPU test, on the
 # CPU even where a GPU exists (exact fp32 references; the GPU path has its own test).
@@ -38,7 +40,7 @@ def save_generator(cfg: Config, seed: int = 0) -> torch.nn.Module:
             if isinstance(m, torch.nn.ConvTranspose2d):
                 torch.nn.init.normal_(m.weight, 0.0, 0.3)
     name = "G_photo2monet" if cfg.train.model == "cyclegan" else "G"
-    checkpoint.save(checkpoint_path(cfg), {"format": checkpoint.FORMAT, "models": {name: G.state_dict()},
+    checkpoint.save(cfg.checkpoint_path, {"format": checkpoint.FORMAT, "models": {name: G.state_dict()},
                                            "train": dataclasses.asdict(cfg.train), "step": 0})
     return G
 
@@ -135,8 +137,8 @@ def test_gpu_path_matches_the_cpu_path(cyclegan, tmp_path):
     diffs = np.array([[np.abs(g - c).mean() for c in on_cpu] for g in on_gpu])
     assert (diffs.argmin(axis=1) == np.arange(len(photos))).all()
     # The codec alone, on 4:4:4 JPEGs (4:2:0 chroma may be upsampled either way): nvJPEG decodes them as
-    # PIL does, and its own JPEGs (4:4:4, like pipeline.images.encode_jpeg's) hold the same pixels.
-    renderer = Renderer(gpu, load_generator(checkpoint_path(gpu), "cuda"), device.setup(gpu.hardware))
+    # PIL does, and its own JPEGs (4:4:4, like pipeline.data.images.encode_jpeg's) hold the same pixels.
+    renderer = Renderer(gpu, load_generator(gpu.checkpoint_path, "cuda"), device.setup(gpu.hardware))
     assert renderer.gpu_jpeg
     for i, p in enumerate(photos):
         Image.open(p).save(tmp_path / f"444-{i}.jpg", quality=95, subsampling=0)
@@ -146,7 +148,7 @@ def test_gpu_path_matches_the_cpu_path(cyclegan, tmp_path):
     for i, write in enumerate(renderer.writers(torch.from_numpy(pil.astype(np.uint8)).permute(0, 3, 1, 2).cuda())):
         write(tmp_path / f"{i}.jpg")
         with Image.open(tmp_path / f"{i}.jpg") as img:
-            assert JpegImagePlugin.get_sampling(img) == 0  # 4:4:4, as pipeline.images.encode_jpeg writes
+            assert JpegImagePlugin.get_sampling(img) == 0  # 4:4:4, as pipeline.data.images.encode_jpeg writes
         assert np.abs(decode(tmp_path / f"{i}.jpg") - pil[i]).mean() < 1.0
 
 

@@ -1,4 +1,4 @@
-"""pipeline.kaggle_api driven through the real `kaggle` client against the local fake Kaggle."""
+"""pipeline.kaggle.api driven through the real `kaggle` client against the local fake Kaggle."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fake_kaggle import serving, use_credentials, zip_bytes
 
-from pipeline import kaggle_api
-from pipeline.errors import UserError
+from pipeline.engine.errors import UserError
+from pipeline.kaggle import api as kaggle_api
 
 REF = "tester/monet-pipeline"
 

@@ -16,14 +16,14 @@ import pytorch_fid
 from conftest import tiny_config
 from kaggle_image import NotebookRun, run_kaggle_notebook
 
-from pipeline import notebook
 from pipeline.__main__ import main
-from pipeline.chain import PACKAGE_DIR, STAGES
 from pipeline.config import to_toml
-from pipeline.demo import write_demo
-from pipeline.errors import UserError
-from pipeline.fingerprint import iter_files
-from pipeline.kernel import kernel_settings
+from pipeline.data.demo import write_demo
+from pipeline.engine.chain import PACKAGE_DIR, STAGES
+from pipeline.engine.errors import UserError
+from pipeline.engine.fingerprint import iter_files
+from pipeline.kaggle import notebook
+from pipeline.kaggle.kernel import kernel_settings
 
 KERNEL = Path("kernels") / "monet-pipeline"
 # The kaggle preset made tiny: 32 px demo data, a one-block ResNet CycleGAN, one short epoch on the CPU.
@@ -88,7 +88,7 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
     names = set(carried.namelist())
     assert {f"pytorch_fid-{version}.dist-info/METADATA", f"pytorch_fid-{version}.dist-info/LICENSE"} <= names
     assert {name: carried.read(name) for name in names if ".dist-info/" not in name} == expected
-    assert "pipeline/kernel.py" in expected and "pipeline/configs/kaggle.toml" in expected
+    assert "pipeline/kaggle/kernel.py" in expected and "pipeline/config/presets/kaggle.toml" in expected
     assert "pip install" not in source
     markdown = [c.source for c in cells(folder) if c.cell_type == "markdown"]
     for stage in ("download", "augment", "train", "generate", "score"):

@@ -19,9 +19,9 @@ from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 from pytorch_fid.inception import FID_WEIGHTS_URL
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from pipeline import features as features_mod
-from pipeline.errors import StageSkipped, UserError
-from pipeline.features import (
+from pipeline.engine.errors import StageSkipped, UserError
+from pipeline.metrics import features as features_mod
+from pipeline.metrics.features import (
     WEIGHTS_FILE,
     InceptionFeatures,
     decode_rgb,
@@ -29,7 +29,7 @@ from pipeline.features import (
     load_inception,
     open_images,
 )
-from pipeline.mifid import (
+from pipeline.metrics.mifid import (
     fid_from_features,
     frechet_distance,
     make_selector,

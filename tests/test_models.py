@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import TrainConfig
-from pipeline.losses import AdversarialLoss, gradient_penalty, reconstruction_loss
-from pipeline.models import make_discriminator, make_generator
-from pipeline.models.cyclegan import PatchDiscriminator, UnetGenerator, unet_depth
-from pipeline.models.diffaugment import color, cutout, diff_augment, parse_policy, translation
+from pipeline.training.losses import AdversarialLoss, gradient_penalty, reconstruction_loss
+from pipeline.training.models import make_discriminator, make_generator
+from pipeline.training.models.cyclegan import PatchDiscriminator, UnetGenerator, unet_depth
+from pipeline.training.models.diffaugment import color, cutout, diff_augment, parse_policy, translation
 
 
 def n_params(net: torch.nn.Module) -> int:

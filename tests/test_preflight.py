@@ -14,11 +14,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from pipeline import device, notebook_clock, preflight
 from pipeline.config import tomllib
-from pipeline.demo import write_demo
-from pipeline.kernel import CARRIED_DISTRIBUTIONS
-from pipeline.preflight import Gpu, PreflightError, TorchFacts
+from pipeline.data.demo import write_demo
+from pipeline.kaggle import clock as notebook_clock
+from pipeline.kaggle import preflight
+from pipeline.kaggle.kernel import CARRIED_DISTRIBUTIONS
+from pipeline.kaggle.preflight import Gpu, PreflightError, TorchFacts
+from pipeline.training import runtime as device
 
 IMAGE_LIST = Path(__file__).resolve().parents[1] / "kernels" / "kaggle-image.toml"
 # What torch 2.10.0+cu128 reports (Kaggle's image, 2026): code for Volta on, nothing for the P100's sm_60.
@@ -123,8 +125,8 @@ def test_the_stages_a_notebook_runs_import_without_pytorch_fid():
     blocker = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
                "        if name.split('.')[0] == 'pytorch_fid': raise ModuleNotFoundError(name)\n"
                "sys.meta_path.insert(0, Block())\n"
-               "import pipeline.download, pipeline.augment, pipeline.train, pipeline.generate, pipeline.submission\n"
-               "import pipeline.notebook, pipeline.preflight, pipeline.notebook_clock\nprint('ok')")
+               "import pipeline.data.download, pipeline.data.augment, pipeline.training.loop, pipeline.generate.render, pipeline.submission.archive\n"
+               "import pipeline.kaggle.notebook, pipeline.kaggle.preflight, pipeline.kaggle.clock\nprint('ok')")
     proc = subprocess.run([sys.executable, "-c", blocker], check=False, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "ok", proc.stderr
 
@@ -150,7 +152,7 @@ def test_the_plan_gives_training_what_is_left(elapsed, finish, user, expected):
 
 def test_the_finish_estimate_is_measured_on_this_machine(tmp_path, monkeypatch):
     """The estimate follows what rendering really costs here: a generator 10 ms slower per image says so."""
-    from pipeline.generate import Renderer
+    from pipeline.generate.render import Renderer
 
     cfg = tiny_config(tmp_path, "train.generator=resnet", "train.ngf=4", "train.n_blocks=1", "generate.batch_size=4",
                       "hardware.device=cpu", "zip.min_images=1", "zip.image_size=32", "generate.count=5")

@@ -10,10 +10,10 @@ from conftest import tiny_config
 from test_train import TINY, make_data
 from tqdm import tqdm
 
-from pipeline import progress as progress_module
-from pipeline import train
-from pipeline.progress import LineProgress, Pace, progress, track
-from pipeline.trainlog import read_csv
+from pipeline.engine import progress as progress_module
+from pipeline.engine.progress import LineProgress, Pace, progress, track
+from pipeline.training import loop as train
+from pipeline.training.log import read_csv
 
 
 class FakeClock:

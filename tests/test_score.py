@@ -11,10 +11,10 @@ import torch
 from conftest import make_jpegs, tiny_config
 
 from pipeline.__main__ import EXIT_SKIPPED, EXIT_USER_ERROR, main
-from pipeline.chain import STAGES
-from pipeline.features import WEIGHTS_FILE
-from pipeline.mifid import mifid
-from pipeline.score import COLUMNS, format_leaderboard, result_path, score_images
+from pipeline.engine.chain import STAGES
+from pipeline.metrics.features import WEIGHTS_FILE
+from pipeline.metrics.mifid import mifid
+from pipeline.metrics.score import COLUMNS, format_leaderboard, result_path, score_images
 
 KEYS = {"fid", "distance", "mifid", "n_gen", "n_real", "weights", "subset", "n_available"}
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import make_jpegs, tiny_config
 
-from pipeline.fingerprint import fingerprint
-from pipeline.stages import Stage, read_stamp
+from pipeline.engine.fingerprint import fingerprint
+from pipeline.engine.stage import Stage, read_stamp
 
 CALLS: list[str] = []
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline.chain import STAGES
-from pipeline.errors import UserError
-from pipeline.submission import check_zip, command
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
+from pipeline.submission.archive import check_zip, command
 
 # A submission of 7..10 images of 32x32 stands in for Kaggle's 7,000..10,000 of 256x256.
 RULES = ("zip.min_images=7", "zip.max_images=10", "zip.image_size=32", "generate.count=8", "zip.decode_sample=3")

@@ -17,9 +17,9 @@ import pytest
 from conftest import make_jpegs, tiny_config
 from fake_kaggle import serving
 
-from pipeline import kaggle_api
-from pipeline.errors import UserError
-from pipeline.submit import push_command, submit_command
+from pipeline.engine.errors import UserError
+from pipeline.kaggle import api as kaggle_api
+from pipeline.kaggle.submit import push_command, submit_command
 
 REF = "tester/monet-pipeline"
 SMALL = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "generate.count=5",
@@ -72,7 +72,7 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
     [sub] = fake_kaggle.submissions
     assert (sub["kernelOwner"], sub["kernelSlug"], sub["kernelVersion"], sub["fileName"]) == (
         "tester", "monet-pipeline", 1, "images.zip")
-    from pipeline.kernel import kernel_settings
+    from pipeline.kaggle.kernel import kernel_settings
 
     assert sub["submissionDescription"].startswith(f"kaggle {kernel_settings(cfg).train_hash()[:8]} ")
     out = capsys.readouterr().out
@@ -219,7 +219,7 @@ TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_p
 @pytest.fixture(scope="module")
 def competition(tmp_path_factory) -> Path:
     """The competition's folder as a notebook sees it under /kaggle/input: 6 paintings, 10 photos, 32 px."""
-    from pipeline.demo import write_demo
+    from pipeline.data.demo import write_demo
 
     folder = tmp_path_factory.mktemp("competition") / "gan-getting-started"
     write_demo(folder, 6, 10, 32, seed=0, workers=1)

@@ -17,12 +17,13 @@ import torch.multiprocessing as mp
 from conftest import make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline import checkpoint, families, train
-from pipeline.chain import STAGES
 from pipeline.config import Config, TrainConfig
-from pipeline.device import Runtime
-from pipeline.errors import StageSkipped, UserError
-from pipeline.trainlog import read_csv
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import StageSkipped, UserError
+from pipeline.training import checkpoint, families
+from pipeline.training import loop as train
+from pipeline.training.log import read_csv
+from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
@@ -72,7 +73,7 @@ def test_each_family_trains_and_leaves_a_usable_run(config, options):
     assert grids[0].name == "step_000002.png"
     with Image.open(cfg.run_dir / "samples.gif") as gif:
         assert gif.n_frames == len(grids)
-    loaded = train.load_generator(cfg.run_dir / "last.pt")
+    loaded = checkpoint.load_generator(cfg.run_dir / "last.pt")
     assert loaded.kind == cfg.train.model and loaded.step == total and not loaded.generator.training
     x = torch.randn(2, loaded.z_dim) if loaded.kind == "dcgan" else torch.rand(2, 3, 40, 40) * 2 - 1
     with torch.no_grad():
@@ -138,7 +139,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(config, capsys):
     assert last_step(cfg) == 4
     with pytest.raises(UserError, match="ckpt_000002.pt"):
         (cfg.run_dir / "ckpt_000002.pt").write_bytes(b"PK\x03\x04 not really")
-        train.load_generator(cfg.run_dir / "ckpt_000002.pt")
+        checkpoint.load_generator(cfg.run_dir / "ckpt_000002.pt")
 
 
 def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
@@ -193,7 +194,7 @@ def test_best_checkpoint_follows_the_selector(config, monkeypatch):
             return next(scores)
         return select
 
-    monkeypatch.setitem(sys.modules, "pipeline.mifid", types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid", types.SimpleNamespace(make_selector=make_selector))
     cfg = config("train.select_by_mifid=1", "train.checkpoint_every=1")
     train.build(cfg, cfg.run_dir)
     assert seen == [(3, 3, 40, 40)] * 4
@@ -201,7 +202,7 @@ def test_best_checkpoint_follows_the_selector(config, monkeypatch):
     assert best["step"] == 2 and best["mifid"] == 3.0 and set(best["models"]) == {"G_photo2monet", "G_monet2photo"}
     at_step_2 = checkpoint.read(cfg.run_dir / "ckpt_000002.pt")["models"]["G_photo2monet"]
     assert all(torch.equal(at_step_2[k], v) for k, v in best["models"]["G_photo2monet"].items())
-    assert train.load_generator(cfg.run_dir / "best.pt").step == 2
+    assert checkpoint.load_generator(cfg.run_dir / "best.pt").step == 2
     assert checkpoint.read(cfg.run_dir / "last.pt")["best_mifid"] == 3.0
 
 
@@ -209,7 +210,7 @@ def test_training_goes_on_without_selection_when_mifid_cannot_run(config, monkey
     def make_selector(cfg, device):
         raise StageSkipped("no FID weights (pt_inception-2015-12-05-6726825d.pth)")
 
-    monkeypatch.setitem(sys.modules, "pipeline.mifid", types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid", types.SimpleNamespace(make_selector=make_selector))
     cfg = config("train.select_by_mifid=1")
     assert "4/4 steps" in train.build(cfg, cfg.run_dir)
     assert "select_by_mifid is off for this run: no FID weights" in capsys.readouterr().out

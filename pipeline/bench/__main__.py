@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .. import atomic
 from ..config import Config, load_config
-from ..device import pick_device
-from ..errors import UserError
+from ..engine import atomic
+from ..engine.errors import UserError
+from ..training.runtime import pick_device
 from .parts import bench_demo, bench_generate, bench_score_part
 from .train import bench_train
 

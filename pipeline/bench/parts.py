@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint
-from ..chain import STAGES, checkpoint_path
 from ..config import Config, PathsConfig
-from ..demo import write_demo
-from ..device import pick_device
-from ..errors import StageSkipped
-from ..features import find_weights
-from ..models import make_generator
+from ..data.demo import write_demo
+from ..engine.chain import STAGES
+from ..engine.errors import StageSkipped
+from ..metrics.features import find_weights
+from ..training import checkpoint
+from ..training.models import make_generator
+from ..training.runtime import pick_device
 from .timing import median_seconds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     wcfg = write_bench_data(cfg, work, n_photos=n, n_monet=10)
     torch.manual_seed(0)
     G = make_generator(wcfg.train).eval()  # random weights: speed does not depend on them
-    checkpoint.save(checkpoint_path(wcfg), {"format": checkpoint.FORMAT, "models": {"G_photo2monet": G.state_dict()},
+    checkpoint.save(wcfg.checkpoint_path, {"format": checkpoint.FORMAT, "models": {"G_photo2monet": G.state_dict()},
                                             "train": dataclasses.asdict(wcfg.train), "step": 0})
     STAGES["generate"].run(wcfg, force=True)  # warm-up run: allocator, cuDNN autotuning, nvJPEG
     start = time.perf_counter()

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from pytorch_fid.fid_score import get_activations
 
-from ..device import pick_device
-from ..features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
-from ..images import list_images
+from ..data.images import list_images
+from ..metrics.features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
+from ..training.runtime import pick_device
 from .timing import sync
 
 

@@ -1,6 +1,6 @@
 """Training throughput of the CycleGAN step at several batch sizes and with each speed option on or off.
 
-Every row times the real training step (pipeline.families.CycleGAN.train_step) on images already on
+Every row times the real training step (pipeline.training.families.CycleGAN.train_step) on images already on
 the device, so it measures the model and optimiser, not data loading (the loop keeps data on the
 device too). Each row is also given as a fraction of its floor: the step's counted FLOPs over the
 device's measured matrix rate.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import Config
-from ..device import setup
-from ..families import CycleGAN
+from ..training.families import CycleGAN
+from ..training.runtime import setup
 from .timing import count_flops, median_seconds, peak_flops
 
 

@@ -1,0 +1,156 @@
+"""Loading settings: defaults, then a TOML preset, then `--set section.key=value` overrides, validated.
+
+Unknown sections or keys and values of the wrong type are UserErrors that name the key and list the valid
+ones, so a typo never silently falls back to a default. Deprecated keys still work, with a notice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+from ..engine.errors import UserError
+from .sections import Config
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the preset's TOML, then each `section.key=value` override, validated."""
+    path = PRESETS_DIR / f"{preset}.toml"
+    if not path.is_file():
+        path = Path(preset)
+        if not path.is_file():
+            raise UserError(f"unknown config preset '{preset}'; choose one of: {', '.join(available_presets())} "
+                            "(or give the path of a TOML file)")
+    try:
+        values: dict[str, dict[str, Any]] = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    for item in overrides:
+        section, key, raw = _split_override(item)
+        values.setdefault(section, {})[key] = _parse_value(raw)
+    return build_config(values, preset=preset)
+
+
+# Old keys that still work: (section, key) -> (new section, new key, how the old value maps to the new one).
+# Each use prints one notice naming the new key; the new key wins where both are given.
+DEPRECATED: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]] = {
+    ("kernel", "enable_gpu"): ("kernel", "accelerator", lambda on: "t4x2" if on else "none"),
+}
+
+
+def _renew_deprecated(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`values` with every deprecated key moved to its new name, saying so once per key on stderr."""
+    values = {section: dict(entries) if isinstance(entries, dict) else entries for section, entries in values.items()}
+    for (section, key), (new_section, new_key, convert) in DEPRECATED.items():
+        entries = values.get(section)
+        if not isinstance(entries, dict) or key not in entries:
+            continue
+        old = entries.pop(key)
+        target = values.setdefault(new_section, {})
+        if new_key in target:
+            note = f"{new_section}.{new_key} is also set and wins"
+        else:
+            target[new_key] = convert(old)
+            note = f"read as {new_section}.{new_key}={target[new_key]!r}"
+        print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})", file=sys.stderr)
+    return values
+
+
+def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
+    """Turn nested dicts (as from TOML) into a validated Config."""
+    sections = {f.name: f for f in fields(Config) if f.name != "preset"}
+    kwargs: dict[str, Any] = {}
+    for section, entries in _renew_deprecated(values).items():
+        if section not in sections:
+            raise UserError(f"unknown settings section '{section}'; valid sections: {', '.join(sections)}")
+        if not isinstance(entries, dict):
+            raise UserError(f"'{section}' must be a table of settings, e.g. [{section}]")
+        cls = sections[section].default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(cls)
+        valid = [f.name for f in fields(cls)]
+        converted = {}
+        for key, value in entries.items():
+            if key not in valid:
+                raise UserError(f"unknown setting '{section}.{key}'; valid keys in [{section}]: {', '.join(valid)}")
+            converted[key] = _coerce(f"{section}.{key}", value, hints[key])
+        kwargs[section] = cls(**converted)
+    return Config(**kwargs, preset=preset)
+
+
+def _split_override(item: str) -> tuple[str, str, str]:
+    name, sep, raw = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise UserError(f"--set expects section.key=value (e.g. train.epochs=2), got '{item}'")
+    return section, key, raw.strip()
+
+
+def _parse_value(raw: str) -> Any:
+    """TOML syntax when it parses (numbers, booleans, arrays, quoted strings), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, str):  # "0.7,1.0" as a shorthand for [0.7, 1.0]
+            value = [_parse_value(part.strip()) for part in value.split(",")]
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise UserError(f"setting {key} expects {len(args)} values like [0.7, 1.0], got {value!r}")
+        return tuple(_coerce(key, v, a) for v, a in zip(value, args))
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "yes", "on")
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise UserError(f"setting {key} expects {names.get(hint, hint)}, got {value!r}")
+    return value
+
+
+def to_toml(cfg: Config) -> str:
+    """The full, resolved settings as TOML (written into each run folder so a run can be reproduced)."""
+    lines = [f"# preset: {cfg.preset}"]
+    for section in fields(Config):
+        if section.name == "preset":
+            continue
+        lines.append(f"\n[{section.name}]")
+        for key, value in dataclasses.asdict(getattr(cfg, section.name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)

@@ -1,0 +1,347 @@
+"""Settings: one frozen dataclass per stage (a section of the TOML presets), each checking its own values.
+
+Every field has a default that is right for the competition; presets in pipeline/config/presets/ only say
+what differs. Loading, overrides and the TOML form live in loader.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..engine.errors import UserError
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data: str = "data"  # raw/, augmented/, runs/, .cache/ live here
+    submissions: str = "submissions"  # images/, images.zip, leaderboard.csv live here
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """How to run, not what to compute: never part of a cache key."""
+
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
+    channels_last: bool = False  # faster for the U-Net on CPU; 15-25% slower for ResNet-9 on an H100
+    compile: bool = False  # torch.compile the models (GPU only)
+    workers: int = 0  # CPU worker threads/processes for image I/O; 0 = one per core
+    progress_every_s: float = 60.0  # without a terminal (notebook, CI, pipe): one progress line this often
+
+    def __post_init__(self) -> None:
+        _require(self.progress_every_s > 0, "hardware.progress_every_s", "must be > 0 (seconds)")
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    source: str = "auto"  # auto | kaggle | demo | dir:PATH  (auto = the notebook's input in a Kaggle kernel, else kaggle)
+    competition: str = "gan-getting-started"
+    image_size: int = 256  # every image must be image_size x image_size RGB
+    skip_bad: bool = False  # skip and list bad images instead of stopping
+    demo_monet: int = 300  # demo source: number of paintings
+    demo_photos: int = 7038  # demo source: number of photos
+    demo_seed: int = 0
+    expect_monet: int = 300  # the competition's counts: the kaggle source must match them, other sources warn
+    expect_photos: int = 7038
+
+    def __post_init__(self) -> None:
+        _require(self.source in ("auto", "kaggle", "demo") or (self.source.startswith("dir:") and len(self.source) > 4),
+                 "download.source", f"must be auto, kaggle, demo or dir:PATH (got '{self.source}')")
+        _require(self.image_size >= 16, "download.image_size", "must be >= 16")
+        _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    variants: int = 4  # augmented copies per painting, besides the original (300 -> 1,500)
+    seed: int = 0
+    hflip_p: float = 0.5
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range, back to full size
+    crop_ratio: tuple[float, float] = (0.9, 1.1)  # its aspect range: near 1 keeps brush strokes' proportions
+    rotate_limit: float = 10.0  # degrees, then cropped to the largest box without empty corners
+    color_jitter: float = 0.1  # brightness/contrast/saturation strength; hue is a fifth of it
+    noise_std: tuple[float, float] = (0.01, 0.04)  # gaussian noise, fraction of the 0-255 range
+    quality: int = 95  # JPEG quality of the written variants
+
+    def __post_init__(self) -> None:
+        _require(self.variants >= 0, "augment.variants", "must be >= 0")
+        _require(1 <= self.quality <= 100, "augment.quality", "must be in 1..100")
+        _require(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", "must be in 0..1")
+        _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "augment.crop_scale",
+                 "must be [low, high] with 0 < low <= high <= 1")
+        _require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio", "must be [low, high], 0 < low <= high")
+        _require(0.0 <= self.rotate_limit <= 45.0, "augment.rotate_limit", "must be in 0..45 degrees")
+        _require(0.0 <= self.color_jitter <= 1.0, "augment.color_jitter", "must be in 0..1")
+        _require(0.0 <= self.noise_std[0] <= self.noise_std[1] <= 1.0, "augment.noise_std",
+                 "must be [low, high] with 0 <= low <= high <= 1")
+
+
+LR_SCALING: dict[str, Callable[[int], float]] = {"none": lambda b: 1.0, "sqrt": lambda b: b ** 0.5,
+                                                 "linear": lambda b: float(b)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "cyclegan"  # cyclegan | dcgan
+    run: str = ""  # run folder name under data/runs/; empty = <model>-<config hash>
+    seed: int = 0
+    epochs: int = 20  # one epoch = one pass over the augmented paintings
+    batch_size: int = 1
+    image_size: int = 256  # training crop size (random crops at full resolution when < the data's size)
+    lr: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # discriminator learning rate
+    lr_scaling: str = "sqrt"  # lr and lr_d are for batch 1; a global batch B scales them: none | sqrt (x sqrt B) | linear
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
+    # CycleGAN
+    generator: str = "resnet"  # resnet | unet
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    d_layers: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle
+    pool_size: int = 50
+    # DCGAN
+    z_dim: int = 128
+    dcgan_width: int = 64
+    loss: str = "bce"  # dcgan: bce | lsgan | wgan-gp  (cyclegan always uses lsgan)
+    label_smoothing: float = 0.9  # target for real images with bce (1.0 = off)
+    spectral_norm: bool = False
+    d_dropout: float = 0.0
+    instance_noise: float = 0.0  # std of gaussian noise on D inputs, annealed to zero
+    gp_weight: float = 10.0
+    n_critic: int = 1
+    # Both
+    diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout"
+    # Observability, checkpoints, budget
+    log_every: int = 50  # steps between loss-log rows
+    sample_every: int = 500  # steps between sample grids
+    checkpoint_every: int = 1000  # steps between checkpoints
+    checkpoint_every_s: float = 600.0  # and at least this often in seconds of training
+    keep_last: int = 3  # checkpoints kept besides last.pt
+    time_budget_min: float = 0.0  # 0 = no budget; else stop cleanly (checkpoint written) when spent
+    select_by_mifid: int = 0  # 0 = off; else every N steps score on a photo subset and keep best.pt
+    select_photos: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.model in ("cyclegan", "dcgan"), "train.model", "must be one of: cyclegan, dcgan")
+        _require(self.generator in ("resnet", "unet"), "train.generator", "must be one of: resnet, unet")
+        _require(self.loss in ("bce", "lsgan", "wgan-gp"), "train.loss", "must be one of: bce, lsgan, wgan-gp")
+        _require(self.lr_scaling in LR_SCALING, "train.lr_scaling", f"must be one of: {', '.join(LR_SCALING)}")
+        for name in ("epochs", "batch_size", "image_size", "ngf", "ndf", "z_dim", "dcgan_width", "n_critic",
+                     "log_every", "sample_every", "checkpoint_every"):
+            _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+        for name in ("n_blocks", "pool_size", "keep_last", "time_budget_min", "select_by_mifid"):
+            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
+        _require(0.5 < self.label_smoothing <= 1.0, "train.label_smoothing", "must be in 0.5..1 (1 = off)")
+        _require(0.0 <= self.d_dropout < 1.0, "train.d_dropout", "must be in 0..1")
+        for name in ("lr", "lr_d", "lambda_cycle", "lambda_identity", "instance_noise", "gp_weight",
+                     "checkpoint_every_s"):
+            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
+        _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
+                 'must be "" (off) or a comma-separated list of: color, translation, cutout')
+
+    def lr_factor(self, world_size: int = 1) -> float:
+        """How much lr and lr_d grow for the global batch (batch_size x processes): Adam's updates are
+        normalised, so the square root keeps the noise per step about as it is at batch 1."""
+        return LR_SCALING[self.lr_scaling](self.batch_size * world_size)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    count: int = 7500  # dcgan: images to sample (cyclegan translates every photo)
+    quality: int = 95
+    batch_size: int = 16
+    checkpoint: str = "auto"  # auto (best.pt if present, else last.pt) | best | last | a path
+    max_memorization: float = 0.0  # 0 = off; else drop images closer than this cosine distance to a training Monet
+    seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
+        _require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+        _require(0.0 <= self.max_memorization < 1.0, "generate.max_memorization",
+                 "must be in 0..1 (a cosine distance; 0 = off, the MiFID threshold is 0.1)")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    weights: str = ""  # path of pt_inception-2015-12-05-6726825d.pth; empty = torch hub cache, then download
+    limit: int = 0  # 0 = score every image; else a random subset of this many (marked as such)
+    seed: int = 0
+    batch_size: int = 50
+    epsilon: float = 0.1  # memorisation threshold of MiFID
+    half: bool = False  # Inception in fp16 on GPU
+
+    def __post_init__(self) -> None:
+        _require(self.limit >= 0, "score.limit", "must be >= 0")
+        _require(self.batch_size >= 1, "score.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ZipConfig:
+    min_images: int = 7000
+    max_images: int = 10000
+    image_size: int = 256
+    decode_sample: int = 64  # images decoded again from the written archive as a check
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    slug: str = "monet-pipeline"
+    title: str = "Monet pipeline"
+    username: str = ""  # empty = from the Kaggle credentials
+    is_private: bool = True
+    accelerator: str = "t4x2"  # t4x2 (GPU T4 x2, Kaggle's GPU for this competition) | none (CPU only)
+    launcher: str = "auto"  # how the notebook trains: auto (torchrun when > 1 GPU) | torchrun | inprocess
+    processes: int = 0  # torchrun processes; 0 = one per visible GPU (2 on T4 x2)
+    time_limit_min: float = 300.0  # Kaggle's limit for the whole notebook run
+    margin_min: float = 20.0  # kept free at the end of the run, after generate + zip + tidy
+    enable_internet: bool = False
+    weights_dataset: str = ""  # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
+    preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
+    set: str = ""  # overrides on top of kernel.preset: "section.key=value" items separated by ";"
+
+    def __post_init__(self) -> None:
+        _require(len(self.slug) >= 5 and self.slug.replace("-", "").isalnum() and self.slug == self.slug.lower(),
+                 "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
+        _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
+        _require(self.accelerator in ACCELERATORS, "kernel.accelerator",
+                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle torch does not "
+                 "run on it; TPUs do not run this PyTorch pipeline)")
+        _require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
+                 "must be one of: auto, torchrun, inprocess")
+        _require(self.time_limit_min > 0 and self.margin_min >= 0, "kernel.time_limit_min/margin_min",
+                 "must be > 0 / >= 0 minutes")
+
+    @property
+    def machine_shape(self) -> str:
+        """kernel-metadata.json's machine_shape ("" = no accelerator)."""
+        return ACCELERATORS[self.accelerator]
+
+
+ACCELERATORS = {"t4x2": "NvidiaTeslaT4", "none": ""}  # kernel.accelerator -> Kaggle's machine_shape
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    dry_run: bool = False  # do everything up to the submission itself
+    poll_timeout_min: float = 330.0  # stop following the kernel after this long (it keeps running on Kaggle)
+    poll_interval_s: float = 30.0  # longest pause between status checks (the first checks come sooner)
+    message: str = ""  # empty = run name and config hash
+    retries: int = 4  # tries of a Kaggle request that failed transiently (5xx, 429, reset, timeout)
+    retry_delay_s: float = 2.0  # first pause between tries; doubles after each
+    version: int = 0  # > 0: submit this kernel version's fetched output (e.g. after a dry run) without a new run
+
+    def __post_init__(self) -> None:
+        _require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
+        _require(self.poll_interval_s > 0 and self.poll_timeout_min > 0 and self.retry_delay_s >= 0,
+                 "submit.poll_interval_s/poll_timeout_min/retry_delay_s", "must be positive")
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    zip: ZipConfig = field(default_factory=ZipConfig)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
+    preset: str = "default"
+
+    def __post_init__(self) -> None:
+        # Every integer setting is a count, a size, a step interval, a quality or a seed: none means anything
+        # below zero (a negative seed even crashes numpy). The sections' own checks say more where they can.
+        for section in fields(self):
+            group = getattr(self, section.name)
+            for f in fields(group) if dataclasses.is_dataclass(group) else ():
+                value = getattr(group, f.name)
+                _require(type(value) is not int or value >= 0, f"{section.name}.{f.name}", "must be >= 0")
+        lo, hi = self.zip.min_images, self.zip.max_images
+        _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
+        _require(lo <= self.generate.count <= hi, "generate.count",
+                 f"must be in {lo}..{hi} (a submission holds {lo:,}-{hi:,} images)")
+
+    # Where things live, derived from paths.* so that every stage agrees.
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def augmented_dir(self) -> Path:
+        return self.data_dir / "augmented"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / ".cache"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "runs" / (self.train.run or f"{self.train.model}-{self.train_hash()[:8]}")
+
+    @property
+    def submissions_dir(self) -> Path:
+        return Path(self.paths.submissions)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.submissions_dir / "images"
+
+    @property
+    def zip_path(self) -> Path:
+        return self.submissions_dir / "images.zip"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The checkpoint generate uses: generate.checkpoint, where auto = best.pt (kept by MiFID during
+        training) when present, else last.pt."""
+        choice = self.generate.checkpoint
+        if choice == "auto":
+            best = self.run_dir / "best.pt"
+            return best if best.exists() else self.run_dir / "last.pt"
+        if choice in ("best", "last"):
+            return self.run_dir / f"{choice}.pt"
+        return Path(choice)
+
+    def train_hash(self) -> str:
+        """Hash of what decides the trained model: the train settings minus how the run is named, watched and
+        budgeted, so that a larger time budget continues the same run folder instead of starting over."""
+        return digest({k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS})
+
+
+RUN_KEYS = ("run", "log_every", "sample_every", "checkpoint_every", "checkpoint_every_s", "keep_last",
+            "time_budget_min", "select_by_mifid", "select_photos")
+
+
+def digest(obj: Any) -> str:
+    """A stable sha256 of any JSON-able object (dataclasses included)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_jsonable).encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
+
+
+def _require(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+        raise UserError(f"setting {key} {rule}")
+
+

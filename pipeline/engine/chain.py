@@ -1,0 +1,99 @@
+"""The pipeline at a glance: every stage, what it reads, what settings decide it, and what it writes.
+
+download -> augment -> train -> generate -> score -> zip, then kernel / push / submit for Kaggle.
+Build functions are named as "module:function" and imported only when a stage must run.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..data.sources import dir_source
+from .stage import Stage
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the pipeline package
+
+
+def _download_inputs(cfg: Config) -> list[Path]:
+    # Only the two JPEG folders (a Kaggle input also holds TFRecords); a missing one is left to the
+    # stage, whose error names the folder and the setting.
+    folder = dir_source(cfg)
+    return [p for p in (folder / "monet_jpg", folder / "photo_jpg") if p.is_dir()] if folder else []
+
+
+def _train_inputs(cfg: Config) -> list[Path]:
+    monet = [cfg.augmented_dir / "monet"]
+    return monet + [cfg.raw_dir / "photo_jpg"] if cfg.train.model == "cyclegan" else monet
+
+
+def _generate_inputs(cfg: Config) -> list[Path]:
+    inputs = [cfg.checkpoint_path]
+    if cfg.train.model == "cyclegan":
+        inputs.append(cfg.raw_dir / "photo_jpg")
+    if cfg.generate.max_memorization > 0:
+        inputs.append(cfg.raw_dir / "monet_jpg")
+    return inputs
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in [
+    Stage("download", "fetch the competition images (Kaggle, a folder, or the offline demo set) into data/raw",
+          build="pipeline.data.download:build", output=lambda c: c.raw_dir,
+          inputs=_download_inputs,
+          settings=lambda c: c.download),
+    Stage("augment", "300 Monets -> 1,500: each painting plus 4 augmented variants, and a contact sheet",
+          build="pipeline.data.augment:build", output=lambda c: c.augmented_dir,
+          inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment),
+    Stage("train", "train a CycleGAN or DCGAN into data/runs/<run> (resumable; samples, loss plot)",
+          build="pipeline.training.loop:build", output=lambda c: c.run_dir, inputs=_train_inputs,
+          settings=lambda c: c.train, atomic=False),
+    Stage("generate", "turn photos (CycleGAN) or noise (DCGAN) into Monet-style JPEGs in submissions/images",
+          build="pipeline.generate.render:build", output=lambda c: c.images_dir, inputs=_generate_inputs,
+          settings=lambda c: {"generate": c.generate, "model": c.train.model, "score": c.score}),
+    Stage("score", "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
+          build="pipeline.metrics.score:build", output=lambda c: c.submissions_dir / "score.json",
+          inputs=lambda c: [c.images_dir, c.raw_dir / "monet_jpg"], settings=lambda c: c.score),
+    Stage("zip", "validate submissions/images and write submissions/images.zip (7,000-10,000 JPEGs)",
+          build="pipeline.submission.archive:build", output=lambda c: c.zip_path, inputs=lambda c: [c.images_dir],
+          settings=lambda c: c.zip),
+    Stage("kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
+          build="pipeline.kaggle.kernel:build", output=lambda c: Path("kernels") / c.kernel.slug,
+          inputs=lambda c: [PACKAGE_DIR],
+          settings=lambda c: {"kernel": c.kernel, "competition": c.download.competition}),
+]}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A CLI command. A stage's command runs the stage unless `handler` handles its extra options."""
+
+    name: str
+    help: str
+    handler: str = ""  # "module:function" called as f(cfg, args) -> exit code; "" = run the stage
+    arguments: tuple[tuple[str, dict], ...] = ()
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        for flag, options in self.arguments:
+            parser.add_argument(flag, **options)
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in [
+    Command("download", STAGES["download"].help),
+    Command("augment", STAGES["augment"].help),
+    Command("train", STAGES["train"].help),
+    Command("generate", STAGES["generate"].help),
+    Command("score", STAGES["score"].help + "; or score any --images against any --real",
+            handler="pipeline.metrics.score:command", arguments=(
+                ("--images", {"metavar": "PATH", "help": "folder or zip of generated images"}),
+                ("--real", {"metavar": "PATH", "help": "folder or zip of real images (default: the Monets)"}),
+                ("--out", {"metavar": "FILE", "help": "where to write the JSON result"}))),
+    Command("zip", STAGES["zip"].help + "; --check PATH validates an existing zip",
+            handler="pipeline.submission.archive:command",
+            arguments=(("--check", {"metavar": "PATH", "help": "validate this zip against the competition's rules"}),)),
+    Command("kernel", STAGES["kernel"].help),
+    Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
+            handler="pipeline.kaggle.submit:push_command"),
+    Command("submit", "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition",
+            handler="pipeline.kaggle.submit:submit_command"),
+]}

@@ -1,0 +1,170 @@
+"""What the Kaggle notebook runs besides the stages: its settings rooted at $KAGGLE_ROOT, training on its
+own clock (in-process, or under torchrun on several GPUs), the training pictures shown inline, optional
+scoring, and a tidy /kaggle/working whose one large file is images.zip.
+
+Imported only inside the notebook, from the copy of the pipeline the notebook carries. It lives here
+rather than in the cells so the cells stay one-liners a reader can follow on Kaggle, and so it is
+tested like the rest of the code (tests/test_kernel.py runs the notebook in a folder laid out like
+Kaggle's, with KAGGLE_ROOT pointing at it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import Config, build_config, to_toml, tomllib
+from ..engine import atomic
+from ..engine.chain import STAGES
+from ..engine.errors import StageSkipped, UserError
+from . import clock as notebook_clock
+from .preflight import preflight  # noqa: F401 - the notebook's first check, called from its cell
+
+KAGGLE_ROOT = "/kaggle"  # where a Kaggle notebook sees its input/ and working/
+WEIGHTS_GLOB = "pt_inception-2015-12-05*.pth"  # the FID Inception weights, from an attached dataset
+KEEP_SUFFIXES = (".png", ".gif", ".csv", ".json", ".toml", ".txt", ".log")
+KEEP_MAX_BYTES = 20 * 2**20
+
+
+def root() -> Path:
+    return Path(os.environ.get("KAGGLE_ROOT") or KAGGLE_ROOT)
+
+
+def settings(text: str, preset: str) -> Config:
+    """The settings baked into the notebook, with every /kaggle path moved under $KAGGLE_ROOT, and
+    score.weights pointed at the FID weights when an attached dataset holds them."""
+    values = tomllib.loads(text)
+    for section in values.values():
+        for key, value in section.items():
+            if isinstance(value, str):
+                section[key] = _reroot(value, root())
+    cfg = build_config(values, preset=preset)
+    weights = next(iter(sorted((root() / "input").rglob(WEIGHTS_GLOB))), None)
+    if not cfg.score.weights and weights is not None:
+        cfg = replace(cfg, score=replace(cfg.score, weights=str(weights)))
+    return cfg
+
+
+def _reroot(value: str, base: Path) -> str:
+    for prefix in ("", "dir:"):
+        head = prefix + KAGGLE_ROOT
+        if value == head or value.startswith(head + "/"):
+            return prefix + str(base) + value[len(head):]
+    return value
+
+
+def describe(cfg: Config) -> None:
+    """Print where this run reads and writes, so a reader of the log can check it at a glance."""
+    t, k = cfg.train, cfg.kernel
+    budget = f"at most {t.time_budget_min:g} min" if t.time_budget_min else "set by the notebook's clock"
+    print(f"data:        {cfg.download.source}")
+    print(f"run folder:  {cfg.run_dir}")
+    print(f"model:       {t.model} ({t.generator}, ngf {t.ngf}), {t.epochs} epochs, training time {budget}")
+    print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
+          f"Kaggle's limit {k.time_limit_min:g} min with a {k.margin_min:g}-min margin")
+    print(f"output:      {cfg.zip_path}")
+    print(f"FID weights: {cfg.score.weights or 'none attached: scoring will be skipped'}")
+
+
+def train(cfg: Config, started: float) -> Path:
+    """Train within the notebook's clock (see pipeline/kaggle/clock.py), on every GPU.
+
+    kernel.launcher: auto = torchrun when there is more than one process to run (one per visible GPU,
+    or kernel.processes), else in this process; its output streams into the cell either way.
+    """
+    print("clock: measuring what generate + zip will cost on this machine ...", flush=True)
+    plan = notebook_clock.plan(cfg, started, notebook_clock.measure_finish_s(cfg))
+    print(f"clock: {plan}", flush=True)
+    cfg = replace(cfg, train=replace(cfg.train, time_budget_min=plan.train_s / 60))
+    processes = cfg.kernel.processes or _gpu_count()
+    if cfg.kernel.launcher == "inprocess" or cfg.kernel.launcher == "auto" and processes <= 1:
+        return STAGES["train"].run(cfg)
+    return _torchrun(cfg, max(1, processes))
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _torchrun(cfg: Config, processes: int) -> Path:
+    """`make train GPUS=N` from the notebook: N processes under torchrun on the resolved settings, their output
+    streamed into the cell; a non-zero exit fails the cell."""
+    settings_file = cfg.data_dir / "train-settings.toml"
+    atomic.write_text(settings_file, to_toml(cfg))
+    code_root = str(Path(__file__).resolve().parents[2])  # the unpacked copy: the children import the same code
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "pipeline", "train", "--config", str(settings_file)]
+    print(f"train: {processes} processes under torchrun", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          bufsize=1) as proc:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            print(line, end="", flush=True)
+    if proc.returncode:
+        raise UserError(f"train: torchrun with {processes} processes exited with code {proc.returncode}; "
+                        "the lines above say why")
+    return cfg.run_dir
+
+
+def show_training(cfg: Config) -> None:
+    """Display the loss plot and the latest sample grid of the run inline."""
+    from IPython.display import Image, display
+
+    pictures = sorted(cfg.run_dir.rglob("*.png"), key=lambda p: p.stat().st_mtime)
+    loss = [p for p in pictures if "loss" in p.name]
+    samples = [p for p in pictures if "sample" in p.as_posix() and p not in loss]
+    for what, found in (("loss plot", loss), ("sample grid", samples)):
+        if found:
+            print(f"{what}: {found[-1]}")
+            display(Image(filename=str(found[-1])))
+        else:
+            print(f"no {what} in {cfg.run_dir}")
+
+
+def score(cfg: Config) -> None:
+    """Score the generated images when the FID weights are attached; otherwise say that it is skipped."""
+    if not cfg.score.weights:
+        print(f"score: skipped: no {WEIGHTS_GLOB} under {root() / 'input'} (attach a dataset holding the FID "
+              "weights, kernel.weights_dataset, to score inside the notebook)")
+        return
+    try:
+        STAGES["score"].run(cfg)
+    except StageSkipped as exc:
+        print(f"score: skipped: {exc}")
+    except Exception as exc:  # noqa: BLE001 - scoring is optional: a failure must not cost the written images.zip
+        traceback.print_exc()
+        print(f"score: failed ({type(exc).__name__}); images.zip is written and unaffected")
+
+
+def tidy(cfg: Config) -> None:
+    """Leave images.zip and the small pictures and logs in working/; delete the images and data.
+
+    Kaggle keeps everything in /kaggle/working as the notebook's output (20 GB at most), and the
+    competition only needs images.zip: the 7,000 loose JPEGs, the data copy and the checkpoints go.
+    """
+    working = (root() / "working").resolve()
+    if not cfg.zip_path.is_file():
+        raise RuntimeError(f"{cfg.zip_path} is missing: the zip cell above failed")
+    kept = working / "run"
+    for path in sorted(cfg.run_dir.rglob("*")) if cfg.run_dir.is_dir() else []:
+        small = path.is_file() and path.stat().st_size <= KEEP_MAX_BYTES and not path.name.startswith(".")
+        if small and path.suffix in KEEP_SUFFIXES:
+            target = kept / path.relative_to(cfg.run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    for folder in (cfg.images_dir, cfg.data_dir):
+        if folder.resolve().is_relative_to(working) and folder.resolve() != working:  # never outside working/
+            shutil.rmtree(folder, ignore_errors=True)
+    for path in sorted(working.rglob("*")):  # the pipeline's own locks and stamps are no output
+        if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
+            path.unlink()
+    for path in sorted(working.rglob("*")):
+        if path.is_file():
+            print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path.relative_to(working)}")

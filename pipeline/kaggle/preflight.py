@@ -1,0 +1,177 @@
+"""The notebook's first check: what the run will need, verified before any work.
+
+A Kaggle run that dies hours in (no GPU, a GPU the installed torch cannot drive, no competition input,
+a missing package, a full disk) costs the user a day and a GPU quota; these checks fail it within a
+minute, in one line that says what to do. The facts about the GPUs come in as data (`TorchFacts`), so
+tests can play a P100 or a T4 x2 on a machine that has neither.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+from dataclasses import dataclass
+
+from ..config import Config
+from ..data.sources import dir_source
+from ..engine.errors import UserError
+from ..metrics.features import WEIGHTS_FILE
+
+# The packages the pipeline imports from the image, with the major versions it runs with
+# (pyproject.toml's ranges; tests/test_kernel.py checks that kernels/kaggle-image.toml satisfies them).
+REQUIRED: dict[str, tuple[int, int]] = {  # distribution -> (lowest major, first major refused)
+    "torch": (2, 3), "torchvision": (0, 1), "numpy": (1, 3), "scipy": (1, 2), "pillow": (10, 100),
+    "albumentations": (2, 3), "matplotlib": (3, 4), "tqdm": (4, 5),
+}
+CHECKPOINT_RESERVE = 2**30  # checkpoints, logs and sample grids, besides the images
+ACCELERATOR_NAMES = {"t4x2": "GPU T4 x2"}
+SETTINGS_HELP = "Settings → Accelerator"
+
+
+class PreflightError(UserError):
+    """A check failed: the notebook stops here, before any work."""
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    capability: tuple[int, int]
+
+    @property
+    def sm(self) -> str:
+        return f"sm_{self.capability[0]}{self.capability[1]}"
+
+
+@dataclass(frozen=True)
+class TorchFacts:
+    version: str  # torch.__version__, e.g. 2.10.0+cu128
+    arch_list: tuple[str, ...]  # the GPU code the build carries: sm_XY (binary) and compute_XY (PTX)
+    gpus: tuple[Gpu, ...]
+
+
+def torch_facts() -> TorchFacts:
+    import torch
+
+    gpus = tuple(Gpu(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+                 for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
+    return TorchFacts(torch.__version__, tuple(torch.cuda.get_arch_list()) if gpus else (), gpus)
+
+
+def runs_on(gpu: Gpu, arch_list: tuple[str, ...]) -> bool:
+    """Whether a build carrying `arch_list` has code for `gpu`: a cubin sm_XY runs on X.Y and later minors of
+    major X; PTX compute_XY is compiled at load time for any X.Y or newer."""
+    for arch in arch_list:
+        found = re.fullmatch(r"(sm|compute)_(\d+)(\d)([a-z]?)", arch)
+        if not found:
+            continue
+        kind, major, minor, specific = found[1], int(found[2]), int(found[3]), found[4]
+        if kind == "sm" and major == gpu.capability[0] and (minor == gpu.capability[1] or
+                                                            minor < gpu.capability[1] and not specific):
+            return True
+        if kind == "compute" and not specific and (major, minor) <= gpu.capability:
+            return True
+    return False
+
+
+def check_gpus(cfg: Config, facts: TorchFacts) -> str:
+    """One line about the GPUs, or a PreflightError when the kernel was built for a GPU it cannot use."""
+    accelerator = cfg.kernel.accelerator
+    if accelerator == "none":
+        return f"no accelerator asked for (kernel.accelerator=none): training on the CPU with torch {facts.version}"
+    wanted = ACCELERATOR_NAMES[accelerator]
+    if not facts.gpus:
+        raise PreflightError(f"no GPU: this notebook was built for {wanted} (kernel.accelerator={accelerator}); "
+                             f"choose {wanted} in {SETTINGS_HELP}, or build it with kernel.accelerator=none")
+    for gpu in facts.gpus:
+        if not runs_on(gpu, facts.arch_list):
+            raise PreflightError(f"{gpu.name} ({gpu.sm}) is not supported by torch {facts.version} (it has code for "
+                                 f"{' '.join(facts.arch_list) or 'no GPU'}): choose {wanted} in {SETTINGS_HELP}")
+    names = sorted({g.name for g in facts.gpus})
+    return (f"{len(facts.gpus)} x {', '.join(names)} ({', '.join(sorted({g.sm for g in facts.gpus}))}) "
+            f"with torch {facts.version}")
+
+
+def gpu_smoke_test() -> None:
+    """One real CUDA operation: a driver or build mismatch shows here, not hours later."""
+    import torch
+
+    try:
+        (torch.ones(8, device="cuda") * 2).sum().item()
+    except RuntimeError as exc:
+        raise PreflightError(f"the GPU is visible but CUDA fails ({' '.join(str(exc).split())[:160]}): choose "
+                             f"{ACCELERATOR_NAMES.get('t4x2')} in {SETTINGS_HELP} and run again") from None
+
+
+def check_packages(required: dict[str, tuple[int, int]] = REQUIRED) -> str:
+    found = []
+    for dist, (low, high) in required.items():
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            raise PreflightError(f"package {dist} is missing from this image; this notebook needs {dist} "
+                                 f"{low}.x: pin the notebook's environment to the original image in "
+                                 "Settings → Environment, or rebuild the kernel") from None
+        major = int(re.match(r"\d+", version)[0])
+        if not low <= major < high:
+            raise PreflightError(f"package {dist} {version} is here but this notebook runs with {dist} "
+                                 f"{low}.x{f'-{high - 1}.x' if high - 1 > low else ''}: pin the notebook's "
+                                 "environment to the original image in Settings → Environment")
+        found.append(f"{dist} {version}")
+    return ", ".join(found)
+
+
+def check_input(cfg: Config) -> tuple[str, int, int]:
+    """The competition's folders and their sizes in bytes: (line, paintings' bytes, photos' bytes)."""
+    folder = dir_source(cfg)
+    if folder is None:
+        return f"data from download.source={cfg.download.source}", 0, 0
+    sizes = {}
+    for sub in ("monet_jpg", "photo_jpg"):
+        files = [p for p in (folder / sub).glob("*") if p.is_file()] if (folder / sub).is_dir() else []
+        if not files:
+            raise PreflightError(f"the competition data is not attached: no images in {folder / sub}; add it "
+                                 f"with Add Input → Competitions → {cfg.download.competition}")
+        sizes[sub] = (len(files), sum(p.stat().st_size for p in files))
+    line = f"{folder}: {sizes['monet_jpg'][0]:,} paintings, {sizes['photo_jpg'][0]:,} photos"
+    return line, sizes["monet_jpg"][1], sizes["photo_jpg"][1]
+
+
+def check_weights(cfg: Config) -> str:
+    if cfg.score.weights:
+        return f"FID weights {cfg.score.weights}: scoring and the memorisation guard can run"
+    if cfg.generate.max_memorization > 0:
+        raise PreflightError(f"generate.max_memorization={cfg.generate.max_memorization} needs the FID weights "
+                             f"{WEIGHTS_FILE}: attach a dataset holding them (kernel.weights_dataset), or build "
+                             "the kernel with generate.max_memorization=0")
+    return f"no {WEIGHTS_FILE} attached: scoring will be skipped"
+
+
+def disk_needed(cfg: Config, monet_bytes: int, photo_bytes: int) -> int:
+    """Bytes the run writes into working/: the data copy, the augmented paintings, the images and the zip."""
+    images = photo_bytes if cfg.train.model == "cyclegan" else cfg.generate.count * 100_000
+    return monet_bytes + photo_bytes + monet_bytes * (cfg.augment.variants + 1) + 2 * images + CHECKPOINT_RESERVE
+
+
+def check_disk(cfg: Config, needed: int) -> str:
+    working = cfg.zip_path.parent
+    working.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(working).free
+    if free < needed:
+        raise PreflightError(f"only {free / 2**30:.1f} GB free in {working}, and this run writes about "
+                             f"{needed / 2**30:.1f} GB: delete earlier outputs there (or lower augment.variants)")
+    return f"{free / 2**30:.1f} GB free in {working}, about {needed / 2**30:.1f} GB needed"
+
+
+def preflight(cfg: Config, facts: TorchFacts | None = None) -> None:
+    """Every check, one line each; the first failure stops the notebook with what to do."""
+    facts = facts or torch_facts()
+    print(f"preflight: accelerator  {check_gpus(cfg, facts)}")
+    if facts.gpus and cfg.kernel.accelerator != "none":
+        gpu_smoke_test()
+    print(f"preflight: packages     {check_packages()}")
+    line, monet_bytes, photo_bytes = check_input(cfg)
+    print(f"preflight: input        {line}")
+    print(f"preflight: weights      {check_weights(cfg)}")
+    print(f"preflight: disk         {check_disk(cfg, disk_needed(cfg, monet_bytes, photo_bytes))}")
+    print("preflight: ok")
+

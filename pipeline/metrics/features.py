@@ -1,0 +1,199 @@
+"""Inception pool_3 features (2048-d) exactly as pytorch-fid computes them, only faster.
+
+The network is pytorch-fid's `InceptionV3` (the port of the 2015-12-05 TensorFlow graph that
+Kaggle's MiFID uses) and the input handling is pytorch-fid's: PIL decode to RGB, scale to [0, 1]
+as `ToTensor` does, then the network's own bilinear resize to 299 and rescale to [-1, 1]. What
+differs is only throughput: JPEG decoding runs in worker threads a few batches ahead of the model,
+the model runs in inference mode (channels_last, optional fp16 on CUDA), and images can come from
+a folder, a zip, or tensors already in memory (the training loop and the generate stage).
+
+pytorch-fid is imported only where the network is built or downloaded: Kaggle's image lacks it, and
+a notebook that never scores must not need it (the kernel carries a copy for those that do).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import zipfile
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data.images import JPEG_SUFFIXES, decode_rgb, list_images
+from ..engine.errors import StageSkipped, UserError
+from ..engine.progress import progress as progress_bar
+
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the file name in pytorch-fid's FID_WEIGHTS_URL
+DIMS = 2048
+PREFETCH = 2  # decoded batches kept ready ahead of the model
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def hub_weights_path() -> Path:
+    """Where torch hub (and so pytorch-fid) keeps the FID weights once downloaded."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def find_weights(setting: str) -> Path:
+    """The FID weights: score.weights if set, else the torch hub cache, else downloaded there.
+
+    Offline with no file this is a StageSkipped (scoring is optional), not a failure.
+    """
+    if setting:
+        path = Path(setting).expanduser()
+        if not path.is_file():
+            raise UserError(f"score.weights={setting}: file not found; point it at {WEIGHTS_FILE}")
+        return path
+    path = hub_weights_path()
+    if path.is_file():
+        return path
+    timeout = socket.getdefaulttimeout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a firewall that drops packets must not hang `make demo`
+        from pytorch_fid.inception import FID_WEIGHTS_URL
+
+        # pytorch-fid's URL and hub location, unchecked as pytorch-fid leaves it (a bad file fails at load).
+        torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
+    except (OSError, RuntimeError) as exc:  # offline: URLError is an OSError
+        reason = " ".join(str(exc).split())[:120]
+        raise StageSkipped(f"the FID Inception weights {WEIGHTS_FILE} are not here and could not be downloaded "
+                           f"({reason}); put the file at {path} or pass --set score.weights=PATH") from None
+    finally:
+        socket.setdefaulttimeout(timeout)
+    return path
+
+
+def load_inception(weights: Path) -> torch.nn.Module:
+    """pytorch-fid's FID Inception (pool_3 block) with the weights read from `weights`, in eval mode."""
+    import pytorch_fid.inception
+    from pytorch_fid.inception import InceptionV3
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        # pytorch-fid has no parameter for a weights file: it always fetches its URL. Handing it our
+        # state dict at that one call keeps its network construction and strict key check unchanged.
+        with mock.patch.object(pytorch_fid.inception, "load_state_dict_from_url", lambda *_a, **_k: state):
+            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
+    except (RuntimeError, OSError, ValueError, AttributeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        first = " ".join(str(exc).split())[:120]
+        raise UserError(f"{weights}: not the FID Inception weights {WEIGHTS_FILE} ({first})") from None
+    return model.eval()
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """The JPEGs of a folder or a zip file, by name; `read` is safe to call from worker threads."""
+
+    path: Path
+    names: tuple[str, ...]
+    archive: zipfile.ZipFile | None = None  # CPython's ZipFile supports concurrent member reads
+
+    def read(self, name: str) -> bytes:
+        return self.archive.read(name) if self.archive else (self.path / name).read_bytes()
+
+    def sample(self, k: int, seed: int) -> ImageSet:
+        """A seeded random subset of k images (all of them when k is 0 or not smaller)."""
+        if not 0 < k < len(self.names):
+            return self
+        pick = np.sort(np.random.default_rng(seed).choice(len(self.names), size=k, replace=False))
+        return replace(self, names=tuple(self.names[i] for i in pick))
+
+
+@contextlib.contextmanager
+def open_images(path: Path) -> Iterator[ImageSet]:
+    """The JPEGs of a folder (directly in it) or of a zip (any member path); a set of none is a UserError."""
+    path = Path(path)
+    if path.is_dir():
+        yield ImageSet(path, tuple(p.name for p in list_images(path)))
+        return
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a folder of JPEGs or a zip file; check the path")
+    with zipfile.ZipFile(path) as archive:
+        names = tuple(sorted(n for n in archive.namelist() if n.lower().endswith(JPEG_SUFFIXES)
+                             and not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")))
+        if not names:
+            raise UserError(f"{path}: no .jpg/.jpeg images in this zip")
+        yield ImageSet(path, names, archive)
+
+
+class InceptionFeatures:
+    """N x 2048 float64 features of uint8 images; one loaded network reused for every set."""
+
+    def __init__(self, weights: Path, device: torch.device | str = "cpu", batch_size: int = 50,
+                 half: bool = False, channels_last: bool = True, workers: int = 0, progress: bool = True,
+                 progress_every_s: float = 60.0):
+        self.weights = Path(weights)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.half = half and self.device.type == "cuda"  # fp16 convolutions are slower than fp32 on a CPU
+        self.channels_last = channels_last
+        self.workers = workers or os.cpu_count() or 1
+        self.progress = progress
+        self.progress_every_s = progress_every_s  # off a terminal: one progress line this often
+        self.model = load_inception(self.weights).to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def for_settings(cls, cfg: Config, weights: Path, device: torch.device | str,
+                     progress: bool = True) -> InceptionFeatures:
+        """The extractor as [score] and [hardware] ask for it (batch, fp16, memory format, workers, progress)."""
+        return cls(weights, device, cfg.score.batch_size, cfg.score.half, cfg.hardware.channels_last,
+                   cfg.hardware.workers, progress, cfg.hardware.progress_every_s)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        """Features of uint8 images, N x 3 x H x W (any device, any strides), in batches of batch_size."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = images[start:start + self.batch_size].to(self.device, non_blocking=True).float().div_(255)
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+                pool3 = self.model(x)[0]
+            out.append(pool3.flatten(1).double().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, DIMS))
+
+    def of_set(self, images: ImageSet, desc: str = "features") -> np.ndarray:
+        """Features of every image of a set, decoding in worker threads while the model runs."""
+        feats = []
+        with progress_bar(len(images.names), desc, "img", every_s=self.progress_every_s,
+                          disable=not self.progress) as bar:
+            for arrays in _decoded_batches(images, self.batch_size, self.workers):
+                feats.extend(self._of_arrays(arrays))
+                bar.update(len(arrays))
+        return np.concatenate(feats) if feats else np.zeros((0, DIMS))
+
+    def _of_arrays(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # Images of different sizes cannot share a tensor: run each size as its own batch, in order.
+        runs: list[list[np.ndarray]] = []
+        for a in arrays:
+            if runs and runs[-1][0].shape == a.shape:
+                runs[-1].append(a)
+            else:
+                runs.append([a])
+        # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy on the host.
+        return [self(torch.from_numpy(np.stack(run)).permute(0, 3, 1, 2)) for run in runs]
+
+
+def _decoded_batches(images: ImageSet, batch_size: int, workers: int) -> Iterator[list[np.ndarray]]:
+    """Batches of decoded images in order, with at most PREFETCH + 1 batches decoding or waiting."""
+    load: Callable[[str], np.ndarray] = lambda name: decode_rgb(images.read(name), f"{images.path}:{name}")
+    chunks = [images.names[i:i + batch_size] for i in range(0, len(images.names), batch_size)]
+    pending: deque[list[Future]] = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for chunk in chunks:
+            pending.append([pool.submit(load, name) for name in chunk])
+            if len(pending) > PREFETCH:
+                yield [f.result() for f in pending.popleft()]
+        while pending:
+            yield [f.result() for f in pending.popleft()]

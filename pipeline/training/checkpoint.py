@@ -1,0 +1,134 @@
+"""Training checkpoints: atomic writes, a pruned history, and falling back past a damaged file.
+
+A run folder holds `ckpt_<step>.pt` (the last `keep_last`), `last.pt` (a hard link to the newest, so
+it costs no second write) and optionally `best.pt`. Every file is written to a temp path and renamed,
+so a kill -9 leaves either the old file or the new one; a file damaged some other way (a full disk,
+a copy cut short) is reported by path and the one before it is used.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..engine import atomic
+from ..engine.errors import UserError
+from .models import make_generator
+
+FORMAT = 1
+_HISTORY = re.compile(r"ckpt_(\d+)\.pt")
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically. Through a Python file, not a path: torch's own writer turns a full disk
+    into an opaque RuntimeError ("unexpected pos"), a Python file raises OSError(ENOSPC) that the CLI reports."""
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
+
+
+def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's contents; ValueError with the reason when the file is damaged or not ours.
+
+    weights_only: a checkpoint holds tensors, numbers and strings only, so loading one never runs code.
+    """
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a cut-short zip, a pickle error, a missing file: all "unusable"
+        first = str(exc).split(". ")[0].splitlines()[0][:100] if str(exc) else ""
+        raise ValueError(f"{type(exc).__name__}: {first}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
+        raise ValueError("not a checkpoint written by this pipeline")
+    return payload
+
+
+def history(run_dir: Path) -> list[Path]:
+    """The kept `ckpt_<step>.pt` files, newest first."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("ckpt_*.pt") if (m := _HISTORY.fullmatch(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def write(run_dir: Path, payload: dict[str, Any], keep_last: int) -> Path:
+    """Write the step's checkpoint, point last.pt at it, and prune the history to `keep_last` files."""
+    last = run_dir / "last.pt"
+    if keep_last == 0:
+        save(last, payload)
+    else:
+        save(run_dir / f"ckpt_{payload['step']:06d}.pt", payload)
+        _link(run_dir / f"ckpt_{payload['step']:06d}.pt", last)
+    for old in history(run_dir)[keep_last:]:
+        old.unlink(missing_ok=True)
+    return last
+
+
+def _link(source: Path, target: Path) -> None:
+    """Atomically make `target` the same file as `source` (a copy where hard links are not allowed)."""
+    with atomic.atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            tmp.write_bytes(source.read_bytes())
+
+
+def load_newest(run_dir: Path, map_location: str | torch.device = "cpu",
+                report: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:
+    """The newest readable checkpoint of a run with full training state, or None when there is none."""
+    # Newest written first: last.pt shares its time with the file it links, and outlives a pruned history.
+    candidates = sorted((p for p in history(run_dir) + [run_dir / "last.pt"] if p.exists()),
+                        key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for path in candidates:
+        try:
+            payload = read(path, map_location)
+        except ValueError as exc:
+            report(f"checkpoint {path} is damaged ({exc}); trying the previous one")
+            continue
+        if "training" in payload:
+            return path, payload
+    return None
+
+
+# -- loading a trained generator (generate, the notebook's clock, MiFID selection) ------------------------
+
+@dataclass(frozen=True)
+class LoadedGenerator:
+    """What generate needs from a run: the generator, ready for inference, and how it was trained."""
+
+    kind: str  # "cyclegan" (photo -> Monet) | "dcgan" (noise -> Monet)
+    generator: nn.Module  # G_photo2monet for cyclegan, G for dcgan; eval mode, on the device
+    z_dim: int  # dcgan: the noise vector's length (feed torch.randn(n, z_dim)); cyclegan: 0
+    train: TrainConfig  # the settings the checkpoint was trained with
+    step: int  # training steps behind these weights
+
+
+def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Rebuild the generator saved in a checkpoint (last.pt, best.pt or ckpt_<step>.pt) of any run.
+
+    The networks are rebuilt from the settings stored in the checkpoint, not from the current
+    settings, so generate works whatever the preset says. A missing, truncated or foreign file is a
+    UserError naming the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found; run `python -m pipeline train` first (same --config/--set)")
+    try:
+        payload = read(path, map_location="cpu")
+    except ValueError as exc:
+        raise UserError(f"{path}: unreadable checkpoint ({exc}); re-run train, or pick another with "
+                        "generate.checkpoint=PATH") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = TrainConfig(**{k: v for k, v in payload["train"].items() if k in known})
+    generator = make_generator(train)
+    generator.load_state_dict(payload["models"]["G_photo2monet" if train.model == "cyclegan" else "G"])
+    generator.to(device).eval()
+    return LoadedGenerator(kind=train.model, generator=generator, z_dim=train.z_dim if train.model == "dcgan" else 0,
+                           train=train, step=int(payload["step"]))
