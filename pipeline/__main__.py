@@ -22,13 +22,15 @@ EXIT_SKIPPED = 3
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Monet submission pipeline: download -> augment -> train -> generate -> score -> zip -> submit.",
+        description="Monet submission pipeline: download -> augment -> train -> generate -> score -> zip -> "
+                    "submit.",
         epilog="Each stage is cached: it re-runs only when its inputs, settings or code changed.")
     sub = parser.add_subparsers(dest="command", metavar="<stage>", title="stages and commands")
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         p.add_argument("--config", default="default", metavar="PRESET",
-                       help=f"settings preset: {', '.join(available_presets())} or a TOML file (default: default)")
+                       help=f"settings preset: {', '.join(available_presets())} or a TOML file (default: "
+                            "default)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting, e.g. --set train.epochs=2 (repeatable)")
         p.add_argument("--force", action="store_true", help="re-run even when the output is up to date")
@@ -42,7 +44,8 @@ def dispatch(args: argparse.Namespace) -> int:
     target = cmd.handler or STAGES[cmd.name].build
     module, _, func = target.partition(":")
     if importlib.util.find_spec(module) is None:
-        raise UserError(f"'{cmd.name}' is not built yet in this version of the pipeline ({module} is missing)")
+        raise UserError(f"'{cmd.name}' is not built yet in this version of the pipeline "
+                        f"({module} is missing)")
     if cmd.handler:
         return getattr(importlib.import_module(module), func)(cfg, args) or 0
     STAGES[cmd.name].run(cfg, force=args.force)
@@ -66,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        print(f"{args.command}: error: disk full while writing {exc.filename or 'an output'}; free some space and "
-              "re-run the same command (outputs already complete and the last checkpoint are intact)", file=sys.stderr)
+        print(f"{args.command}: error: disk full while writing {exc.filename or 'an output'}; free some "
+              "space and "
+              "re-run the same command (outputs already complete and the last checkpoint are intact)",
+              file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"{args.command}: interrupted; nothing half-written was kept. Re-run the same command to continue.",
+        print(f"{args.command}: interrupted; nothing half-written was kept. Re-run the same command to "
+              "continue.",
               file=sys.stderr)
         return 130
 

@@ -33,19 +33,21 @@ def make_jpegs(folder: Path, n: int, size: int = 32, seed: int = 0, mode: str = 
 def tiny_config(tmp_path: Path, *overrides: str, preset: str = "demo") -> Config:
     """The demo preset with data and submissions under tmp_path, plus `section.key=value` overrides."""
     base = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}"]
-    return load_config(preset, [f'{o.split("=", 1)[0]}="{o.split("=", 1)[1]}"' if o.startswith("paths.") else o
+    return load_config(preset, [f'{o.split("=", 1)[0]}="{o.split("=", 1)[1]}"'
+                                if o.startswith("paths.") else o
                                 for o in base] + list(overrides))
 
 
 def cli(base: Path, stage: str, *sets: str, preset: str = "demo") -> list[str]:
-    """argv for `python -m pipeline <stage>` (or main()) with data and submissions under `base`, plus overrides."""
+    """argv for `python -m pipeline <stage>` (or main()) with data and submissions under `base`, plus
+    overrides."""
     paths = (f'paths.data="{base / "data"}"', f'paths.submissions="{base / "submissions"}"')
     return [stage, "--config", preset, *[arg for s in (*paths, *sets) for arg in ("--set", s)]]
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    """The error line of a CLI call that failed as a user error: exactly one, no traceback (progress bars, which
-    redraw with \\r, and retry notes may surround it)."""
+    """The error line of a CLI call that failed as a user error: exactly one, no traceback (progress bars,
+    which redraw with \\r, and retry notes may surround it)."""
     err = capsys.readouterr().err
     lines = [line for line in re.split(r"[\r\n]+", err) if ": error: " in line]
     assert len(lines) == 1 and "Traceback" not in err, err

@@ -116,7 +116,8 @@ class FakeKaggle:
         self._faults[method].extend(codes)
 
     def log_lines(self, *lines: str) -> None:
-        self.log = [{"stream_name": "stdout", "time": float(i), "data": line + "\n"} for i, line in enumerate(lines)]
+        self.log = [{"stream_name": "stdout", "time": float(i), "data": line + "\n"}
+                    for i, line in enumerate(lines)]
 
     def execute_with(self, competition_dir: Path, datasets: dict[str, Path] | None = None,
                      timeout: float = 600.0) -> None:
@@ -189,7 +190,8 @@ class FakeKaggle:
             try:
                 run.result = run_kaggle_notebook(notebook, run.folder, ex.timeout, log=run.log, stop=run.stop)
                 run.failure = run.result.failure
-            except Exception as exc:  # the fake itself failed: the client still gets an answer, and pytest a warning
+            # the fake itself failed: the client still gets an answer, and pytest a warning
+            except Exception as exc:
                 run.failure = f"the fake Kaggle could not run the notebook: {type(exc).__name__}: {exc}"
                 run.log.append({"stream_name": "stderr", "time": 0.0, "data": run.failure + "\n"})
                 raise
@@ -249,7 +251,8 @@ class FakeKaggle:
         if not self.rules_accepted:
             return 403, {"code": 403, "message": "You must accept this competition's rules"}, ""
         self.submissions.append(body)
-        return 200, {"message": "Your submission was successfully saved", "ref": 1000 + len(self.submissions)}, ""
+        return 200, {"message": "Your submission was successfully saved",
+                     "ref": 1000 + len(self.submissions)}, ""
 
     def _serve(self, name: str, data: bytes) -> str:
         token = secrets.token_hex(8)
@@ -297,7 +300,8 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
                 return
             body = json.loads(raw or b"{}")
             with fake._lock:
-                code, answer, location = fake.handle(method, body, self.headers.get("Authorization") == expected)
+                code, answer, location = fake.handle(method, body,
+                                                     self.headers.get("Authorization") == expected)
             if location:
                 self.send_response(code)
                 self.send_header("Location", location)
@@ -397,8 +401,10 @@ def point_client_at(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def use_credentials(fake: FakeKaggle, home: Path, monkeypatch: pytest.MonkeyPatch, key: str | None = None) -> Path:
-    """A kaggle.json (mode 600) in a temp config folder, and a temp HOME so the user's own files are never read."""
+def use_credentials(fake: FakeKaggle, home: Path, monkeypatch: pytest.MonkeyPatch,
+                    key: str | None = None) -> Path:
+    """A kaggle.json (mode 600) in a temp config folder, and a temp HOME so the user's own files are never
+    read."""
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))

@@ -21,7 +21,8 @@ def random_images(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
     """n smooth random uint8 images, N x 3 x size x size (coarse noise upsampled: image-like blobs)."""
     rng = np.random.default_rng(seed)
     coarse = torch.from_numpy(rng.integers(0, 256, (n, 3, 4, 4)).astype(np.float32))
-    return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False).round().to(torch.uint8)
+    return F.interpolate(coarse, size=(size, size), mode="bilinear",
+                         align_corners=False).round().to(torch.uint8)
 
 
 def make_inception_weights(path: Path, calibration_images: int = 8, seed: int = 0) -> Path:
@@ -41,7 +42,8 @@ def make_inception_weights(path: Path, calibration_images: int = 8, seed: int = 
     with torch.no_grad():
         for batch in random_images(calibration_images, seed=seed + 1).split(8):
             x = F.interpolate(batch.float() / 255, size=(299, 299), mode="bilinear", align_corners=False)
-            net((2 * x - 1).contiguous(memory_format=torch.channels_last))  # what pytorch-fid feeds the blocks
+            # what pytorch-fid feeds the blocks
+            net((2 * x - 1).contiguous(memory_format=torch.channels_last))
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1

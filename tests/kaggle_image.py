@@ -54,8 +54,9 @@ MODULES = {"pillow": "PIL", "clean-fid": "cleanfid", "scikit-learn": "sklearn", 
 # Never imported while checking: `import kaggle` authenticates at import time.
 FIND_ONLY = {"kaggle"}
 # What the notebook's kernel must not inherit from this process.
-DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__",
-               "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "JUPYTER_PATH")
+DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "VIRTUAL_ENV",
+               "__PYVENV_LAUNCHER__", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
+               "KAGGLE_CONFIG_DIR", "JUPYTER_PATH")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -67,7 +68,8 @@ class KaggleImageError(RuntimeError):
 class ImageSpec:
     installed: dict[str, str]  # distribution -> version spec as written ("2.0.8", "2.0.*", "*")
     absent: tuple[str, ...]
-    local: dict[str, str]  # distribution -> the version this interpreter has (installed instead of the toml's)
+    # distribution -> the version this interpreter has (installed instead of the toml's)
+    local: dict[str, str]
     digest: str
 
     def requirement(self, name: str) -> str:
@@ -95,7 +97,8 @@ def image_spec(toml: Path = IMAGE_TOML) -> ImageSpec:
     absent = tuple(data.get("absent", {}).get("packages", []))
     if not installed:
         raise KaggleImageError(f"{toml}: no [installed] packages")
-    key = json.dumps({"local": local, "python": sys.version, "base": sys.base_prefix}, sort_keys=True).encode()
+    key = json.dumps({"local": local, "python": sys.version, "base": sys.base_prefix},
+                     sort_keys=True).encode()
     return ImageSpec(installed, absent, local, hashlib.sha256(raw + b"\0" + key).hexdigest())
 
 
@@ -170,7 +173,8 @@ def _build(venv: Path, spec: ImageSpec, toml: Path) -> None:
             raise KaggleImageError(f"building {venv}: {' '.join(argv[:4])} ...: {exc}") from None
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise KaggleImageError(f"building {venv}: `{' '.join(argv)}` failed (exit {proc.returncode}):\n{tail}")
+            raise KaggleImageError(f"building {venv}: `{' '.join(argv)}` failed "
+                                   f"(exit {proc.returncode}):\n{tail}")
     wrong = problems(inspect(venv_python(venv), spec), spec)
     if wrong:
         raise KaggleImageError(f"{venv} does not match {toml}:\n  " + "\n  ".join(wrong))
@@ -242,7 +246,8 @@ def registry_env() -> dict[str, str]:
     """clean_env() for pip: the tests point every proxy variable at a dead or fake local port so that nothing
     reaches the real Kaggle; pip must still reach the package registry the way this machine is set up."""
     return {k: v for k, v in clean_env().items()
-            if not (k.lower() in ("http_proxy", "https_proxy", "all_proxy") and ("127.0.0.1" in v or "localhost" in v))}
+            if not (k.lower() in ("http_proxy", "https_proxy", "all_proxy")
+                    and ("127.0.0.1" in v or "localhost" in v))}
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -321,15 +326,16 @@ def run_kaggle_notebook(notebook_path: Path, root: Path, timeout: float, env: di
                 if kind == "stream":
                     record(content.get("name", "stdout"), content.get("text", ""))
                 elif kind == "error":
-                    record("stderr", ANSI.sub("", "\n".join(content.get("traceback") or
-                                                             [f"{content.get('ename')}: {content.get('evalue')}"]))
+                    record("stderr",
+                           ANSI.sub("", "\n".join(content.get("traceback")
+                                                  or [f"{content.get('ename')}: {content.get('evalue')}"]))
                            + "\n")
                 elif kind == "execute_result" and "text/plain" in content.get("data", {}):
                     record("stdout", content["data"]["text/plain"] + "\n")
                 return out
 
-        client = Client(nb, kernel_name=kernel_name, timeout=max(1, int(timeout)), shutdown_kernel="immediate",
-                        resources={"metadata": {"path": str(root / "working")}})
+        client = Client(nb, kernel_name=kernel_name, timeout=max(1, int(timeout)),
+                        shutdown_kernel="immediate", resources={"metadata": {"path": str(root / "working")}})
         kernel_env = clean_env({"KAGGLE_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch",
                                 "IPYTHONDIR": str(Path(scratch) / "ipython"), **(env or {})})
 
@@ -340,8 +346,8 @@ def run_kaggle_notebook(notebook_path: Path, root: Path, timeout: float, env: di
             while not task.done():
                 await asyncio.wait({task}, timeout=0.2)
                 reason = ("stopped" if stop is not None and stop.is_set() else
-                          f"the notebook ran past its time limit of {timeout:g} s" if time.monotonic() > deadline
-                          else "")
+                          f"the notebook ran past its time limit of {timeout:g} s"
+                          if time.monotonic() > deadline else "")
                 if reason and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):  # e.g. DeadKernelError: ours

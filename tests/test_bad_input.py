@@ -1,7 +1,7 @@
 """Bad input tried on purpose: broken image files, bad settings, and the archive rules.
 
-Every bad file is named in one line with its reason (exit code 2, no traceback), and download.skip_bad leaves it
-out and lists it. Cases already covered elsewhere are not repeated here: a truncated or grayscale JPEG, a
+Every bad file is named in one line with its reason (exit code 2, no traceback), and download.skip_bad leaves
+it out and lists it. Cases already covered elsewhere are not repeated here: a truncated or grayscale JPEG, a
 wrong size and empty or missing folders (test_download.py); zip members with '..', absolute paths, symlinks
 and zip bombs (test_download.py); what the output zip may hold (test_submission.py).
 """
@@ -57,8 +57,10 @@ BAD_FILES: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "5000px": ("huge.jpg", lambda p: p.write_bytes(jpeg_bytes(Image.new("RGB", (5000, 5000), (9, 9, 9)))),
                r"5000x5000 is far too large, expected 256x256"),
     "not-an-image": ("notes.jpg", lambda p: p.write_text("just some text\n" * 20), r"not a decodable image"),
-    "symlink-loop": ("loop.jpg", lambda p: os.symlink(p.name, p), r"cannot be read \(Too many levels of symbolic"),
-    "dangling-symlink": ("gone.jpg", lambda p: os.symlink("nowhere.jpg", p), r"cannot be read \(No such file"),
+    "symlink-loop": ("loop.jpg", lambda p: os.symlink(p.name, p),
+                     r"cannot be read \(Too many levels of symbolic"),
+    "dangling-symlink": ("gone.jpg", lambda p: os.symlink("nowhere.jpg", p),
+                         r"cannot be read \(No such file"),
     "unicode-name": ("Seerosen – étude ✓ 2.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff\xe0 cut short"),
                      r"not a decodable image"),
 }
@@ -68,8 +70,8 @@ BAD_FILES: dict[str, tuple[str, Callable[[Path], None], str]] = {
                          + [(case, "monet_jpg") for case in ("empty", "cmyk", "symlink-loop")])
 def test_each_bad_file_is_named_in_one_line_and_skip_bad_lists_it(tmp_path, capsys, case, folder):
     base, src = tmp_path / ODD, tmp_path / ODD / "the competition's data"
-    good = make_jpegs(src / "monet_jpg", 2, size=256, prefix="m ü") + make_jpegs(src / "photo_jpg", 2, size=256,
-                                                                                  seed=1, prefix="p ✓")
+    good = (make_jpegs(src / "monet_jpg", 2, size=256, prefix="m ü")
+            + make_jpegs(src / "photo_jpg", 2, size=256, seed=1, prefix="p ✓"))
     name, make, reason = BAD_FILES[case]
     bad = src / folder / name
     make(bad)
@@ -101,8 +103,9 @@ def test_skip_bad_still_refuses_a_folder_left_without_any_image(tmp_path, capsys
 
 
 # ---------------------------------------------------------------- bad input to later stages
-GENERATE = ("zip.image_size=32", "zip.min_images=1", "zip.max_images=50", "generate.count=5", "train.ngf=4",
-            "train.n_blocks=1", "hardware.device=cpu", "hardware.workers=2", "generate.batch_size=2")
+GENERATE = ("zip.image_size=32", "zip.min_images=1", "zip.max_images=50", "generate.count=5",
+            "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.device=cpu", "hardware.workers=2",
+            "generate.batch_size=2")
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -138,18 +141,21 @@ def test_score_names_a_bad_image_in_one_line(tmp_path, capsys, inception_weights
 def _int_settings() -> list[str]:
     """Every integer setting of every section, as section.key."""
     return [f"{section.name}.{f.name}" for section in dataclasses.fields(Config) if section.name != "preset"
-            for f in dataclasses.fields(section.default_factory()) if f.type in ("int", int)]  # type: ignore[misc]
+            for f in dataclasses.fields(section.default_factory())  # type: ignore[misc]
+            if f.type in ("int", int)]
 
 
 def test_every_integer_setting_refuses_a_negative_value_naming_it():
     keys = _int_settings()
-    assert len(keys) > 30 and "train.seed" in keys and "zip.decode_sample" in keys and "hardware.workers" in keys
+    assert (len(keys) > 30 and "train.seed" in keys and "zip.decode_sample" in keys
+            and "hardware.workers" in keys)
     for key in keys:
         section, name = key.split(".")
         with pytest.raises(UserError) as info:
             load_config("demo", [f"{key}=-1"])
         # a combined key such as "submit.retries/version" names each of its settings
-        assert re.search(rf"^setting {section}\.(\S*/)?{name}\b\S* must (be|satisfy) .*\d", str(info.value)), key
+        assert re.search(rf"^setting {section}\.(\S*/)?{name}\b\S* must (be|satisfy) .*\d",
+                         str(info.value)), key
 
 
 def test_a_bad_setting_is_refused_before_any_work(tmp_path, capsys):

@@ -20,7 +20,8 @@ except ModuleNotFoundError:  # Python 3.10
 def test_help_lists_every_stage_with_a_line():
     out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True,
                          check=True).stdout
-    for name in ("download", "augment", "train", "generate", "score", "zip", "kernel", "push", "submit"):
+    for name in ("download", "augment", "train", "generate", "score", "zip", "kernel", "push", "submit",
+                 "families"):
         assert name in COMMANDS
         assert f"    {name}" in out
 
@@ -29,7 +30,8 @@ def test_presets_load_and_differ():
     assert {"default", "demo", "kaggle"} <= set(available_presets())
     demo, default = load_config("demo"), load_config("default")
     assert demo.download.source == "demo" and demo.train.run == "demo"
-    assert default.train.n_blocks == 9 and default.train.ngf == 64
+    assert default.families.cyclegan.n_blocks == 9 and default.families.cyclegan.ngf == 64
+    assert demo.model_settings is demo.families.cyclegan and demo.families.cyclegan.generator == "unet"
     assert load_config("kaggle").download.source == "dir:/kaggle/input/gan-getting-started"
 
 
@@ -48,6 +50,9 @@ def test_overrides_are_typed():
     ("train.epochs=abc", "setting train.epochs expects an integer, got 'abc'"),
     ("train.epochs=-1", "setting train.epochs must be >= 1"),
     ("train.model=gan", "setting train.model must be one of: cyclegan, dcgan"),
+    ("cyclegan.generator=vit", "setting cyclegan.generator must be one of: resnet, unet"),
+    ("dcgan.loss=hinge", "setting dcgan.loss must be one of: bce, lsgan, wgan-gp"),
+    ("cyclegan.ngff=3", "unknown setting 'cyclegan.ngff'; valid keys in [cyclegan]: generator, ngf"),
     ("generate.count=6999", "setting generate.count must be in 7000..10000"),
     ("generate.count=10001", "setting generate.count must be in 7000..10000"),
     ("epochs=3", "--set expects section.key=value"),

@@ -40,7 +40,8 @@ def _run(tmp_path: Path, *overrides: str, force: bool = False) -> Path:
 def test_demo_source_counts_sizes_manifest_and_cache(tmp_path, capsys):
     raw = _run(tmp_path, *DEMO)
     files = _files(raw)
-    assert sum(k.startswith("monet_jpg/") for k in files) == 3 and sum(k.startswith("photo_jpg/") for k in files) == 5
+    assert (sum(k.startswith("monet_jpg/") for k in files) == 3
+            and sum(k.startswith("photo_jpg/") for k in files) == 5)
     for rel in files:
         with Image.open(raw / rel) as img:
             assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (32, 32))
@@ -63,7 +64,8 @@ def test_folder_source_copies_the_images_and_reports_other_counts(tmp_path, caps
     raw = _run(tmp_path, f"download.source=dir:{src}", "download.image_size=32")
     assert _files(raw) == _files(src)
     err = capsys.readouterr().err
-    assert "monet_jpg/ holds 3 images, expected 300" in err and "photo_jpg/ holds 4 images, expected 7,038" in err
+    assert ("monet_jpg/ holds 3 images, expected 300" in err
+            and "photo_jpg/ holds 4 images, expected 7,038" in err)
 
 
 def test_folder_source_reruns_when_a_source_image_changes(tmp_path, capsys):
@@ -185,7 +187,8 @@ def test_extraction_refuses_members_that_leave_the_folder(tmp_path, member, reas
 
 def test_extraction_refuses_symlinks_and_zip_bombs(tmp_path):
     with pytest.raises(UserError, match="member 'monet_jpg/link.jpg' is a symbolic link"):
-        safe_extract(_zip(tmp_path, {"monet_jpg/a.jpg": _jpeg()}, symlink="monet_jpg/link.jpg"), tmp_path / "o1")
+        safe_extract(_zip(tmp_path, {"monet_jpg/a.jpg": _jpeg()}, symlink="monet_jpg/link.jpg"),
+                     tmp_path / "o1")
     bomb = _zip(tmp_path, {"photo_jpg/bomb.jpg": bytes(4 << 20)})  # 4 MB of zeros deflate to ~4 KB
     with pytest.raises(UserError, match="member 'photo_jpg/bomb.jpg' unpacks .*zip bomb"):
         safe_extract(bomb, tmp_path / "o2")

@@ -1,4 +1,5 @@
-"""The download stage's kaggle source end to end: the real `kaggle` client, the fake Kaggle, safe extraction."""
+"""The download stage's kaggle source end to end: the real `kaggle` client, the fake Kaggle, safe
+extraction."""
 from __future__ import annotations
 
 import io
@@ -12,7 +13,8 @@ from pipeline.__main__ import main
 from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
 
-TINY = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=3", "download.expect_photos=4")
+TINY = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=3",
+        "download.expect_photos=4")
 
 
 @pytest.fixture
@@ -23,7 +25,8 @@ def fake_kaggle(tmp_path, monkeypatch):
 
 @pytest.fixture
 def archive(tmp_path, jpegs, fake_kaggle):
-    """The competition's archive in miniature: monet_jpg/, photo_jpg/ and a TFRecord folder that is not kept."""
+    """The competition's archive in miniature: monet_jpg/, photo_jpg/ and a TFRecord folder that is not
+    kept."""
     root = tmp_path / "archive"
     jpegs(root / "monet_jpg", 3, seed=1)
     jpegs(root / "photo_jpg", 4, seed=2)
@@ -39,7 +42,8 @@ def test_kaggle_source_downloads_extracts_and_validates(tmp_path, archive, fake_
     for folder, n in (("monet_jpg", 3), ("photo_jpg", 4)):
         got = sorted(p.name for p in (raw / folder).iterdir())
         assert len(got) == n
-        assert all((raw / folder / name).read_bytes() == (archive / folder / name).read_bytes() for name in got)
+        assert all((raw / folder / name).read_bytes() == (archive / folder / name).read_bytes()
+                   for name in got)
     assert not (raw / "monet_tfrec").exists() and (raw / "manifest.json").is_file()
     assert fake_kaggle.calls == ["DownloadDataFiles", "files"]
     assert not list((cfg.cache_dir / "downloads").glob("*.zip"))  # the archive is not kept

@@ -3,8 +3,8 @@ failing in the ways it does, and credentials that must never leave kaggle.json.
 
 Covered elsewhere and not repeated: a killed train resumes to the full step count and a truncated checkpoint
 falls back (test_train.py); Ctrl-C in a stage (test_stages.py); 401, missing credentials, kaggle.json readable
-by others, 5xx and dropped connections retried, a failed kernel, an output without images.zip (test_kaggle_api.py,
-test_submit.py).
+by others, 5xx and dropped connections retried, a failed kernel, an output without images.zip
+(test_kaggle_api.py, test_submit.py).
 """
 from __future__ import annotations
 
@@ -49,13 +49,16 @@ def fake_kaggle(tmp_path, monkeypatch):
 
 @pytest.fixture
 def start(request: pytest.FixtureRequest) -> Callable[[Path, str, tuple[str, ...]], subprocess.Popen]:
-    """Start `python -m pipeline <stage>` in its own process group, killed as a whole when the test ends (should
-    a failing test leave the stage or its workers running)."""
+    """Start `python -m pipeline <stage>` in its own process group, killed as a whole when the test ends
+    (should a failing test leave the stage or its workers running)."""
     def start(base: Path, stage: str, settings: tuple[str, ...]) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}  # one thread: no spinning when busy
-        with open(base / f"{stage}.stderr", "wb") as log:  # a file, not a pipe: a full pipe would stall the child
-            proc = subprocess.Popen([sys.executable, "-m", "pipeline", *cli(base, stage, *settings)], cwd=base,
-                                    env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        # one thread: no spinning when busy
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        # a file, not a pipe: a full pipe would stall the child
+        with open(base / f"{stage}.stderr", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "pipeline", *cli(base, stage, *settings)],
+                                    cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                    start_new_session=True)
         request.addfinalizer(lambda: _kill_group(proc.pid))
         return proc
     return start
@@ -67,7 +70,8 @@ def _kill_group(pgid: int) -> None:
 
 
 def wait_until(proc: subprocess.Popen, base: Path, busy: str, timeout_s: float = 300) -> None:
-    """Poll until a path matching `busy` exists under `base` (the stage is mid-work); fail if the process ended first."""
+    """Poll until a path matching `busy` exists under `base` (the stage is mid-work); fail if the process
+    ended first."""
     deadline = time.monotonic() + timeout_s
     while not _exists(base, busy):
         log = base.glob("*.stderr")
@@ -123,7 +127,8 @@ def _photos_and_generator(base: Path, settings: tuple[str, ...], request: pytest
     save_generator(tiny_config(base, *settings))
 
 
-def _competition_on_fake_kaggle(base: Path, settings: tuple[str, ...], request: pytest.FixtureRequest) -> None:
+def _competition_on_fake_kaggle(base: Path, settings: tuple[str, ...],
+                                request: pytest.FixtureRequest) -> None:
     fake = request.getfixturevalue("fake_kaggle")
     if not fake.competition_zip:
         folder = base.parent / "competition"
@@ -148,7 +153,8 @@ class KillCase:
     settings: tuple[str, ...]
     busy: str  # a path (glob, under the base folder) that exists only once the stage is mid-work
     output: str  # the stage's output, under the base folder
-    prepare: Callable[[Path, tuple[str, ...], pytest.FixtureRequest], None] = lambda base, settings, request: None
+    prepare: Callable[[Path, tuple[str, ...], pytest.FixtureRequest], None] = (
+        lambda base, settings, request: None)
     same: Callable[[Path, Path], None] = field(default=lambda a, b: None)  # more checks than equal bytes
 
     @property
@@ -157,26 +163,34 @@ class KillCase:
 
 
 KILL_CASES = {c.name: c for c in [
-    KillCase("download-demo", "download", ("download.demo_monet=8", "download.demo_photos=150", "download.image_size=64"),
+    KillCase("download-demo", "download",
+             ("download.demo_monet=8", "download.demo_photos=150", "download.image_size=64"),
              busy="data/.raw.tmp-*/*/*.jpg", output="data/raw"),
-    KillCase("download-kaggle", "download", ("download.source=kaggle", "download.image_size=32", "download.expect_monet=8",
-                          "download.expect_photos=600"),
+    KillCase("download-kaggle", "download",
+             ("download.source=kaggle", "download.image_size=32", "download.expect_monet=8",
+              "download.expect_photos=600"),
              busy="data/.raw.tmp-*/*/*.jpg", output="data/raw", prepare=_competition_on_fake_kaggle),
-    KillCase("augment", "augment", ("augment.variants=4", "hardware.workers=2"), busy="data/.augmented.tmp-*/monet/*.jpg",
-             output="data/augmented",
+    KillCase("augment", "augment", ("augment.variants=4", "hardware.workers=2"),
+             busy="data/.augmented.tmp-*/monet/*.jpg", output="data/augmented",
              prepare=lambda base, s, r: make_jpegs(base / "data" / "raw" / "monet_jpg", 32, size=64)),
-    KillCase("train", "train", (*TINY, "train.epochs=10", "train.checkpoint_every=4", "train.sample_every=1000"),
-             busy="data/runs/demo/ckpt_*.pt", output="data/runs/demo", prepare=lambda base, s, r: make_data(base),
-             same=same_run),
-    KillCase("generate", "generate", ("zip.image_size=32", "zip.min_images=1", "zip.max_images=500", "generate.count=100",
-                          "generate.batch_size=4", "train.ngf=4", "train.n_blocks=1", "hardware.workers=2",
-                          "hardware.device=cpu"),
-             busy="submissions/.images.tmp-*/*.jpg", output="submissions/images", prepare=_photos_and_generator),
-    KillCase("zip", "zip", ("zip.min_images=1", "zip.max_images=1000", "zip.image_size=256", "generate.count=100",
-                     "zip.decode_sample=1000"),
-             busy="submissions/.images.zip.tmp-*", output="submissions/images.zip", prepare=_submission_images),
-    KillCase("score", "score", ("hardware.device=cpu", "score.batch_size=4"), busy="data/.cache/mifid/real-*.npz",
-             output="submissions/score.json", prepare=_images_and_monets, same=same_score),
+    KillCase("train", "train",
+             (*TINY, "train.epochs=10", "train.checkpoint_every=4", "train.sample_every=1000"),
+             busy="data/runs/demo/ckpt_*.pt", output="data/runs/demo",
+             prepare=lambda base, s, r: make_data(base), same=same_run),
+    KillCase("generate", "generate",
+             ("zip.image_size=32", "zip.min_images=1", "zip.max_images=500", "generate.count=100",
+              "generate.batch_size=4", "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.workers=2",
+              "hardware.device=cpu"),
+             busy="submissions/.images.tmp-*/*.jpg", output="submissions/images",
+             prepare=_photos_and_generator),
+    KillCase("zip", "zip",
+             ("zip.min_images=1", "zip.max_images=1000", "zip.image_size=256", "generate.count=100",
+              "zip.decode_sample=1000"),
+             busy="submissions/.images.zip.tmp-*", output="submissions/images.zip",
+             prepare=_submission_images),
+    KillCase("score", "score", ("hardware.device=cpu", "score.batch_size=4"),
+             busy="data/.cache/mifid/real-*.npz", output="submissions/score.json",
+             prepare=_images_and_monets, same=same_score),
 ]}
 
 
@@ -203,7 +217,8 @@ def test_kill_9_mid_stage_then_a_rerun_equals_an_uninterrupted_run(tmp_path, req
     assert main(cli(killed, case.stage, *settings)) == 0
     rerun = capsys.readouterr().out
     assert "up to date" not in rerun and (case.stage != "train" or "resuming from step" in rerun)
-    assert not [p for p in killed.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]  # no temp left anywhere
+    # no temp left anywhere
+    assert not [p for p in killed.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     assert "key" in read_stamp(out)
 
     assert main(cli(clean, case.stage, *settings)) == 0
@@ -232,7 +247,8 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_last_one(tmp_path, capsy
     monkeypatch.setattr(torch, "save", save_on_a_full_disk)
     capsys.readouterr()
     assert main(cli(tmp_path, "train", *TINY, "train.epochs=2")) == 2  # resumes at 4, checkpoints at 6
-    assert one_line_error(capsys).startswith(f"train: error: disk full while writing {run / 'ckpt_000006.pt'}; free some space")
+    assert one_line_error(capsys).startswith(
+        f"train: error: disk full while writing {run / 'ckpt_000006.pt'}; free some space")
     assert {p.name: p.read_bytes() for p in run.glob("*.pt")} == before  # last.pt and its history intact
     assert not [p for p in run.iterdir() if ".tmp-" in p.name] and "key" not in read_stamp(run)
 
@@ -323,9 +339,10 @@ def test_the_key_is_in_no_file_log_or_message(tmp_path, fake_kaggle, monkeypatch
     make_jpegs(competition / "photo_jpg", 6, size=32, seed=1, prefix="p")
     fake_kaggle.competition_zip = zip_bytes(competition)
     settings = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=8",
-                "download.expect_photos=6", "augment.variants=1", *TINY, "zip.image_size=32", "zip.min_images=3",
-                "zip.max_images=10", "generate.count=6", "generate.batch_size=3", f'score.weights="{inception_weights}"',
-                "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
+                "download.expect_photos=6", "augment.variants=1", *TINY, "zip.image_size=32",
+                "zip.min_images=3", "zip.max_images=10", "generate.count=6", "generate.batch_size=3",
+                f'score.weights="{inception_weights}"', "submit.poll_interval_s=0.01",
+                "submit.retry_delay_s=0")
     for stage in ("download", "augment", "train", "generate", "score", "zip", "kernel"):
         assert main(cli(tmp_path, stage, *settings)) == 0, stage
     fake_kaggle.output_files = {"images.zip": (tmp_path / "submissions" / "images.zip").read_bytes()}

@@ -1,4 +1,5 @@
-"""The generate stage: one JPEG per photo (or generate.count from noise), each what the generator makes of its input."""
+"""The generate stage: one JPEG per photo (or generate.count from noise), each what the generator makes
+of its input."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,25 +24,23 @@ from pipeline.metrics.features import InceptionFeatures, open_images
 from pipeline.training import checkpoint
 from pipeline.training import runtime as device
 from pipeline.training.checkpoint import load_generator
-from pipeline.training.models import make_generator
 
 # 32 px everywhere, a ragged last batch (12 = 5 + 5 + 2), a generator small enough for a CPU test, on the
 # CPU even where a GPU exists (exact fp32 references; the GPU path has its own test).
 SMALL = ("zip.image_size=32", "zip.min_images=1", "zip.max_images=50", "generate.batch_size=5",
-         "train.ngf=4", "train.n_blocks=1", "hardware.workers=2", "hardware.device=cpu")
+         "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.workers=2", "hardware.device=cpu")
 
 
 def save_generator(cfg: Config, seed: int = 0) -> torch.nn.Module:
     """A randomly initialised generator of cfg.train saved as the run's last.pt, the way training saves it."""
     torch.manual_seed(seed)
-    G = make_generator(cfg.train).eval()
-    if cfg.train.model == "dcgan":  # DCGAN's N(0, 0.02) init makes near-flat images: widen it so z shows
+    G = cfg.family.build_generator(cfg.train, cfg.model_settings).eval()
+    if not cfg.family.takes_photos:  # DCGAN's N(0, 0.02) init makes near-flat images: widen it so z shows
         for m in G.modules():
             if isinstance(m, torch.nn.ConvTranspose2d):
                 torch.nn.init.normal_(m.weight, 0.0, 0.3)
-    name = "G_photo2monet" if cfg.train.model == "cyclegan" else "G"
-    checkpoint.save(cfg.checkpoint_path, {"format": checkpoint.FORMAT, "models": {name: G.state_dict()},
-                                           "train": dataclasses.asdict(cfg.train), "step": 0})
+    checkpoint.save(cfg.checkpoint_path, {**checkpoint.header(cfg.train, cfg.model_settings, 0),
+                                           "models": {cfg.family.generator_key: G.state_dict()}})
     return G
 
 
@@ -94,7 +93,7 @@ def test_generate_is_cached_and_refuses_a_checkpoint_of_the_other_kind(cyclegan,
 def dcgan(tmp_path):
     def make(*overrides: str) -> Config:
         cfg = tiny_config(tmp_path / "_".join(overrides), *SMALL, "train.model=dcgan", "train.image_size=16",
-                          "train.dcgan_width=4", "train.z_dim=8", *overrides)
+                          "dcgan.width=4", "dcgan.z_dim=8", *overrides)
         save_generator(cfg)
         return cfg
     return make
@@ -116,7 +115,8 @@ def test_dcgan_count_and_seed_decide_the_images(dcgan):
 def test_perturb_mirrors_then_crops(tmp_path):
     photo = decode(make_jpegs(tmp_path, 1, size=40)[0]).astype(np.uint8)
     tensor = torch.from_numpy(photo).permute(2, 0, 1)
-    as_array = lambda variant: perturb(tensor, variant).permute(1, 2, 0).numpy()
+    def as_array(variant: int) -> np.ndarray:
+        return perturb(tensor, variant).permute(1, 2, 0).numpy()
     assert np.array_equal(as_array(0), photo)
     assert np.array_equal(as_array(1), photo[:, ::-1])
     # Independent reference for the crop: PIL's bicubic resize of the central 36x36 back to 40x40.
@@ -143,9 +143,11 @@ def test_gpu_path_matches_the_cpu_path(cyclegan, tmp_path):
     for i, p in enumerate(photos):
         Image.open(p).save(tmp_path / f"444-{i}.jpg", quality=95, subsampling=0)
     pil = np.stack([decode(tmp_path / f"444-{i}.jpg") for i in range(len(photos))])
-    nv = renderer._decode([torchvision.io.read_file(str(tmp_path / f"444-{i}.jpg")) for i in range(len(photos))])
+    nv = renderer._decode([torchvision.io.read_file(str(tmp_path / f"444-{i}.jpg"))
+                           for i in range(len(photos))])
     assert np.abs(nv.permute(0, 2, 3, 1).cpu().numpy() - pil).mean() < 1.0
-    for i, write in enumerate(renderer.writers(torch.from_numpy(pil.astype(np.uint8)).permute(0, 3, 1, 2).cuda())):
+    for i, write in enumerate(renderer.writers(torch.from_numpy(pil.astype(np.uint8)).permute(0, 3, 1,
+                                                                                              2).cuda())):
         write(tmp_path / f"{i}.jpg")
         with Image.open(tmp_path / f"{i}.jpg") as img:
             assert JpegImagePlugin.get_sampling(img) == 0  # 4:4:4, as pipeline.data.images.encode_jpeg writes
@@ -176,7 +178,7 @@ def test_near_copies_finds_an_exact_copy_of_a_training_monet(tmp_path, inception
 @pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
 def test_guard_makes_a_planted_copy_again_and_leaves_the_rest(tmp_path, inception_weights, capsys, model):
     settings = (*SMALL, "generate.count=6", f"score.weights={inception_weights}", f"train.model={model}",
-                "train.image_size=16", "train.dcgan_width=4", "train.z_dim=8")
+                "train.image_size=16", "dcgan.width=4", "dcgan.z_dim=8")
     plain = tiny_config(tmp_path, *settings)
     make_jpegs(plain.raw_dir / "photo_jpg", 6, size=32, prefix="photo")
     make_jpegs(plain.raw_dir / "monet_jpg", 2, size=32, seed=5, prefix="monet")
@@ -211,7 +213,9 @@ def test_guard_removes_a_copy_it_cannot_escape(tmp_path, inception_weights, caps
 def test_guard_without_weights_says_how_to_go_on(cyclegan, tmp_path, monkeypatch):
     cfg, _, _ = cyclegan
     make_jpegs(cfg.raw_dir / "monet_jpg", 2, size=32)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no cached weights; the network is off
+    # no cached weights; the network is off
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     guarded = tiny_config(tmp_path, *SMALL, "generate.count=12", "generate.max_memorization=0.05")
-    with pytest.raises(UserError, match="max_memorization needs the FID Inception weights.*max_memorization=0"):
+    with pytest.raises(UserError,
+                       match="max_memorization needs the FID Inception weights.*max_memorization=0"):
         STAGES["generate"].run(guarded)

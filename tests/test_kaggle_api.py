@@ -105,7 +105,8 @@ def test_status_sequence_and_failure_message(fake_kaggle, tmp_path):
     fake_kaggle.statuses = [("queued", ""), ("running", ""), ("error", "CUDA out of memory")]
     pushed(fake_kaggle, tmp_path)
     seen = [kaggle_api.kernel_status(REF) for _ in range(4)]
-    assert seen == [("queued", ""), ("running", ""), ("error", "CUDA out of memory"), ("error", "CUDA out of memory")]
+    assert seen == [("queued", ""), ("running", ""), ("error", "CUDA out of memory"),
+                    ("error", "CUDA out of memory")]
 
 
 def test_unknown_kernel_is_refused_with_the_rules_and_slug_hint(fake_kaggle):
@@ -201,7 +202,8 @@ def test_the_log_of_a_running_kernel_is_streamed_and_a_cut_is_said(fake_kaggle, 
     nb = json.loads((folder / "monet-pipeline.ipynb").read_text())
     nb["cells"][0]["id"] = "cell-0"
     nb["cells"][0]["source"] = ["import os, time\n", "print('first', flush=True)\n",
-                                "while not os.path.exists('go'):\n", "    time.sleep(0.05)\n", "print('second')"]
+                                "while not os.path.exists('go'):\n", "    time.sleep(0.05)\n",
+                                "print('second')"]
     (folder / "monet-pipeline.ipynb").write_text(json.dumps(nb))
     version = kaggle_api.push_kernel(folder)[1]
     fake_kaggle.cut_log_stream = [1]  # the first stream drops after one entry
@@ -217,7 +219,8 @@ def test_the_log_of_a_running_kernel_is_streamed_and_a_cut_is_said(fake_kaggle, 
     assert [e["data"] for e in events] == ["second\n"]
     fake_kaggle.wait_for_runs()
     assert kaggle_api.kernel_status(REF) == ("complete", "")
-    assert [e["data"] for e in kaggle_api.kernel_log(REF)()] == ["first\n", "second\n"]  # ended: the whole log
+    # ended: the whole log
+    assert [e["data"] for e in kaggle_api.kernel_log(REF)()] == ["first\n", "second\n"]
 
 
 def test_kernel_log_is_none_where_the_client_cannot_stream(fake_kaggle, tmp_path, monkeypatch):

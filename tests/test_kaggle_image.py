@@ -30,7 +30,8 @@ def test_every_installed_package_imports_at_the_listed_version(report):
     for name in spec.installed:
         entry = report["packages"][name]
         assert entry["importable"], f"{name}: {entry['error']}"
-        assert satisfies(entry["version"], spec.expected(name)), f"{name} {entry['version']}, want {spec.expected(name)}"
+        assert satisfies(entry["version"], spec.expected(name)), (
+            f"{name} {entry['version']}, want {spec.expected(name)}")
         if entry["file"]:
             assert VENV.resolve() in Path(entry["file"]).resolve().parents, entry["file"]
     assert problems(report, spec) == []
@@ -91,5 +92,5 @@ def test_a_notebook_runs_there_like_on_kaggle(tmp_path, monkeypatch):
     assert all(set(e) == {"stream_name", "time", "data"} and isinstance(e["time"], float) for e in run.log)
     assert "ValueError: boom" in run.log_text() and "never" not in run.log_text()
     assert kaggle_kernelspec(tmp_path / "jupyter") == "kaggle-python"
-    assert json.loads((tmp_path / "jupyter" / "kernels" / "kaggle-python" / "kernel.json").read_text())["argv"][0] \
-        == str(kaggle_python())
+    assert json.loads((tmp_path / "jupyter" / "kernels" / "kaggle-python"
+                       / "kernel.json").read_text())["argv"][0] == str(kaggle_python())

@@ -1,4 +1,5 @@
-"""The kernel stage: the built folder, and the built notebook run (nbclient) in a folder laid out like Kaggle's."""
+"""The kernel stage: the built folder, and the built notebook run (nbclient) in a folder laid out like
+Kaggle's."""
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,8 @@ from pipeline.kaggle.kernel import kernel_settings
 KERNEL = Path("kernels") / "monet-pipeline"
 # The kaggle preset made tiny: 32 px demo data, a one-block ResNet CycleGAN, one short epoch on the CPU.
 TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
-               "train.generator=resnet;train.ngf=4;train.n_blocks=1;train.ndf=4;train.d_layers=1;train.image_size=32;"
-               "train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
+               "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
+               "train.image_size=32;train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
                "zip.min_images=5;zip.max_images=20;zip.image_size=32;generate.count=10")
 
 
@@ -56,8 +57,9 @@ def test_metadata_is_what_kaggle_expects(tmp_path):
     folder = build(tmp_path, "kernel.weights_dataset=alice/fid-weights")
     assert folder == KERNEL
     meta = json.loads((folder / "kernel-metadata.json").read_text())
-    assert meta == {"id": "alice/monet-pipeline", "title": "Monet pipeline", "code_file": "monet-pipeline.ipynb",
-                    "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": True,
+    assert meta == {"id": "alice/monet-pipeline", "title": "Monet pipeline",
+                    "code_file": "monet-pipeline.ipynb", "language": "python", "kernel_type": "notebook",
+                    "is_private": True, "enable_gpu": True,
                     "enable_tpu": False, "enable_internet": False, "dataset_sources": ["alice/fid-weights"],
                     "competition_sources": ["gan-getting-started"], "kernel_sources": [], "model_sources": [],
                     "machine_shape": "NvidiaTeslaT4"}  # T4 x2: without a shape Kaggle has handed out P100s
@@ -66,7 +68,8 @@ def test_metadata_is_what_kaggle_expects(tmp_path):
 def test_accelerator_none_and_the_old_enable_gpu_key(tmp_path, capsys):
     meta = json.loads((build(tmp_path, "kernel.accelerator=none") / "kernel-metadata.json").read_text())
     assert meta["enable_gpu"] is False and "machine_shape" not in meta
-    old = json.loads((build(tmp_path, "kernel.enable_gpu=false", force=True) / "kernel-metadata.json").read_text())
+    old = json.loads((build(tmp_path, "kernel.enable_gpu=false", force=True)
+                      / "kernel-metadata.json").read_text())
     assert old == meta
     assert "kernel.enable_gpu is deprecated: use kernel.accelerator (read as kernel.accelerator='none')" in \
         capsys.readouterr().err
@@ -82,7 +85,8 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
     carried = zipfile.ZipFile(io.BytesIO(base64.b64decode(payload)))
     expected = {f"pipeline/{p.relative_to(PACKAGE_DIR).as_posix()}": p.read_bytes()
                 for p in iter_files(PACKAGE_DIR) if p.suffix in (".py", ".toml")}
-    fid = Path(pytorch_fid.__file__).parent  # Kaggle's image lacks it: the notebook carries the installed copy
+    # Kaggle's image lacks it: the notebook carries the installed copy
+    fid = Path(pytorch_fid.__file__).parent
     expected.update({f"pytorch_fid/{p.name}": p.read_bytes() for p in fid.glob("*.py")})
     version = importlib.metadata.version("pytorch-fid")
     names = set(carried.namelist())
@@ -97,7 +101,7 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
 
 
 def test_kernel_settings_are_resolved_and_checked_when_building(tmp_path):
-    folder = build(tmp_path, "kernel.set=train.epochs=3; train.ngf=8")
+    folder = build(tmp_path, "kernel.set=train.epochs=3; cyclegan.ngf=8")
     settings = next(c.source for c in cells(folder) if c.source.startswith("SETTINGS"))
     assert "epochs = 3\n" in settings and "ngf = 8\n" in settings
     assert 'submissions = "/kaggle/working"' in settings
@@ -149,7 +153,8 @@ def kaggle_folder(tmp_path: Path, *, with_input: bool = True, weights: Path | No
 
 
 def run_on_kaggles_image(tmp_path: Path, root: Path, kernel_set: str, *overrides: str) -> NotebookRun:
-    """Build the kernel (for the CPU) and run its notebook in the Python built from kernels/kaggle-image.toml."""
+    """Build the kernel (for the CPU) and run its notebook in the Python built from
+    kernels/kaggle-image.toml."""
     folder = build(tmp_path, "kernel.accelerator=none", f"kernel.set={kernel_set}", *overrides)
     return run_kaggle_notebook(folder / "monet-pipeline.ipynb", root, timeout=600)
 
@@ -172,13 +177,15 @@ def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
     assert "clock: training until " in train and "generate+zip estimated" in train
     assert "stopped by train.time_budget_min=1" in train  # the whole minute was trained
     assert len(train.encode()) <= 8000 and "\r" not in train, len(train.encode())
+    assert len(run.log_text().encode()) <= 16_000  # the whole notebook: no per-file listings, no redrawn bars
     assert "preflight: ok" in run.log_text() and "score: skipped" in run.log_text()
     images = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in
               o.get("data", {})]
     assert len(images) == 2  # the loss plot and a sample grid
     left = [p for p in (root / "working").rglob("*") if p.is_file()]
     assert not (root / "working" / "data").exists() and not (root / "working" / "images").exists()
-    assert all(p.stat().st_size < 2**20 for p in left) and (root / "working" / "run" / "config.toml").is_file()
+    assert (all(p.stat().st_size < 2**20 for p in left)
+            and (root / "working" / "run" / "config.toml").is_file())
     assert not [p for p in left if p.name.endswith((".lock", ".stage.json"))]  # no pipeline bookkeeping
 
 
@@ -203,5 +210,6 @@ def test_preflight_stops_a_notebook_without_its_input_in_one_line(tmp_path):
     assert run.failure.startswith("PreflightError: the competition data is not attached")
     [error] = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs
                if o.output_type == "error"]
-    assert len(error.traceback) == 1 and "Add Input → Competitions → gan-getting-started" in error.traceback[0]
+    assert (len(error.traceback) == 1
+            and "Add Input → Competitions → gan-getting-started" in error.traceback[0])
     assert not (root / "working" / "data").exists()  # stopped before any work

@@ -108,7 +108,8 @@ def test_fid_equals_pytorch_fid_and_torchmetrics(feats, columns):
     assert ours > 1e-3  # far from zero, so that the relative comparisons mean something
     assert ours == pytest.approx(pytorch_fid(gen, real), rel=1e-4)
     assert ours == pytest.approx(torchmetrics_fid(gen, real), rel=1e-4)
-    from_stats = frechet_distance(gen.mean(0), np.cov(gen, rowvar=False), real.mean(0), np.cov(real, rowvar=False))
+    from_stats = frechet_distance(gen.mean(0), np.cov(gen, rowvar=False),
+                                  real.mean(0), np.cov(real, rowvar=False))
     assert from_stats == pytest.approx(ours, rel=1e-6)
 
 
@@ -137,7 +138,8 @@ def test_distance_drops_zero_rows_and_per_image_distances(feats):
     gen, real = feats
     with_zeros = np.vstack([gen, np.zeros((2, gen.shape[1]))])
     assert memorization_distance(with_zeros, real) == pytest.approx(kaggle_distance(gen, real), rel=1e-12)
-    per_image = nearest_real_distance(np.vstack([real[3], with_zeros]), np.vstack([real, np.zeros(gen.shape[1])]))
+    per_image = nearest_real_distance(np.vstack([real[3], with_zeros]),
+                                      np.vstack([real, np.zeros(gen.shape[1])]))
     assert per_image.shape == (len(gen) + 3,)
     assert per_image[0] == pytest.approx(0.0, abs=1e-12)  # an exact copy of a real image
     assert per_image[-1] == 1.0  # an all-zero feature is near nothing
@@ -158,7 +160,8 @@ def test_real_features_cache_hit_then_miss_on_change(extractor, tmp_path, monkey
     real_dir = tmp_path / "monet"
     paths = make_jpegs(real_dir, 3, size=40, seed=5)
     calls = []
-    monkeypatch.setattr(extractor, "of_set", lambda s, desc="": calls.append(s) or InceptionFeatures.of_set(extractor, s))
+    monkeypatch.setattr(extractor, "of_set",
+                        lambda s, desc="": calls.append(s) or InceptionFeatures.of_set(extractor, s))
     first = real_features(real_dir, extractor, tmp_path / "cache")
     again = real_features(real_dir, extractor, tmp_path / "cache")
     assert len(calls) == 1 and np.array_equal(first, again)
@@ -183,7 +186,8 @@ def test_weights_setting_then_hub_cache_then_skip_with_one_line(tmp_path, monkey
     assert WEIGHTS_FILE in message and "score.weights" in message and "\n" not in message
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / WEIGHTS_FILE) in message
     assert attempts == [(FID_WEIGHTS_URL, str(features_mod.hub_weights_path()))]
-    assert FID_WEIGHTS_URL.endswith("/" + WEIGHTS_FILE)  # the name is kept here so that pytorch-fid is imported late
+    # the name is kept here so that pytorch-fid is imported late
+    assert FID_WEIGHTS_URL.endswith("/" + WEIGHTS_FILE)
     with pytest.raises(UserError, match="score.weights"):
         find_weights(str(tmp_path / "absent.pth"))
     hub = features_mod.hub_weights_path()

@@ -9,10 +9,23 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import TrainConfig
+from pipeline.training.diffaugment import color, cutout, diff_augment, parse_policy, translation
+from pipeline.training.families import get_family
+from pipeline.training.families.cyclegan import networks as cyclegan_networks
+from pipeline.training.families.cyclegan.networks import PatchDiscriminator, UnetGenerator, unet_depth
+from pipeline.training.families.dcgan import networks as dcgan_networks
 from pipeline.training.losses import AdversarialLoss, gradient_penalty, reconstruction_loss
-from pipeline.training.models import make_discriminator, make_generator
-from pipeline.training.models.cyclegan import PatchDiscriminator, UnetGenerator, unet_depth
-from pipeline.training.models.diffaugment import color, cutout, diff_augment, parse_policy, translation
+
+
+def make_generator(t: TrainConfig, **settings) -> torch.nn.Module:
+    """The generator of t.model's family with these settings, built as generate and the loop build it."""
+    family = get_family(t.model)
+    return family.build_generator(t, family.settings(**settings))
+
+
+def make_discriminator(t: TrainConfig, **settings) -> torch.nn.Module:
+    networks = {"cyclegan": cyclegan_networks, "dcgan": dcgan_networks}[t.model]
+    return networks.make_discriminator(t, get_family(t.model).settings(**settings))
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -20,7 +33,8 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 def test_resnet_generator_matches_the_papers_size():
-    # The CycleGAN ResNet-9 generator with 64 filters has 11.378M parameters (junyanz/pytorch-CycleGAN-and-pix2pix
+    # The CycleGAN ResNet-9 generator with 64 filters has 11.378M parameters (junyanz/pytorch-CycleGAN-and-
+    # pix2pix
     # prints "Total number of parameters : 11.378 M"); the PatchGAN discriminator 2.765M.
     t = TrainConfig()
     assert n_params(make_generator(t)) == 11_378_179
@@ -30,7 +44,7 @@ def test_resnet_generator_matches_the_papers_size():
 @pytest.mark.parametrize("generator", ["resnet", "unet"])
 @pytest.mark.parametrize("size", [32, 40])  # 40: not a multiple of the U-Net's 2**depth
 def test_generators_keep_the_image_size_and_range(generator, size):
-    g = make_generator(TrainConfig(generator=generator, ngf=4, n_blocks=1, image_size=32))
+    g = make_generator(TrainConfig(image_size=32), generator=generator, ngf=4, n_blocks=1)
     y = g(torch.randn(2, 3, size, size) * 3)
     assert y.shape == (2, 3, size, size)
     assert y.abs().max() <= 1.0
@@ -43,7 +57,8 @@ def test_unet_depth_follows_the_training_size_and_reaches_1x1():
     for layer in g.down:
         bottleneck = layer(bottleneck)
     assert bottleneck.shape[-2:] == (1, 1)
-    assert g(torch.randn(1, 3, 256, 256)).shape == (1, 3, 256, 256)  # trained on crops, applied to whole photos
+    # trained on crops, applied to whole photos
+    assert g(torch.randn(1, 3, 256, 256)).shape == (1, 3, 256, 256)
 
 
 def test_patchgan_sees_70x70_patches():
@@ -65,8 +80,8 @@ def test_patchgan_sees_70x70_patches():
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_dcgan_maps_noise_to_images_and_images_to_logits(size):
-    t = TrainConfig(model="dcgan", image_size=size, z_dim=16, dcgan_width=8)
-    g, d = make_generator(t), make_discriminator(t)
+    t = TrainConfig(model="dcgan", image_size=size)
+    g, d = make_generator(t, z_dim=16, width=8), make_discriminator(t, z_dim=16, width=8)
     images = g(torch.randn(3, 16))
     assert images.shape == (3, 3, size, size) and images.abs().max() <= 1.0
     logits = d(images)
@@ -75,7 +90,7 @@ def test_dcgan_maps_noise_to_images_and_images_to_logits(size):
 
 
 def test_spectral_norm_bounds_each_discriminator_layer():
-    d = make_discriminator(TrainConfig(model="dcgan", image_size=32, dcgan_width=8, spectral_norm=True))
+    d = make_discriminator(TrainConfig(model="dcgan", image_size=32), width=8, spectral_norm=True)
     for _ in range(30):  # power iteration converges during forward passes in train mode
         d(torch.randn(4, 3, 32, 32))
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -86,7 +101,7 @@ def test_spectral_norm_bounds_each_discriminator_layer():
 
 
 def test_discriminator_dropout_is_active_in_training_only():
-    d = make_discriminator(TrainConfig(model="dcgan", image_size=32, dcgan_width=8, d_dropout=0.5))
+    d = make_discriminator(TrainConfig(model="dcgan", image_size=32), width=8, d_dropout=0.5)
     x = torch.randn(2, 3, 32, 32)
     assert not torch.equal(d(x), d(x))
     d.eval()
@@ -94,7 +109,7 @@ def test_discriminator_dropout_is_active_in_training_only():
 
 
 def test_weights_start_from_n_0_002():
-    g = make_generator(TrainConfig(ngf=32, n_blocks=2))
+    g = make_generator(TrainConfig(), ngf=32, n_blocks=2)
     weights = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert weights.mean().item() == pytest.approx(0.0, abs=2e-3)
     assert weights.std().item() == pytest.approx(0.02, rel=0.05)
@@ -107,7 +122,7 @@ def test_translation_shifts_each_image_with_zero_fill():
     torch.manual_seed(0)
     x = torch.rand(6, 3, 16, 16) + 1  # strictly positive, so the zero fill is recognisable
     y = translation(x)
-    for xi, yi in zip(x, y):
+    for xi, yi in zip(x, y, strict=False):
         matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
                    if torch.equal(yi, _shift(xi, dy, dx))]
         assert len(matches) == 1
@@ -123,7 +138,7 @@ def test_cutout_zeroes_one_square_of_half_the_size():
     torch.manual_seed(0)
     x = torch.rand(8, 3, 16, 16) + 1
     y = cutout(x)
-    for xi, yi in zip(x, y):
+    for xi, yi in zip(x, y, strict=False):
         hole = (yi == 0).all(dim=0)
         assert torch.equal(yi[:, ~hole], xi[:, ~hole])  # the rest is untouched
         rows, cols = hole.any(dim=1).nonzero(), hole.any(dim=0).nonzero()

@@ -1,4 +1,5 @@
-"""The notebook's first cell and its clock: each refusal with the GPU facts faked, and the training budget plan."""
+"""The notebook's first cell and its clock: each refusal with the GPU facts faked, and the training budget
+plan."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -24,7 +25,8 @@ from pipeline.training import runtime as device
 
 IMAGE_LIST = Path(__file__).resolve().parents[1] / "kernels" / "kaggle-image.toml"
 # What torch 2.10.0+cu128 reports (Kaggle's image, 2026): code for Volta on, nothing for the P100's sm_60.
-KAGGLE_TORCH = ("2.10.0+cu128", ("sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"))
+KAGGLE_TORCH = ("2.10.0+cu128",
+                ("sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"))
 T4X2 = TorchFacts(*KAGGLE_TORCH, (Gpu("Tesla T4", (7, 5)), Gpu("Tesla T4", (7, 5))))
 P100 = TorchFacts(*KAGGLE_TORCH, (Gpu("Tesla P100-PCIE-16GB", (6, 0)),))
 NO_GPU = TorchFacts("2.10.0+cu128", (), ())
@@ -47,10 +49,11 @@ def test_t4x2_passes_every_check(kaggle_input, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("facts, message", [
-    (P100, re.escape("Tesla P100-PCIE-16GB (sm_60) is not supported by torch 2.10.0+cu128 (it has code for sm_70 ")
+    (P100, re.escape("Tesla P100-PCIE-16GB (sm_60) is not supported by torch 2.10.0+cu128 "
+                     "(it has code for sm_70 ")
      + ".*" + re.escape("): choose GPU T4 x2 in Settings → Accelerator")),
-    (NO_GPU, ("no GPU: this notebook was built for GPU T4 x2 .*choose GPU T4 x2 in Settings → Accelerator, or "
-              "build it with kernel.accelerator=none")),
+    (NO_GPU, ("no GPU: this notebook was built for GPU T4 x2 .*choose GPU T4 x2 in Settings → Accelerator, "
+              "or build it with kernel.accelerator=none")),
 ])
 def test_a_gpu_torch_cannot_use_is_refused_in_one_line(kaggle_input, facts, message):
     with pytest.raises(PreflightError, match=message) as err:
@@ -80,8 +83,8 @@ def test_which_builds_run_on_which_gpus(gpu, arch_list, runs):
 def test_missing_input_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "gpu_smoke_test", lambda: None)
     cfg = tiny_config(tmp_path, f"download.source=dir:{tmp_path / 'input' / 'gan-getting-started'}")
-    with pytest.raises(PreflightError, match=r"competition data is not attached: no images in .*monet_jpg; add "
-                                             r"it with Add Input → Competitions → gan-getting-started"):
+    with pytest.raises(PreflightError, match=r"competition data is not attached: no images in .*monet_jpg; "
+                                             r"add it with Add Input → Competitions → gan-getting-started"):
         preflight.preflight(cfg, T4X2)
 
 
@@ -125,9 +128,12 @@ def test_the_stages_a_notebook_runs_import_without_pytorch_fid():
     blocker = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
                "        if name.split('.')[0] == 'pytorch_fid': raise ModuleNotFoundError(name)\n"
                "sys.meta_path.insert(0, Block())\n"
-               "import pipeline.data.download, pipeline.data.augment, pipeline.training.loop, pipeline.generate.render, pipeline.submission.archive\n"
-               "import pipeline.kaggle.notebook, pipeline.kaggle.preflight, pipeline.kaggle.clock\nprint('ok')")
-    proc = subprocess.run([sys.executable, "-c", blocker], check=False, capture_output=True, text=True, timeout=120)
+               "import pipeline.data.download, pipeline.data.augment, pipeline.training.loop, "
+               "pipeline.generate.render, pipeline.submission.archive\n"
+               "import pipeline.kaggle.notebook, pipeline.kaggle.preflight, pipeline.kaggle.clock\n"
+               "print('ok')")
+    proc = subprocess.run([sys.executable, "-c", blocker], check=False, capture_output=True, text=True,
+                          timeout=120)
     assert proc.stdout.strip() == "ok", proc.stderr
 
 
@@ -154,8 +160,9 @@ def test_the_finish_estimate_is_measured_on_this_machine(tmp_path, monkeypatch):
     """The estimate follows what rendering really costs here: a generator 10 ms slower per image says so."""
     from pipeline.generate.render import Renderer
 
-    cfg = tiny_config(tmp_path, "train.generator=resnet", "train.ngf=4", "train.n_blocks=1", "generate.batch_size=4",
-                      "hardware.device=cpu", "zip.min_images=1", "zip.image_size=32", "generate.count=5")
+    cfg = tiny_config(tmp_path, "cyclegan.generator=resnet", "cyclegan.ngf=4", "cyclegan.n_blocks=1",
+                      "generate.batch_size=4", "hardware.device=cpu", "zip.min_images=1", "zip.image_size=32",
+                      "generate.count=5")
     write_demo(cfg.raw_dir, 2, 40, 32, seed=0, workers=1)
     fast = notebook_clock.measure_finish_s(cfg)
     forward = Renderer.forward

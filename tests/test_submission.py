@@ -16,7 +16,8 @@ from pipeline.engine.errors import UserError
 from pipeline.submission.archive import check_zip, command
 
 # A submission of 7..10 images of 32x32 stands in for Kaggle's 7,000..10,000 of 256x256.
-RULES = ("zip.min_images=7", "zip.max_images=10", "zip.image_size=32", "generate.count=8", "zip.decode_sample=3")
+RULES = ("zip.min_images=7", "zip.max_images=10", "zip.image_size=32", "generate.count=8",
+         "zip.decode_sample=3")
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ def fake_kaggle(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the kernel stage writes kernels/<slug> in the working folder
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID weights unless a test brings them
     with serving(tmp_path, monkeypatch) as fake:
-        fake.log_lines(*[f"step {i}" for i in range(100)], "Traceback (most recent call last):", "OSError: boom")
+        fake.log_lines(*[f"step {i}" for i in range(100)], "Traceback (most recent call last):",
+                       "OSError: boom")
         yield fake
 
 
@@ -52,11 +53,13 @@ def test_push_builds_and_kaggle_receives_the_kernel(tmp_path, fake_kaggle, capsy
     assert f"{REF} version 1 is running on Kaggle: http://localhost/code/{REF}" in capsys.readouterr().out
     body = fake_kaggle.pushes[0]
     assert body["slug"] == REF and body["newTitle"] == "Monet pipeline" and body["kernelType"] == "notebook"
-    assert body["competitionDataSources"] == ["gan-getting-started"] and "datasetDataSources" not in body  # empty lists are not sent
+    # empty lists are not sent
+    assert body["competitionDataSources"] == ["gan-getting-started"] and "datasetDataSources" not in body
     assert body["isPrivate"] is True and body["enableGpu"] is True and body["enableInternet"] is False
     nb = nbformat.reads(body["text"], as_version=4)
     nbformat.validate(nb)
-    assert any('STAGES["train"].run(cfg)' in cell.source or "notebook.train(cfg" in cell.source for cell in nb.cells)
+    assert any('STAGES["train"].run(cfg)' in cell.source or "notebook.train(cfg" in cell.source
+               for cell in nb.cells)
     assert fake_kaggle.key not in body["text"]
 
 
@@ -85,7 +88,8 @@ def test_failed_kernel_shows_the_log_tail_and_exits_non_zero(tmp_path, fake_kagg
     fake_kaggle.statuses = [("running", ""), ("error", "Your notebook tried to allocate more memory")]
     assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 1
     err = capsys.readouterr().err
-    assert "OSError: boom" in err and "step 99" in err and "step 10\n" not in err  # the tail, not the whole log
+    # the tail, not the whole log
+    assert "OSError: boom" in err and "step 99" in err and "step 10\n" not in err
     assert "ended with status 'error': Your notebook tried to allocate more memory" in err
     assert fake_kaggle.submissions == []
 
@@ -160,8 +164,8 @@ def test_the_log_is_shown_while_waiting_and_its_failures_never_break_the_wait(tm
     assert len(fake_kaggle.submissions) == 1
     out = capsys.readouterr().out
     shown = [line for line in out.splitlines() if line.startswith("kaggle | ")]
-    assert shown == ([f"kaggle | step {i}" for i in range(100)] + ["kaggle | Traceback (most recent call last):",
-                                                                   "kaggle | OSError: boom"]
+    assert shown == ([f"kaggle | step {i}" for i in range(100)]
+                     + ["kaggle | Traceback (most recent call last):", "kaggle | OSError: boom"]
                      if len(faults) == 1 else [])
     assert out.index("complete after") > (out.index("kaggle | OSError: boom") if shown else 0)
 
@@ -211,8 +215,8 @@ def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
 # The kaggle preset made tiny (as in tests/test_kernel.py): 32 px demo data, a one-block ResNet CycleGAN,
 # one short epoch on the CPU.
 TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
-               "train.generator=resnet;train.ngf=4;train.n_blocks=1;train.ndf=4;train.d_layers=1;train.image_size=32;"
-               "train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
+               "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
+               "train.image_size=32;train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
                "zip.min_images=5;zip.max_images=20;zip.image_size=32;generate.count=10")
 
 
@@ -228,8 +232,9 @@ def competition(tmp_path_factory) -> Path:
 
 def submit_in_subprocess(tmp_path: Path, *sets: str, timeout: float = 300) -> subprocess.CompletedProcess:
     sets = (f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
-            "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10", "submit.poll_interval_s=1",
-            "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}", "kernel.accelerator=none", *sets)
+            "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10",
+            "submit.poll_interval_s=1", "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}",
+            "kernel.accelerator=none", *sets)
     return subprocess.run([sys.executable, "-m", "pipeline", "submit", "--config", "demo",
                            *[arg for s in sets for arg in ("--set", s)]],
                           check=False, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
@@ -254,7 +259,8 @@ def test_submit_runs_the_notebook_and_submits_its_own_zip(tmp_path, fake_kaggle,
     assert "10 images" in proc.stdout
     # the run's log, line by line, as it happened and before the verdict, each line once
     lines = streamed(proc.stdout)
-    expected = [f"kaggle | {part.rsplit(chr(13), 1)[-1]}" for entry in run.log for part in entry["data"].splitlines()
+    expected = [f"kaggle | {part.rsplit(chr(13), 1)[-1]}"
+                for entry in run.log for part in entry["data"].splitlines()
                 if part.rsplit(chr(13), 1)[-1].strip()]
     assert lines == expected and any("pipeline code unpacked to" in line for line in lines)
     assert fake_kaggle.calls.count("logs") >= 2

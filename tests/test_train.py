@@ -20,16 +20,18 @@ from PIL import Image
 from pipeline.config import Config, TrainConfig
 from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import StageSkipped, UserError
-from pipeline.training import checkpoint, families
+from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.families import get_family
+from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
-TINY = ("train.image_size=32", "train.ngf=4", "train.ndf=4", "train.n_blocks=1", "train.dcgan_width=4",
-        "train.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "train.pool_size=3",
+TINY = ("train.image_size=32", "cyclegan.ngf=4", "cyclegan.ndf=4", "cyclegan.n_blocks=1", "dcgan.width=4",
+        "dcgan.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "cyclegan.pool_size=3",
         "hardware.workers=1", "hardware.device=cpu")  # CPU: exact, repeatable arithmetic
 
 
@@ -53,16 +55,16 @@ def last_step(cfg: Config) -> int:
 
 
 @pytest.mark.parametrize("options", [
-    ("train.generator=resnet",),
-    ("train.generator=unet", "train.diffaugment=color,translation,cutout"),
-    ("train.model=dcgan", "train.loss=bce", "train.instance_noise=0.1"),
-    ("train.model=dcgan", "train.loss=lsgan", "train.spectral_norm=true", "train.d_dropout=0.3"),
-    ("train.model=dcgan", "train.loss=wgan-gp", "train.n_critic=2", "train.diffaugment=translation"),
+    ("cyclegan.generator=resnet",),
+    ("cyclegan.generator=unet", "train.diffaugment=color,translation,cutout"),
+    ("train.model=dcgan", "dcgan.loss=bce", "dcgan.instance_noise=0.1"),
+    ("train.model=dcgan", "dcgan.loss=lsgan", "dcgan.spectral_norm=true", "dcgan.d_dropout=0.3"),
+    ("train.model=dcgan", "dcgan.loss=wgan-gp", "dcgan.n_critic=2", "train.diffaugment=translation"),
 ], ids=["resnet", "unet-diffaugment", "dcgan-bce-noise", "dcgan-lsgan-sn-dropout", "dcgan-wgan-gp"])
 def test_each_family_trains_and_leaves_a_usable_run(config, options):
     cfg = config(*options)
     summary = train.build(cfg, cfg.run_dir)
-    total = 4 if cfg.train.model == "cyclegan" else 4 // cfg.train.n_critic  # 8 paintings, batch 2
+    total = 8 // cfg.family.images_per_step(cfg.train, cfg.model_settings)["monet"]  # 8 paintings
     assert f"{total}/{total} steps" in summary
     rows = losses(cfg)
     assert [int(r["step"]) for r in rows] == list(range(1, total + 1))
@@ -75,14 +77,15 @@ def test_each_family_trains_and_leaves_a_usable_run(config, options):
         assert gif.n_frames == len(grids)
     loaded = checkpoint.load_generator(cfg.run_dir / "last.pt")
     assert loaded.kind == cfg.train.model and loaded.step == total and not loaded.generator.training
-    x = torch.randn(2, loaded.z_dim) if loaded.kind == "dcgan" else torch.rand(2, 3, 40, 40) * 2 - 1
+    noise = not loaded.family.takes_photos
+    x = torch.randn(2, loaded.z_dim) if noise else torch.rand(2, 3, 40, 40) * 2 - 1
     with torch.no_grad():
-        assert loaded.generator(x).shape == (2, 3, 32 if loaded.kind == "dcgan" else 40, 32 if loaded.kind == "dcgan" else 40)
+        assert loaded.generator(x).shape == (2, 3, 32 if noise else 40, 32 if noise else 40)
 
 
 @pytest.mark.parametrize("options", [
-    ("train.diffaugment=color,translation,cutout", "train.instance_noise=0.05"),
-    ("train.model=dcgan", "train.d_dropout=0.2", "train.instance_noise=0.1"),
+    ("train.diffaugment=color,translation,cutout",),
+    ("train.model=dcgan", "dcgan.d_dropout=0.2", "dcgan.instance_noise=0.1"),
 ], ids=["cyclegan", "dcgan"])
 def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, options):
     cfg = config("train.epochs=2", "train.checkpoint_every=3", *options)
@@ -96,7 +99,7 @@ def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, optio
     assert "resuming from step 3" in capsys.readouterr().out
     resumed = losses(cfg)
     assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:]):
+    for a, b in zip(uninterrupted[3:], resumed[3:], strict=False):
         for key in a.keys() - {"seconds"}:
             assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
 
@@ -105,7 +108,8 @@ def test_a_killed_run_resumes_to_the_full_step_count(tmp_path):
     make_data(tmp_path)
     args = [sys.executable, "-m", "pipeline", "train", "--config", "demo",
             "--set", f"paths.data={tmp_path / 'data'}", *[a for o in TINY for a in ("--set", o)],
-            "--set", "train.epochs=40", "--set", "train.checkpoint_every=5", "--set", "train.sample_every=1000"]
+            "--set", "train.epochs=40", "--set", "train.checkpoint_every=5", "--set",
+            "train.sample_every=1000"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run_dir = tmp_path / "data" / "runs" / "demo"
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -146,11 +150,11 @@ def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
     cfg = config()
     STAGES["train"].run(cfg)
     with pytest.raises(UserError, match="ngf=4 -> 8.*--force"):
-        STAGES["train"].run(config("train.ngf=8"))
+        STAGES["train"].run(config("cyclegan.ngf=8"))
     capsys.readouterr()
-    STAGES["train"].run(config("train.ngf=8"), force=True)
+    STAGES["train"].run(config("cyclegan.ngf=8"), force=True)
     assert "resuming" not in capsys.readouterr().out
-    assert checkpoint.read(cfg.run_dir / "last.pt")["train"]["ngf"] == 8
+    assert checkpoint.read(cfg.run_dir / "last.pt")["family"]["ngf"] == 8
 
 
 def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(config, capsys):
@@ -168,14 +172,14 @@ def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(conf
 
 def test_ctrl_c_saves_a_checkpoint(config, monkeypatch):
     cfg = config("train.epochs=2", "train.checkpoint_every=100")
-    real_step = families.CycleGAN.train_step
+    real_step = CycleGANTrainer.train_step
 
     def interrupted(self, batch, progress):
         if progress >= 0.5:  # step 5 of 8
             raise KeyboardInterrupt
         return real_step(self, batch, progress)
 
-    monkeypatch.setattr(families.CycleGAN, "train_step", interrupted)
+    monkeypatch.setattr(CycleGANTrainer, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train.build(cfg, cfg.run_dir)
     assert last_step(cfg) == 4
@@ -194,12 +198,14 @@ def test_best_checkpoint_follows_the_selector(config, monkeypatch):
             return next(scores)
         return select
 
-    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid", types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid",
+                        types.SimpleNamespace(make_selector=make_selector))
     cfg = config("train.select_by_mifid=1", "train.checkpoint_every=1")
     train.build(cfg, cfg.run_dir)
     assert seen == [(3, 3, 40, 40)] * 4
     best = checkpoint.read(cfg.run_dir / "best.pt")
-    assert best["step"] == 2 and best["mifid"] == 3.0 and set(best["models"]) == {"G_photo2monet", "G_monet2photo"}
+    assert best["step"] == 2 and best["mifid"] == 3.0 and set(best["models"]) == {"G_photo2monet",
+                                                                                  "G_monet2photo"}
     at_step_2 = checkpoint.read(cfg.run_dir / "ckpt_000002.pt")["models"]["G_photo2monet"]
     assert all(torch.equal(at_step_2[k], v) for k, v in best["models"]["G_photo2monet"].items())
     assert checkpoint.load_generator(cfg.run_dir / "best.pt").step == 2
@@ -210,31 +216,42 @@ def test_training_goes_on_without_selection_when_mifid_cannot_run(config, monkey
     def make_selector(cfg, device):
         raise StageSkipped("no FID weights (pt_inception-2015-12-05-6726825d.pth)")
 
-    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid", types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid",
+                        types.SimpleNamespace(make_selector=make_selector))
     cfg = config("train.select_by_mifid=1")
     assert "4/4 steps" in train.build(cfg, cfg.run_dir)
     assert "select_by_mifid is off for this run: no FID weights" in capsys.readouterr().out
     assert not (cfg.run_dir / "best.pt").exists()
 
 
-@pytest.mark.parametrize("family, options", [
-    (families.CycleGAN, {"generator": "unet", "ngf": 4, "ndf": 4}),
-    (families.DCGAN, {"model": "dcgan", "loss": "wgan-gp", "n_critic": 2, "dcgan_width": 4, "z_dim": 8}),
+def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):
+    """A family's trainer built the way the loop builds it, through the registry."""
+    family = get_family(name)
+    t, s = TrainConfig(model=name, **train), family.settings(**settings)
+    return family.trainer_class()(family, t, s, rt, 10), family.images_per_step(t, s)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("cyclegan", {"generator": "unet", "ngf": 4, "ndf": 4}),
+    ("dcgan", {"loss": "wgan-gp", "n_critic": 2, "width": 4, "z_dim": 8}),
 ], ids=["cyclegan", "dcgan-wgan-gp"])
-def test_fp16_with_a_grad_scaler_steps_every_optimizer(family, options):
-    # The T4/P100 path (fp16 + GradScaler), run on the CPU: one scaler serves several optimizer steps per step.
-    t = TrainConfig(image_size=32, batch_size=2, **options)
-    fam = family(t, Runtime(device=torch.device("cpu"), amp_dtype=torch.float16), total_steps=10)
+def test_fp16_with_a_grad_scaler_steps_every_optimizer(name, options):
+    # The T4/P100 path (fp16 + GradScaler), run on the CPU: one scaler serves several optimizer steps per
+    # step.
+    rt = Runtime(device=torch.device("cpu"), amp_dtype=torch.float16)
+    fam, per_step = make_trainer(name, rt, options, image_size=32, batch_size=2)
     assert fam.scaler.is_enabled()
-    batch = {k: torch.rand(n, 3, 32, 32) * 2 - 1 for k, n in family.images_per_step(t).items()}
+    batch = {k: torch.rand(n, 3, 32, 32) * 2 - 1 for k, n in per_step.items()}
     for i in range(3):
         assert all(torch.isfinite(v) for v in fam.train_step(batch, i / 10).values())
 
 
 @pytest.mark.parametrize("scaling, factor", [("sqrt", 2.0), ("linear", 4.0), ("none", 1.0)])
 def test_learning_rates_grow_with_the_global_batch_as_set(scaling, factor):
-    t = TrainConfig(image_size=32, ngf=4, ndf=4, n_blocks=1, batch_size=4, lr=1e-4, lr_d=3e-4, lr_scaling=scaling)
-    fam = families.CycleGAN(t, Runtime(device=torch.device("cpu")), total_steps=10)
+    fam, _ = make_trainer("cyclegan", Runtime(device=torch.device("cpu")), {"ngf": 4, "ndf": 4,
+                                                                            "n_blocks": 1},
+                          image_size=32, batch_size=4, lr=1e-4, lr_d=3e-4, lr_scaling=scaling)
+    t = fam.t
     assert fam.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-4 * factor)
     assert fam.optimizers["D"].param_groups[0]["lr"] == pytest.approx(3e-4 * factor)
     # Under torchrun the global batch counts every process's: 4 x 2 processes = 8.
@@ -253,12 +270,14 @@ def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tu
     torch.set_num_threads(1)
     built = []
 
-    class Recorded(train.FAMILIES["cyclegan"]):
+    family = get_family("cyclegan")
+
+    class Recorded(family.trainer_class()):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    train.FAMILIES = {"cyclegan": Recorded}
+    family.trainer_class = lambda: Recorded  # this spawned process's registry only
     STAGES["train"].run(tiny_config(tmp_path, *TINY, *options))
     torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
 
@@ -274,5 +293,6 @@ def test_two_gloo_processes_train_in_sync(tmp_path):
     saved = checkpoint.read(cfg.run_dir / "last.pt")
     assert saved["step"] == 8  # 8 paintings / (batch 1 x 2 ranks) = 4 steps an epoch
     assert len(saved["training"]["ranks"]) == 2
-    assert all(torch.equal(v, ranks[0]["G_photo2monet"][k]) for k, v in saved["models"]["G_photo2monet"].items())
+    assert all(torch.equal(v, ranks[0]["G_photo2monet"][k]) for k,
+               v in saved["models"]["G_photo2monet"].items())
     assert (cfg.run_dir / ".stage.json").is_file()

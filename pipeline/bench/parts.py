@@ -16,7 +16,6 @@ from ..engine.chain import STAGES
 from ..engine.errors import StageSkipped
 from ..metrics.features import find_weights
 from ..training import checkpoint
-from ..training.models import make_generator
 from ..training.runtime import pick_device
 from .timing import median_seconds
 
@@ -25,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def work_config(cfg: Config, work: Path) -> Config:
     """cfg with data and submissions in `work` (never the user's own folders)."""
-    return dataclasses.replace(cfg, paths=PathsConfig(data=str(work / "data"), submissions=str(work / "submissions")))
+    return dataclasses.replace(cfg, paths=PathsConfig(data=str(work / "data"),
+                                                      submissions=str(work / "submissions")))
 
 
 def write_bench_data(cfg: Config, work: Path, n_photos: int, n_monet: int) -> Config:
@@ -39,9 +39,11 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     """End to end (read photo -> model -> JPEG on disk) for `n` demo photos, and the model alone."""
     wcfg = write_bench_data(cfg, work, n_photos=n, n_monet=10)
     torch.manual_seed(0)
-    G = make_generator(wcfg.train).eval()  # random weights: speed does not depend on them
-    checkpoint.save(wcfg.checkpoint_path, {"format": checkpoint.FORMAT, "models": {"G_photo2monet": G.state_dict()},
-                                            "train": dataclasses.asdict(wcfg.train), "step": 0})
+    # speed does not depend on weights
+    loaded = checkpoint.untrained_generator(wcfg.train, wcfg.model_settings)
+    G = loaded.generator
+    checkpoint.save(wcfg.checkpoint_path, {**checkpoint.header(wcfg.train, wcfg.model_settings, 0),
+                                           "models": {loaded.family.generator_key: G.state_dict()}})
     STAGES["generate"].run(wcfg, force=True)  # warm-up run: allocator, cuDNN autotuning, nvJPEG
     start = time.perf_counter()
     STAGES["generate"].run(wcfg, force=True)
@@ -50,7 +52,8 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     device = pick_device(cfg.hardware.device)
     batch = min(cfg.generate.batch_size, n)
     G = G.to(device)
-    x = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    x = (torch.rand(batch, 3, 256, 256, device=device) * 2 - 1 if loaded.family.takes_photos
+         else torch.randn(batch, loaded.z_dim, device=device))
     amp = device.type == "cuda" and cfg.hardware.amp
 
     def forward() -> None:
@@ -61,7 +64,8 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     model_s = median_seconds(forward, device, warmup=2 if gpu else 1, reps=5 if gpu else 2)
     return [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
              "images_per_s": n / seconds},
-            {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n, "seconds": model_s * n / batch,
+            {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n,
+             "seconds": model_s * n / batch,
              "images_per_s": batch / model_s}]
 
 
@@ -85,7 +89,8 @@ def bench_score_part(cfg: Config, work: Path, n_gen: int, n_real: int) -> dict:
 
 def bench_demo(work: Path) -> list[dict]:
     """`make demo`'s stages, each as its own `python -m pipeline` process, in a fresh folder."""
-    sets = ["--set", f'paths.data="{work / "demo" / "data"}"', "--set", f'paths.submissions="{work / "demo" / "sub"}"']
+    sets = ["--set", f'paths.data="{work / "demo" / "data"}"', "--set",
+            f'paths.submissions="{work / "demo" / "sub"}"']
     rows = []
     for stage in ("download", "augment", "train", "generate", "score", "zip"):
         start = time.perf_counter()

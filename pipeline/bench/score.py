@@ -30,13 +30,16 @@ from .timing import sync
 
 def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "auto",
                 batch_size: int = 50) -> dict[str, Any]:
-    """Time our scorer and pytorch-fid's on `images_dir` vs `real_dir` (folders of JPEGs); returns the numbers."""
-    images_dir, real_dir, weights = Path(images_dir).resolve(), Path(real_dir).resolve(), Path(weights).resolve()
+    """Time our scorer and pytorch-fid's on `images_dir` vs `real_dir` (folders of JPEGs); returns the
+    numbers."""
+    images_dir, real_dir, weights = (Path(images_dir).resolve(), Path(real_dir).resolve(),
+                                     Path(weights).resolve())
     dev = pick_device(device)
     workers = min(8, os.cpu_count() or 1)  # pytorch-fid's default DataLoader workers
     files = list_images(images_dir)
 
-    warm = min(batch_size if dev.type == "cuda" else 4, len(files) - 1)  # a full batch tunes cuDNN for its shape
+    # a full batch tunes cuDNN for its shape
+    warm = min(batch_size if dev.type == "cuda" else 4, len(files) - 1)
     ours = InceptionFeatures(weights, dev, batch_size, progress=False)
     with open_images(images_dir) as image_set:
         ours.of_set(image_set.sample(warm, 0))  # warm-up: allocator, kernels
@@ -55,7 +58,8 @@ def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "
 
     with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
         ours_cmd_s, ours_result = _our_command(images_dir, real_dir, weights, dev, batch_size, Path(tmp))
-        theirs_cmd_s, theirs_fid = _pytorch_fid_command(images_dir, real_dir, weights, dev, batch_size, Path(tmp))
+        theirs_cmd_s, theirs_fid = _pytorch_fid_command(images_dir, real_dir, weights, dev, batch_size,
+                                                        Path(tmp))
     return {
         "device": str(dev), "torch": torch.__version__, "n_gen": len(files), "n_real": ours_result["n_real"],
         "batch_size": batch_size,
@@ -71,8 +75,8 @@ def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "
 def _our_command(images: Path, real: Path, weights: Path, device: torch.device, batch_size: int,
                  tmp: Path) -> tuple[float, dict[str, Any]]:
     out = tmp / "ours.json"
-    sets = [f"paths.data={tmp / 'data'}", f"paths.submissions={tmp / 'submissions'}", f"score.weights={weights}",
-            f"hardware.device={device}", f"score.batch_size={batch_size}"]
+    sets = [f"paths.data={tmp / 'data'}", f"paths.submissions={tmp / 'submissions'}",
+            f"score.weights={weights}", f"hardware.device={device}", f"score.batch_size={batch_size}"]
     cmd = [sys.executable, "-m", "pipeline", "score", *[a for s in sets for a in ("--set", s)],
            "--images", str(images), "--real", str(real), "--out", str(out)]
     start = time.perf_counter()

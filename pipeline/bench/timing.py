@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: warm up, synchronise, take the median, measure the device's peak."""
+"""Timing helpers shared by the benchmarks: warm up, synchronise, take the median, measure the device's
+peak."""
 from __future__ import annotations
 
 import statistics
@@ -28,7 +29,8 @@ def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int =
 
 
 def peak_flops(device: torch.device) -> tuple[float, str]:
-    """The device's measured matrix-multiply rate (FLOP/s): bf16 on a GPU, fp32 on the CPU. Floors divide by it."""
+    """The device's measured matrix-multiply rate (FLOP/s): bf16 on a GPU, fp32 on the CPU. Floors divide
+    by it."""
     if device.type == "cuda":
         n, dtype = 8192, torch.bfloat16
     else:
@@ -40,7 +42,8 @@ def peak_flops(device: torch.device) -> tuple[float, str]:
 
 
 def count_flops(fn: Callable[[], object]) -> float:
-    """FLOPs of one call of `fn`, counted by PyTorch's FlopCounterMode (forward and backward matmuls/convs)."""
+    """FLOPs of one call of `fn`, counted by PyTorch's FlopCounterMode (forward and backward
+    matmuls/convs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:

@@ -28,5 +28,6 @@ from .sections import (
 
 __all__ = ["ACCELERATORS", "DEPRECATED", "LR_SCALING", "PRESETS_DIR", "RUN_KEYS", "AugmentConfig", "Config",
            "DownloadConfig", "GenerateConfig", "HardwareConfig", "KernelConfig", "PathsConfig", "ScoreConfig",
-           "SubmitConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config", "digest", "load_config",
+           "SubmitConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config", "digest",
+           "load_config",
            "to_toml", "tomllib"]

@@ -22,7 +22,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 from ..engine.errors import UserError
-from .sections import Config
+from ..training.families.base import families
+from .sections import Config, family_sections_class
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -37,29 +38,49 @@ def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] 
     if not path.is_file():
         path = Path(preset)
         if not path.is_file():
-            raise UserError(f"unknown config preset '{preset}'; choose one of: {', '.join(available_presets())} "
+            raise UserError(f"unknown config preset '{preset}'; choose one of: "
+                            f"{', '.join(available_presets())} "
                             "(or give the path of a TOML file)")
     try:
         values: dict[str, dict[str, Any]] = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    # Old keys are renamed within each layer (the preset, then the overrides), so that an override given
+    # under an old name still overrides the preset's value under the new one.
+    values = _renew_deprecated(values)
+    layer: dict[str, dict[str, Any]] = {}
     for item in overrides:
         section, key, raw = _split_override(item)
-        values.setdefault(section, {})[key] = _parse_value(raw)
+        layer.setdefault(section, {})[key] = _parse_value(raw)
+    for section, entries in _renew_deprecated(layer).items():
+        values.setdefault(section, {}).update(entries)
     return build_config(values, preset=preset)
 
 
 # Old keys that still work: (section, key) -> (new section, new key, how the old value maps to the new one).
-# Each use prints one notice naming the new key; the new key wins where both are given.
+# Each use prints one notice naming the new key; the new key wins where both are given. The keys that moved
+# from [train] into a family's section are added from each family's legacy_keys (see deprecated_keys).
 DEPRECATED: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]] = {
     ("kernel", "enable_gpu"): ("kernel", "accelerator", lambda on: "t4x2" if on else "none"),
 }
 
 
+def deprecated_keys() -> dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]]:
+    """DEPRECATED plus every `train.<old>` key a family moved into its own section."""
+    moved = {("train", old): (name, new, _same) for name, family in families().items()
+             for new, old in family.legacy_keys.items()}
+    return {**DEPRECATED, **moved}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def _renew_deprecated(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """`values` with every deprecated key moved to its new name, saying so once per key on stderr."""
-    values = {section: dict(entries) if isinstance(entries, dict) else entries for section, entries in values.items()}
-    for (section, key), (new_section, new_key, convert) in DEPRECATED.items():
+    values = {section: dict(entries) if isinstance(entries, dict) else entries for section,
+              entries in values.items()}
+    for (section, key), (new_section, new_key, convert) in deprecated_keys().items():
         entries = values.get(section)
         if not isinstance(entries, dict) or key not in entries:
             continue
@@ -70,29 +91,35 @@ def _renew_deprecated(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
         else:
             target[new_key] = convert(old)
             note = f"read as {new_section}.{new_key}={target[new_key]!r}"
-        print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})", file=sys.stderr)
+        print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})",
+              file=sys.stderr)
     return values
 
 
 def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
     """Turn nested dicts (as from TOML) into a validated Config."""
-    sections = {f.name: f for f in fields(Config) if f.name != "preset"}
+    sections: dict[str, type] = {f.name: f.default_factory for f in fields(Config)  # type: ignore[misc]
+                                 if f.name not in ("preset", "families")}
+    family_sections = {name: family.settings for name, family in families().items()}
+    sections.update(family_sections)
     kwargs: dict[str, Any] = {}
     for section, entries in _renew_deprecated(values).items():
         if section not in sections:
             raise UserError(f"unknown settings section '{section}'; valid sections: {', '.join(sections)}")
         if not isinstance(entries, dict):
             raise UserError(f"'{section}' must be a table of settings, e.g. [{section}]")
-        cls = sections[section].default_factory  # type: ignore[misc]
+        cls = sections[section]
         hints = typing.get_type_hints(cls)
         valid = [f.name for f in fields(cls)]
         converted = {}
         for key, value in entries.items():
             if key not in valid:
-                raise UserError(f"unknown setting '{section}.{key}'; valid keys in [{section}]: {', '.join(valid)}")
+                raise UserError(f"unknown setting '{section}.{key}'; valid keys in [{section}]: "
+                                f"{', '.join(valid)}")
             converted[key] = _coerce(f"{section}.{key}", value, hints[key])
         kwargs[section] = cls(**converted)
-    return Config(**kwargs, preset=preset)
+    chosen = {name: kwargs.pop(name) for name in family_sections if name in kwargs}
+    return Config(**kwargs, families=family_sections_class()(**chosen), preset=preset)
 
 
 def _split_override(item: str) -> tuple[str, str, str]:
@@ -120,14 +147,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             value = [_parse_value(part.strip()) for part in value.split(",")]
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise UserError(f"setting {key} expects {len(args)} values like [0.7, 1.0], got {value!r}")
-        return tuple(_coerce(key, v, a) for v, a in zip(value, args))
+        return tuple(_coerce(key, v, a) for v, a in zip(value, args, strict=False))
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on",
+                                                                     "off"):
         return value.lower() in ("true", "yes", "on")
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise UserError(f"setting {key} expects {names.get(hint, hint)}, got {value!r}")
@@ -137,11 +165,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 def to_toml(cfg: Config) -> str:
     """The full, resolved settings as TOML (written into each run folder so a run can be reproduced)."""
     lines = [f"# preset: {cfg.preset}"]
-    for section in fields(Config):
-        if section.name == "preset":
-            continue
-        lines.append(f"\n[{section.name}]")
-        for key, value in dataclasses.asdict(getattr(cfg, section.name)).items():
+    for name, section in cfg.sections().items():
+        lines.append(f"\n[{name}]")
+        for key, value in dataclasses.asdict(section).items():
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 

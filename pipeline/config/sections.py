@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.errors import UserError
+from ..training.families.base import Family, families, family_names, get_family
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class HardwareConfig:
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    source: str = "auto"  # auto | kaggle | demo | dir:PATH  (auto = the notebook's input in a Kaggle kernel, else kaggle)
+    # auto | kaggle | demo | dir:PATH  (auto = the notebook's input in a Kaggle kernel, else kaggle)
+    source: str = "auto"
     competition: str = "gan-getting-started"
     image_size: int = 256  # every image must be image_size x image_size RGB
     skip_bad: bool = False  # skip and list bad images instead of stopping
@@ -50,10 +52,12 @@ class DownloadConfig:
     expect_photos: int = 7038
 
     def __post_init__(self) -> None:
-        _require(self.source in ("auto", "kaggle", "demo") or (self.source.startswith("dir:") and len(self.source) > 4),
+        _require(self.source in ("auto", "kaggle",
+                                 "demo") or (self.source.startswith("dir:") and len(self.source) > 4),
                  "download.source", f"must be auto, kaggle, demo or dir:PATH (got '{self.source}')")
         _require(self.image_size >= 16, "download.image_size", "must be >= 16")
-        _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos", "must be >= 1")
+        _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos",
+                 "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class AugmentConfig:
         _require(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", "must be in 0..1")
         _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "augment.crop_scale",
                  "must be [low, high] with 0 < low <= high <= 1")
-        _require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio", "must be [low, high], 0 < low <= high")
+        _require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio",
+                 "must be [low, high], 0 < low <= high")
         _require(0.0 <= self.rotate_limit <= 45.0, "augment.rotate_limit", "must be in 0..45 degrees")
         _require(0.0 <= self.color_jitter <= 1.0, "augment.color_jitter", "must be in 0..1")
         _require(0.0 <= self.noise_std[0] <= self.noise_std[1] <= 1.0, "augment.noise_std",
@@ -87,7 +92,7 @@ LR_SCALING: dict[str, Callable[[int], float]] = {"none": lambda b: 1.0, "sqrt": 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "cyclegan"  # cyclegan | dcgan
+    model: str = "cyclegan"  # a registered model family: `python -m pipeline families` lists them
     run: str = ""  # run folder name under data/runs/; empty = <model>-<config hash>
     seed: int = 0
     epochs: int = 20  # one epoch = one pass over the augmented paintings
@@ -95,31 +100,13 @@ class TrainConfig:
     image_size: int = 256  # training crop size (random crops at full resolution when < the data's size)
     lr: float = 2e-4  # generator learning rate
     lr_d: float = 2e-4  # discriminator learning rate
-    lr_scaling: str = "sqrt"  # lr and lr_d are for batch 1; a global batch B scales them: none | sqrt (x sqrt B) | linear
+    # lr and lr_d are for batch 1; a global batch B scales them: none | sqrt (x sqrt B) | linear
+    lr_scaling: str = "sqrt"
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
-    # CycleGAN
-    generator: str = "resnet"  # resnet | unet
-    ngf: int = 64
-    n_blocks: int = 9
-    ndf: int = 64
-    d_layers: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # times lambda_cycle
-    pool_size: int = 50
-    # DCGAN
-    z_dim: int = 128
-    dcgan_width: int = 64
-    loss: str = "bce"  # dcgan: bce | lsgan | wgan-gp  (cyclegan always uses lsgan)
-    label_smoothing: float = 0.9  # target for real images with bce (1.0 = off)
-    spectral_norm: bool = False
-    d_dropout: float = 0.0
-    instance_noise: float = 0.0  # std of gaussian noise on D inputs, annealed to zero
-    gp_weight: float = 10.0
-    n_critic: int = 1
-    # Both
-    diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout"
+    diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout" (on every D input)
+    # The family's own settings live in its section ([cyclegan], [dcgan], ...): `python -m pipeline families`.
     # Observability, checkpoints, budget
     log_every: int = 50  # steps between loss-log rows
     sample_every: int = 500  # steps between sample grids
@@ -131,20 +118,16 @@ class TrainConfig:
     select_photos: int = 256
 
     def __post_init__(self) -> None:
-        _require(self.model in ("cyclegan", "dcgan"), "train.model", "must be one of: cyclegan, dcgan")
-        _require(self.generator in ("resnet", "unet"), "train.generator", "must be one of: resnet, unet")
-        _require(self.loss in ("bce", "lsgan", "wgan-gp"), "train.loss", "must be one of: bce, lsgan, wgan-gp")
-        _require(self.lr_scaling in LR_SCALING, "train.lr_scaling", f"must be one of: {', '.join(LR_SCALING)}")
-        for name in ("epochs", "batch_size", "image_size", "ngf", "ndf", "z_dim", "dcgan_width", "n_critic",
-                     "log_every", "sample_every", "checkpoint_every"):
+        names = family_names()
+        _require(self.model in names, "train.model", f"must be one of: {', '.join(names)}")
+        _require(self.lr_scaling in LR_SCALING, "train.lr_scaling",
+                 f"must be one of: {', '.join(LR_SCALING)}")
+        for name in ("epochs", "batch_size", "image_size", "log_every", "sample_every", "checkpoint_every"):
             _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
-        for name in ("n_blocks", "pool_size", "keep_last", "time_budget_min", "select_by_mifid"):
+        for name in ("keep_last", "time_budget_min", "select_by_mifid"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
         _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
-        _require(0.5 < self.label_smoothing <= 1.0, "train.label_smoothing", "must be in 0.5..1 (1 = off)")
-        _require(0.0 <= self.d_dropout < 1.0, "train.d_dropout", "must be in 0..1")
-        for name in ("lr", "lr_d", "lambda_cycle", "lambda_identity", "instance_noise", "gp_weight",
-                     "checkpoint_every_s"):
+        for name in ("lr", "lr_d", "checkpoint_every_s"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
         policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
         _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
@@ -162,7 +145,8 @@ class GenerateConfig:
     quality: int = 95
     batch_size: int = 16
     checkpoint: str = "auto"  # auto (best.pt if present, else last.pt) | best | last | a path
-    max_memorization: float = 0.0  # 0 = off; else drop images closer than this cosine distance to a training Monet
+    # 0 = off; else drop images closer than this cosine distance to a training Monet
+    max_memorization: float = 0.0
     seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
 
     def __post_init__(self) -> None:
@@ -206,16 +190,19 @@ class KernelConfig:
     time_limit_min: float = 300.0  # Kaggle's limit for the whole notebook run
     margin_min: float = 20.0  # kept free at the end of the run, after generate + zip + tidy
     enable_internet: bool = False
-    weights_dataset: str = ""  # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
+    # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
+    weights_dataset: str = ""
     preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
     set: str = ""  # overrides on top of kernel.preset: "section.key=value" items separated by ";"
 
     def __post_init__(self) -> None:
-        _require(len(self.slug) >= 5 and self.slug.replace("-", "").isalnum() and self.slug == self.slug.lower(),
+        _require(len(self.slug) >= 5 and self.slug.replace("-",
+                                                           "").isalnum() and self.slug == self.slug.lower(),
                  "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
         _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
         _require(self.accelerator in ACCELERATORS, "kernel.accelerator",
-                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle torch does not "
+                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle torch "
+                 "does not "
                  "run on it; TPUs do not run this PyTorch pipeline)")
         _require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
                  "must be one of: auto, torchrun, inprocess")
@@ -239,7 +226,8 @@ class SubmitConfig:
     message: str = ""  # empty = run name and config hash
     retries: int = 4  # tries of a Kaggle request that failed transiently (5xx, 429, reset, timeout)
     retry_delay_s: float = 2.0  # first pause between tries; doubles after each
-    version: int = 0  # > 0: submit this kernel version's fetched output (e.g. after a dry run) without a new run
+    # > 0: submit this kernel version's fetched output (e.g. after a dry run) without a new run
+    version: int = 0
 
     def __post_init__(self) -> None:
         _require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
@@ -259,22 +247,43 @@ class Config:
     zip: ZipConfig = field(default_factory=ZipConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
+    # One section per registered model family ([cyclegan], [dcgan], ...): cfg.families.cyclegan.ngf.
+    families: Any = field(default_factory=lambda: family_sections_class()())
     preset: str = "default"
 
     def __post_init__(self) -> None:
         # Every integer setting is a count, a size, a step interval, a quality or a seed: none means anything
         # below zero (a negative seed even crashes numpy). The sections' own checks say more where they can.
-        for section in fields(self):
-            group = getattr(self, section.name)
-            for f in fields(group) if dataclasses.is_dataclass(group) else ():
+        for name, group in self.sections().items():
+            for f in fields(group):
                 value = getattr(group, f.name)
-                _require(type(value) is not int or value >= 0, f"{section.name}.{f.name}", "must be >= 0")
+                _require(type(value) is not int or value >= 0, f"{name}.{f.name}", "must be >= 0")
+        self.family.check(self.train, self.model_settings)
         lo, hi = self.zip.min_images, self.zip.max_images
         _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
         _require(lo <= self.generate.count <= hi, "generate.count",
                  f"must be in {lo}..{hi} (a submission holds {lo:,}-{hi:,} images)")
 
+    def sections(self) -> dict[str, Any]:
+        """Every settings section by its TOML name: the stages' ([train], ...), then the families'."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("families", "preset")}
+        return {**own, **{f.name: getattr(self.families, f.name) for f in fields(self.families)}}
+
+    @property
+    def family(self) -> Family:
+        """The model family train.model names (its light half: no torch)."""
+        return get_family(self.train.model)
+
+    @property
+    def model_settings(self) -> Any:
+        """The section of the family train.model names, e.g. cfg.families.cyclegan."""
+        return getattr(self.families, self.train.model)
+
     # Where things live, derived from paths.* so that every stage agrees.
+    def bank_dir(self, bank: str) -> Path:
+        """The folder of a training image bank: the augmented Monets or the photos."""
+        return {"monet": self.augmented_dir / "monet", "photo": self.raw_dir / "photo_jpg"}[bank]
+
     @property
     def data_dir(self) -> Path:
         return Path(self.paths.data)
@@ -321,12 +330,39 @@ class Config:
 
     def train_hash(self) -> str:
         """Hash of what decides the trained model: the train settings minus how the run is named, watched and
-        budgeted, so that a larger time budget continues the same run folder instead of starting over."""
-        return digest({k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS})
+        budgeted (so that a larger time budget continues the same run folder instead of starting over), and
+        the family's section.
+
+        The families that were once one flat [train] section (those with legacy_keys: cyclegan, dcgan) hash
+        all their sections under their old flat names, as that flat section hashed, so that their existing
+        runs keep their folders; any other family hashes its own section beside [train].
+        """
+        hashed = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS}
+        if self.family.legacy_keys:
+            for name, family in families().items():
+                if family.legacy_keys:
+                    hashed.update(family.legacy_values(getattr(self.families, name)))
+        else:
+            hashed[self.train.model] = dataclasses.asdict(self.model_settings)
+        return digest(hashed)
 
 
 RUN_KEYS = ("run", "log_every", "sample_every", "checkpoint_every", "checkpoint_every_s", "keep_last",
             "time_budget_min", "select_by_mifid", "select_photos")
+
+
+def family_sections_class() -> type:
+    """A frozen dataclass with one field per registered family, holding its settings section (made anew only
+    when the registry changes, so that two configs of the same registry compare equal)."""
+    found = families()
+    key = tuple((name, family.settings) for name, family in found.items())
+    if key not in _SECTIONS_CLASSES:
+        _SECTIONS_CLASSES[key] = dataclasses.make_dataclass(
+            "FamilySections", [(name, cls, field(default_factory=cls)) for name, cls in key], frozen=True)
+    return _SECTIONS_CLASSES[key]
+
+
+_SECTIONS_CLASSES: dict[tuple[tuple[str, type], ...], type] = {}
 
 
 def digest(obj: Any) -> str:

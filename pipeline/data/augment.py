@@ -72,7 +72,8 @@ def _augment_file(job: tuple[Path, Path, AugmentConfig]) -> int:
 def contact_sheet(folder: Path, names: list[str], variants: int, path: Path) -> None:
     """A PNG with one row per painting: the original, then its variants."""
     cols, gap = 1 + variants, 4
-    sheet = Image.new("RGB", (cols * (SHEET_THUMB + gap) + gap, len(names) * (SHEET_THUMB + gap) + gap), "white")
+    sheet = Image.new("RGB", (cols * (SHEET_THUMB + gap) + gap, len(names) * (SHEET_THUMB + gap) + gap),
+                      "white")
     for row, name in enumerate(names):
         stem = Path(name).stem
         files = [folder / name] + [folder / f"{stem}_{k}.jpg" for k in range(1, variants + 1)]
@@ -96,4 +97,5 @@ def build(cfg: Config, out: Path) -> str:
         written = sum(track(done, len(paintings), "augmenting", "painting",
                             every_s=cfg.hardware.progress_every_s))
     contact_sheet(folder, [p.name for p in paintings[:SHEET_ROWS]], a.variants, out / "contact_sheet.png")
-    return f"{len(paintings):,} paintings -> {written:,} images ({a.variants} variants each); see contact_sheet.png"
+    return (f"{len(paintings):,} paintings -> {written:,} images ({a.variants} variants each); "
+            "see contact_sheet.png")

@@ -69,7 +69,8 @@ def build(cfg: Config, out: Path) -> str:
     else:
         expected = {"monet_jpg": d.expect_monet, "photo_jpg": d.expect_photos}
     _refuse_empty(good, bad, source)
-    _check_counts(good, bad, expected, strict=folder is None and d.source != "demo", competition=d.competition)
+    _check_counts(good, bad, expected, strict=folder is None and d.source != "demo",
+                  competition=d.competition)
     write_manifest(out / "manifest.json", good, bad, source)
     if bad:
         print(f"download: skipped {len(bad)} bad image(s) (download.skip_bad=true):")
@@ -101,7 +102,7 @@ def inspect(folders: dict[str, Path], size: int, workers: int,
                              "checking images", "img", every_s=progress_every_s))
     good: Found = {name: [] for name in folders}
     bad: list[tuple[Path, str]] = []
-    for (name, path), (nbytes, sha, reason) in zip(flat, results):
+    for (name, path), (nbytes, sha, reason) in zip(flat, results, strict=True):
         if reason is None:
             good[name].append((path, nbytes, sha))
         else:
@@ -111,7 +112,8 @@ def inspect(folders: dict[str, Path], size: int, workers: int,
 
 def _refuse_bad(bad: list[tuple[Path, str]], skip_bad: bool, source: str) -> None:
     if bad and not skip_bad:
-        more = f" (the first {MAX_LISTED}; --set download.skip_bad=true lists them all)" if len(bad) > MAX_LISTED else ""
+        more = (f" (the first {MAX_LISTED}; --set download.skip_bad=true lists them all)"
+                if len(bad) > MAX_LISTED else "")
         raise UserError(f"{len(bad)} bad image(s) in {source}{more}: {describe_bad(bad, limit=MAX_LISTED)}. "
                         "Replace or remove them, or add --set download.skip_bad=true to leave them out")
 
@@ -183,7 +185,8 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     if stat.S_ISLNK(info.external_attr >> 16):
         return "is a symbolic link"
     if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        return f"unpacks {info.file_size // max(info.compress_size, 1)}x ({info.file_size:,} bytes): a zip bomb?"
+        return (f"unpacks {info.file_size // max(info.compress_size, 1)}x ({info.file_size:,} bytes): "
+                "a zip bomb?")
     return None
 
 
@@ -201,7 +204,8 @@ def safe_extract(archive: Path, out: Path, keep: tuple[str, ...] = FOLDERS,
             total = sum(i.file_size for i in infos)
             if total > MAX_ARCHIVE_BYTES:
                 biggest = max(infos, key=lambda i: i.file_size)
-                raise UserError(f"{archive}: refusing to extract it: its members unpack to {total / 2**30:.1f} GB "
+                raise UserError(f"{archive}: refusing to extract it: its members unpack to "
+                                f"{total / 2**30:.1f} GB "
                                 f"(largest: '{biggest.filename}'), far more than this competition's data")
             wanted = [i for i in infos if not i.is_dir() and len(PurePosixPath(i.filename).parts) == 2
                       and PurePosixPath(i.filename).parts[0] in keep]

@@ -27,12 +27,14 @@ def list_images(folder: Path, suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> list
         raise UserError(f"{folder}: folder not found; check the path (expected a folder of JPEGs)")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
     if not files:
-        raise UserError(f"{folder}: no {'/'.join(suffixes)} images in this folder; check the path or re-run the stage that fills it")
+        raise UserError(f"{folder}: no {'/'.join(suffixes)} images in this folder; "
+                        "check the path or re-run the stage that fills it")
     return files
 
 
 def check_image(source: Path | bytes, size: int, name: str = "") -> str | None:
-    """The reason `source` (a path or JPEG bytes) breaks the rules, or None when it is a valid size x size RGB JPEG."""
+    """The reason `source` (a path or JPEG bytes) breaks the rules, or None when it is a valid size x size
+    RGB JPEG."""
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as exc:
@@ -60,7 +62,7 @@ def validate_images(files: Iterable[Path], size: int, workers: int = 0) -> list[
     files = list(files)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         reasons = list(pool.map(lambda p: check_image(p, size), files, chunksize=64))
-    return [(p, r) for p, r in zip(files, reasons) if r is not None]
+    return [(p, r) for p, r in zip(files, reasons, strict=True) if r is not None]
 
 
 def describe_bad(bad: list[tuple[Path, str]], limit: int = 5) -> str:
@@ -76,7 +78,8 @@ def decode_rgb(data: bytes, name: str = "") -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{name}: not a decodable image ({type(exc).__name__}); remove or replace it") from None
+        raise UserError(f"{name}: not a decodable image ({type(exc).__name__}); "
+                        "remove or replace it") from None
 
 
 def read_rgb(path: Path) -> np.ndarray:

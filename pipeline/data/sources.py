@@ -1,4 +1,5 @@
-"""Where the download stage reads from when the source is a folder (light: the up-to-date check imports it)."""
+"""Where the download stage reads from when the source is a folder (light: the up-to-date check imports
+it)."""
 from __future__ import annotations
 
 import os

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..data.sources import dir_source
-from .stage import Stage
+from .stage import Stage, code_hash
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the pipeline package
 
@@ -24,38 +24,60 @@ def _download_inputs(cfg: Config) -> list[Path]:
 
 
 def _train_inputs(cfg: Config) -> list[Path]:
-    monet = [cfg.augmented_dir / "monet"]
-    return monet + [cfg.raw_dir / "photo_jpg"] if cfg.train.model == "cyclegan" else monet
+    return [cfg.bank_dir(bank) for bank in cfg.family.banks(cfg.train, cfg.model_settings)]
+
+
+def _train_settings(cfg: Config) -> dict:
+    # The family's modules are found by the registry, not by an import the stage's code hash can follow:
+    # their own hash goes into the key instead.
+    return {"train": cfg.train, cfg.train.model: cfg.model_settings,
+            "family_code": _family_code(cfg, trainer=True)}
 
 
 def _generate_inputs(cfg: Config) -> list[Path]:
     inputs = [cfg.checkpoint_path]
-    if cfg.train.model == "cyclegan":
-        inputs.append(cfg.raw_dir / "photo_jpg")
+    if cfg.family.takes_photos:
+        inputs.append(cfg.bank_dir("photo"))
     if cfg.generate.max_memorization > 0:
         inputs.append(cfg.raw_dir / "monet_jpg")
     return inputs
 
 
+def _generate_settings(cfg: Config) -> dict:
+    return {"generate": cfg.generate, "model": cfg.train.model, "score": cfg.score,
+            "family_code": _family_code(cfg, trainer=False)}
+
+
+def _family_code(cfg: Config, trainer: bool) -> list[str]:
+    """Hashes of the family's generator module (and with trainer=True its trainer's): what a stage's key
+    covers."""
+    modules = cfg.family.heavy_modules()
+    return [code_hash(m) for m in (modules if trainer else modules[:1])]
+
+
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("download", "fetch the competition images (Kaggle, a folder, or the offline demo set) into data/raw",
+    Stage("download",
+          "fetch the competition images (Kaggle, a folder, or the offline demo set) into data/raw",
           build="pipeline.data.download:build", output=lambda c: c.raw_dir,
           inputs=_download_inputs,
           settings=lambda c: c.download),
     Stage("augment", "300 Monets -> 1,500: each painting plus 4 augmented variants, and a contact sheet",
           build="pipeline.data.augment:build", output=lambda c: c.augmented_dir,
           inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment),
-    Stage("train", "train a CycleGAN or DCGAN into data/runs/<run> (resumable; samples, loss plot)",
-          build="pipeline.training.loop:build", output=lambda c: c.run_dir, inputs=_train_inputs,
-          settings=lambda c: c.train, atomic=False),
+    Stage("train", "train the model family train.model names into data/runs/<run> (resumable; samples, "
+          "loss plot)", build="pipeline.training.loop:build", output=lambda c: c.run_dir,
+          inputs=_train_inputs,
+          settings=_train_settings, atomic=False),
     Stage("generate", "turn photos (CycleGAN) or noise (DCGAN) into Monet-style JPEGs in submissions/images",
           build="pipeline.generate.render:build", output=lambda c: c.images_dir, inputs=_generate_inputs,
-          settings=lambda c: {"generate": c.generate, "model": c.train.model, "score": c.score}),
-    Stage("score", "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
+          settings=_generate_settings),
+    Stage("score",
+          "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
           build="pipeline.metrics.score:build", output=lambda c: c.submissions_dir / "score.json",
           inputs=lambda c: [c.images_dir, c.raw_dir / "monet_jpg"], settings=lambda c: c.score),
     Stage("zip", "validate submissions/images and write submissions/images.zip (7,000-10,000 JPEGs)",
-          build="pipeline.submission.archive:build", output=lambda c: c.zip_path, inputs=lambda c: [c.images_dir],
+          build="pipeline.submission.archive:build", output=lambda c: c.zip_path,
+          inputs=lambda c: [c.images_dir],
           settings=lambda c: c.zip),
     Stage("kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
           build="pipeline.kaggle.kernel:build", output=lambda c: Path("kernels") / c.kernel.slug,
@@ -90,10 +112,16 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                 ("--out", {"metavar": "FILE", "help": "where to write the JSON result"}))),
     Command("zip", STAGES["zip"].help + "; --check PATH validates an existing zip",
             handler="pipeline.submission.archive:command",
-            arguments=(("--check", {"metavar": "PATH", "help": "validate this zip against the competition's rules"}),)),
+            arguments=(("--check", {"metavar": "PATH",
+                                    "help": "validate this zip against the competition's rules"}),)),
     Command("kernel", STAGES["kernel"].help),
     Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
             handler="pipeline.kaggle.submit:push_command"),
-    Command("submit", "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition",
+    Command("submit",
+            "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition",
             handler="pipeline.kaggle.submit:submit_command"),
+    Command("families", "list the model families (train.model); --settings NAME shows one family's settings",
+            handler="pipeline.training.families.cli:command",
+            arguments=(("--settings", {"metavar": "NAME",
+                                       "help": "print this family's settings with defaults"}),)),
 ]}

@@ -38,7 +38,8 @@ def file_table(folder: Path, cache_dir: Path | None) -> dict[str, tuple[int, str
     memo_path = None
     memo: dict[str, list] = {}
     if cache_dir is not None:
-        memo_path = Path(cache_dir) / "fingerprints" / (hashlib.sha1(str(folder).encode()).hexdigest() + ".json")
+        memo_path = (Path(cache_dir) / "fingerprints"
+                     / (hashlib.sha1(str(folder).encode()).hexdigest() + ".json"))
         try:
             memo = json.loads(memo_path.read_text())
         except (OSError, ValueError):

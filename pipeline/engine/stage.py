@@ -101,9 +101,9 @@ class Stage:
 
 @contextlib.contextmanager
 def output_lock(out: Path, stage: str) -> Iterator[None]:
-    """Hold an exclusive lock on `out` while a stage writes it: a second run on the same output (two `make train`
-    on one run folder) refuses instead of corrupting it. The OS drops the lock when its holder dies, even by
-    kill -9, so a stale lock file never blocks a later run."""
+    """Hold an exclusive lock on `out` while a stage writes it: a second run on the same output (two
+    `make train` on one run folder) refuses instead of corrupting it. The OS drops the lock when its holder
+    dies, even by kill -9, so a stale lock file never blocks a later run."""
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.lock"
     with open(path, "a+") as fh:
@@ -138,12 +138,13 @@ except (OSError, AttributeError):  # not Linux
 
 
 def _stage_worker_forked() -> None:
-    """A process forked while a stage holds its output lock is one of the stage's workers (augment's and the demo
-    set's process pools): it must not outlive the stage. Without this, a kill -9 of the stage (`kill -9 PID`, the
-    OOM killer) leaves its workers running on: they keep writing into the dead run's temp folder and, since a
-    flock belongs to the open file that fork shares, keep the output locked, so every re-run refuses it.
-    So: close the inherited lock files (closing never unlocks the parent's), and on Linux ask to be killed
-    when the parent dies (strictly: the thread that forked it; the stages make their pools on their own thread)."""
+    """A process forked while a stage holds its output lock is one of the stage's workers (augment's and the
+    demo set's process pools): it must not outlive the stage. Without this, a kill -9 of the stage
+    (`kill -9 PID`, the OOM killer) leaves its workers running on: they keep writing into the dead run's temp
+    folder and, since a flock belongs to the open file that fork shares, keep the output locked, so every
+    re-run refuses it. So: close the inherited lock files (closing never unlocks the parent's), and on Linux
+    ask to be killed when the parent dies (strictly: the thread that forked it; the stages make their pools
+    on their own thread)."""
     if not _HELD_LOCKS:
         return
     for fd in _HELD_LOCKS:
@@ -195,10 +196,12 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # pipeline/
 
 
 def code_files(module: str) -> list[Path]:
-    """The files of `module` and of the pipeline modules it imports, transitively, function-level imports included.
+    """The files of `module` and of the pipeline modules it imports, transitively, function-level imports
+    included.
 
-    Read from the import statements, never imported: an up-to-date check must not pay for torch. So a stage's key
-    follows the code it really runs (the generate stage's covers the checkpoint loader, not the training loop).
+    Read from the import statements, never imported: an up-to-date check must not pay for torch. So a stage's
+    key follows the code it really runs (the generate stage's covers the checkpoint loader, not the training
+    loop).
     """
     seen: dict[str, Path] = {}
     todo = [module]

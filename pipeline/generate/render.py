@@ -1,5 +1,8 @@
 """The generate stage: photos -> Monet (CycleGAN) or noise -> Monet (DCGAN), written as JPEGs.
 
+Which of the two a run does is its family's answer (`family.takes_photos`, `family.noise_dim`), read from
+the checkpoint: this module never tests a model by name.
+
 Speed comes from never letting the model wait: a thread pool reads (and on a CPU decodes) the
 photos of the next batches ahead of it and writes (on a CPU encodes) the finished JPEGs behind it,
 with bounded queues so memory stays flat however many images there are; on CUDA the JPEG codec runs
@@ -47,13 +50,14 @@ class Job:
     """One image to make: its file name and what the model turns into it."""
 
     name: str
-    photo: Path | None = None  # cyclegan: the photo to translate
-    variant: int = 0  # cyclegan: 0 = the photo as is, k > 0 = its k-th perturbation (see `perturb`)
-    z: torch.Tensor | None = None  # dcgan: the noise vector
+    photo: Path | None = None  # a photo family: the photo to translate
+    variant: int = 0  # a photo family: 0 = the photo as is, k > 0 = its k-th perturbation (see `perturb`)
+    z: torch.Tensor | None = None  # a noise family: the noise vector
 
 
 def build(cfg: Config, out: Path) -> str:
-    """Write one JPEG per photo (cyclegan) or generate.count JPEGs (dcgan) into `out`, plus a preview grid."""
+    """Write one JPEG per photo (a photo family) or generate.count JPEGs (a noise family) into `out`, plus a
+    preview grid."""
     start = time.perf_counter()
     runtime = device.setup(cfg.hardware)
     loaded = load_generator(cfg.checkpoint_path, runtime.device)
@@ -78,8 +82,8 @@ def build(cfg: Config, out: Path) -> str:
 
 
 def initial_jobs(cfg: Config, loaded: LoadedGenerator, noise: torch.Generator) -> list[Job]:
-    """Every photo of the data set under its own name (cyclegan), or generate.count noise vectors (dcgan)."""
-    if loaded.kind == "cyclegan":
+    """Every photo of the data set under its own name (a photo family), or generate.count noise vectors."""
+    if loaded.family.takes_photos:
         jobs = [Job(p.stem + ".jpg", photo=p) for p in list_images(cfg.raw_dir / "photo_jpg")]
         if len({j.name for j in jobs}) < len(jobs):
             raise UserError(f"{cfg.raw_dir / 'photo_jpg'}: two photos share a name up to the extension "
@@ -107,7 +111,7 @@ class Renderer:
 
     def __init__(self, cfg: Config, loaded: LoadedGenerator, runtime: device.Runtime):
         self.G = runtime.place(loaded.generator)
-        self.kind = loaded.kind
+        self.takes_photos = loaded.family.takes_photos
         self.runtime = runtime
         self.size = cfg.zip.image_size  # what the submission needs, whatever the model's native size
         self.quality = cfg.generate.quality
@@ -117,16 +121,20 @@ class Renderer:
         self.progress_every_s = cfg.hardware.progress_every_s
 
     def prepare(self, jobs: list[Job]) -> torch.Tensor | list[torch.Tensor]:
-        """A batch's input on the host (runs in a worker thread): noise, JPEG bytes, or decoded uint8 NCHW photos."""
-        if self.kind == "dcgan":
+        """A batch's input on the host (runs in a worker thread): noise, JPEG bytes, or decoded uint8 NCHW
+        photos."""
+        if not self.takes_photos:
             return torch.stack([j.z for j in jobs])
         if self.gpu_jpeg:
             return [torchvision.io.read_file(str(j.photo)) for j in jobs]
         photos = [read_rgb(j.photo) for j in jobs]
-        for job, photo in zip(jobs, photos):  # download checked them all; a file put into raw/ later was not
+        # download checked them all; a file put into raw/ later was not
+        for job, photo in zip(jobs, photos, strict=False):
             if photo.shape != photos[0].shape:
-                raise UserError(f"{job.photo}: {photo.shape[1]}x{photo.shape[0]}, but {jobs[0].photo.name} beside "
-                                f"it is {photos[0].shape[1]}x{photos[0].shape[0]}: the photos must all have one size "
+                raise UserError(f"{job.photo}: {photo.shape[1]}x{photo.shape[0]}, but {jobs[0].photo.name} "
+                                "beside "
+                                f"it is {photos[0].shape[1]}x{photos[0].shape[0]}: the photos must all have "
+                                "one size "
                                 "(download.image_size); remove the odd one or re-run download")
         # NHWC arrays viewed as NCHW: channels_last in memory, as the model wants them.
         return torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2)
@@ -135,14 +143,15 @@ class Renderer:
     def forward(self, jobs: list[Job], batch: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """uint8 N x 3 x size x size images on the device for one prepared batch."""
         dev = self.runtime.device
-        if self.kind == "dcgan":
+        if not self.takes_photos:
             x = batch.to(dev)
         else:
             photos = self._decode(batch) if self.gpu_jpeg else batch.to(dev, non_blocking=True)
             if any(j.variant for j in jobs):
-                photos = torch.stack([perturb(p, j.variant) for p, j in zip(photos, jobs)])
+                photos = torch.stack([perturb(p, j.variant) for p, j in zip(photos, jobs, strict=False)])
             x = photos.float().div_(127.5).sub_(1.0)
-            x = x.contiguous(memory_format=torch.channels_last if self.runtime.channels_last else torch.contiguous_format)
+            fmt = torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+            x = x.contiguous(memory_format=fmt)
         with self.runtime.autocast():
             y = self.G(x)
         if y.shape[-2:] != (self.size, self.size):  # e.g. a 64 px DCGAN: the submission needs 256 px
@@ -170,8 +179,8 @@ class Renderer:
         ahead = max(2, self.workers)  # enough work queued on each side to keep every worker busy
         writes: deque[Future] = deque()
         with progress(len(jobs), desc, "img", every_s=self.progress_every_s) as bar:
-            for group, batch in zip(batches, _in_order(pool, self.prepare, batches, ahead)):
-                for job, write in zip(group, self.writers(self.forward(group, batch))):
+            for group, batch in zip(batches, _in_order(pool, self.prepare, batches, ahead), strict=False):
+                for job, write in zip(group, self.writers(self.forward(group, batch)), strict=False):
                     writes.append(pool.submit(write, out / job.name))
                 while len(writes) > ahead * self.batch_size:
                     writes.popleft().result()
@@ -182,7 +191,8 @@ class Renderer:
 
 
 def _nvjpeg_works(dev: torch.device) -> bool:
-    """Whether this torchvision can encode JPEGs on the GPU (built with nvJPEG, and a recent enough version)."""
+    """Whether this torchvision can encode JPEGs on the GPU (built with nvJPEG, and a recent enough
+    version)."""
     try:
         torchvision.io.encode_jpeg([torch.zeros(3, 8, 8, dtype=torch.uint8, device=dev)], quality=90)
     except (RuntimeError, TypeError, NotImplementedError):
@@ -218,13 +228,15 @@ def perturb(photo: torch.Tensor, variant: int) -> torch.Tensor:
     dy, dx = int(h * 0.05 * (variant // 2)), int(w * 0.05 * (variant // 2))
     if dy or dx:
         crop = photo[None, :, dy:h - dy, dx:w - dx].float()
-        photo = F.interpolate(crop, size=(h, w), mode="bicubic", antialias=True)[0].round().clamp(0, 255).byte()
+        photo = F.interpolate(crop, size=(h, w), mode="bicubic", antialias=True)[0].round().clamp(0,
+                                                                                                  255).byte()
     return photo.flip(-1) if variant % 2 else photo
 
 
 def guard_memorization(cfg: Config, renderer: Renderer, jobs: list[Job], out: Path, pool: ThreadPoolExecutor,
                        noise: torch.Generator) -> tuple[int, int]:
-    """Make again every image closer than generate.max_memorization to a training Monet; (made again, removed).
+    """Make again every image closer than generate.max_memorization to a training Monet; (made again,
+    removed).
 
     Each near-copy is re-made from a changed input (see `replacement`) up to GUARD_ATTEMPTS times;
     one that is still too close after that is removed rather than submitted.
@@ -253,9 +265,11 @@ def guard_memorization(cfg: Config, renderer: Renderer, jobs: list[Job], out: Pa
 
 def near_copies(images: ImageSet, extractor: InceptionFeatures, real_feats: np.ndarray,
                 threshold: float) -> list[str]:
-    """Names of the images whose nearest real image lies closer than `threshold` (1 - |cos| of Inception features)."""
+    """Names of the images whose nearest real image lies closer than `threshold` (1 - |cos| of Inception
+    features)."""
     feats = extractor.of_set(images, desc="memorisation guard")
-    return [name for name, d in zip(images.names, nearest_real_distance(feats, real_feats)) if d < threshold]
+    return [name for name, d in zip(images.names, nearest_real_distance(feats, real_feats),
+                                    strict=False) if d < threshold]
 
 
 def write_preview(out: Path, jobs: list[Job], tiles_max: int = 16, tile: int = 128, cols: int = 4) -> None:

@@ -63,7 +63,8 @@ def username() -> str:
 
 def _session(creds: Credentials, retry: Retry) -> Any:
     """An authenticated KaggleApi that follows the environment as it is now."""
-    with contextlib.redirect_stdout(io.StringIO()):  # its import-time auth help and warnings: ours are clearer
+    # its import-time auth help and warnings: ours are clearer
+    with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
 
         api = KaggleApi()
@@ -77,7 +78,8 @@ def _session(creds: Credentials, retry: Retry) -> Any:
             try:
                 api.authenticate()
             except SystemExit:  # only when Kaggle rejected an access token
-                raise UserError(f"Kaggle did not accept {creds.source}: create a new one ({TOKEN_HELP})") from None
+                raise UserError(f"Kaggle did not accept {creds.source}: "
+                                f"create a new one ({TOKEN_HELP})") from None
 
     _call("sign in to Kaggle", sign_in, creds, retry)
     return api
@@ -101,12 +103,13 @@ def _call(action: str, fn: Callable[[], T], creds: Credentials, retry: Retry, id
             if not _transient(exc, code, idempotent):
                 raise UserError(_scrub(_refusal(action, code, reason, competition), creds)) from None
             if attempt == retry.tries:
-                raise KaggleUnavailable(f"{action}: Kaggle still failing after {retry.tries} tries ({reason}); "
-                                        "check your connection and try again later") from None
+                raise KaggleUnavailable(f"{action}: Kaggle still failing after {retry.tries} tries "
+                                        f"({reason}); check your connection and try again later") from None
             delay = min(retry.delay_s * 2 ** (attempt - 1), retry.max_delay_s)
             if code == 429:
                 delay = min(max(delay, _retry_after(exc)), retry.max_delay_s)
-            print(f"{action}: {reason}; retrying in {delay:.0f}s (try {attempt + 1} of {retry.tries})", file=sys.stderr)
+            print(f"{action}: {reason}; retrying in {delay:.0f}s (try {attempt + 1} of {retry.tries})",
+                  file=sys.stderr)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -127,7 +130,8 @@ NETWORK_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeo
 
 
 def _transient(exc: Exception, code: int | None, idempotent: bool) -> bool:
-    """Worth retrying: always when Kaggle cannot have acted on the request, else only when repeating is harmless."""
+    """Worth retrying: always when Kaggle cannot have acted on the request, else only when repeating is
+    harmless."""
     if code is not None:
         return code == 429 or (idempotent and code >= 500)  # 429: the request was not carried out
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
@@ -150,8 +154,8 @@ def _refusal(action: str, code: int | None, reason: str, competition: str) -> st
         return (f"{action}: {reason} from Kaggle, so it may or may not have been done: check on kaggle.com "
                 "before trying again")
     if code == 401:
-        return (f"{action}: Kaggle refused the credentials (HTTP 401): check the username and key in kaggle.json "
-                f"(or KAGGLE_USERNAME/KAGGLE_KEY), or create a new token ({TOKEN_HELP})")
+        return (f"{action}: Kaggle refused the credentials (HTTP 401): check the username and key in "
+                f"kaggle.json (or KAGGLE_USERNAME/KAGGLE_KEY), or create a new token ({TOKEN_HELP})")
     if code == 403:
         return (f"{action}: Kaggle refused access (HTTP 403): accept the competition rules at "
                 f"{RULES_URL.format(competition=competition)}, or check the kernel slug")
@@ -179,15 +183,15 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
     atomic.remove_stale_temps(dest, name)  # a download killed with -9 leaves its temp folder (0.4 GB)
     with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}.tmp-") as tmp:
         # force: a retry starts over rather than trusting a partial file
-        _call(f"download {competition}", lambda: api.competition_download_files(competition, path=tmp, force=True,
-                                                                                 quiet=False),
-             creds, retry, competition=competition)
+        _call(f"download {competition}",
+              lambda: api.competition_download_files(competition, path=tmp, force=True, quiet=False),
+              creds, retry, competition=competition)
         got = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*")
                      if p.is_file() and not p.name.endswith(".kaggle-partial"))
         archive = Path(tmp) / name
         if got != [archive.name] or not zipfile.is_zipfile(archive):
-            raise UserError(f"download {competition}: Kaggle sent {', '.join(got) or 'nothing'} instead of a zip "
-                            "archive; try again later")
+            raise UserError(f"download {competition}: Kaggle sent {', '.join(got) or 'nothing'} "
+                            "instead of a zip archive; try again later")
         target = dest / archive.name
         os.replace(archive, target)
     return target
@@ -208,7 +212,8 @@ def push_kernel(folder: Path, retry: Retry | None = None) -> tuple[str, int, str
             problems.append(f"{label}: {', '.join(items)}")
     if problems:
         raise UserError(_scrub(f"push {kernel_id}: Kaggle refused the kernel: {'; '.join(problems)} "
-                               f"(fix kernel-metadata.json's source, in [kernel] settings, and push again)", creds))
+                               f"(fix kernel-metadata.json's source, in [kernel] settings, and push again)",
+                               creds))
     if not resp.version_number:
         raise UserError(f"push {kernel_id}: Kaggle did not say which version it created; see {resp.url}")
     return _kernel_ref(resp.ref) or kernel_id, int(resp.version_number), resp.url
@@ -300,7 +305,8 @@ def kernel_output(ref: str, dest: Path, retry: Retry | None = None) -> list[Path
     written = []
     for item in files:
         target = _inside(dest, item.file_name, ref)
-        _call(f"download {item.file_name} of {ref}", functools.partial(_fetch, item.url, target), creds, retry)
+        _call(f"download {item.file_name} of {ref}", functools.partial(_fetch, item.url, target),
+              creds, retry)
         written.append(target)
     if log:
         atomic.write_text(dest / f"{slug}.log", log)
@@ -311,7 +317,8 @@ def kernel_output(ref: str, dest: Path, retry: Retry | None = None) -> list[Path
 def _inside(dest: Path, name: str, ref: str) -> Path:
     parts = PurePosixPath(name or "").parts
     if not parts or name.startswith("/") or "\\" in name or any(p in ("..", ".") for p in parts):
-        raise UserError(f"kernel output {ref}: refusing the file name {name!r} (it would land outside {dest})")
+        raise UserError(f"kernel output {ref}: refusing the file name {name!r} "
+                        f"(it would land outside {dest})")
     return dest.joinpath(*parts)
 
 
@@ -332,8 +339,9 @@ def submit_code(competition: str, ref: str, version: int, file_name: str, messag
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
     resp = _call(f"submit {ref} version {version}",
-                lambda: api.competition_submit_code(file_name=file_name, message=message, competition=competition,
-                                                    kernel=ref, kernel_version=version, quiet=True),
+                lambda: api.competition_submit_code(file_name=file_name, message=message,
+                                                    competition=competition, kernel=ref,
+                                                    kernel_version=version, quiet=True),
                 creds, retry, idempotent=False, competition=competition)
     return resp.message or "submitted"
 

@@ -54,14 +54,16 @@ def _clock(seconds: float) -> str:
 
 
 def plan(cfg: Config, started: float, finish_s: float) -> Plan:
-    """The plan for a train cell starting now, in a notebook whose first cell ran at `started` (time.time())."""
+    """The plan for a train cell starting now, in a notebook whose first cell ran at `started`
+    (time.time())."""
     k = cfg.kernel
     return Plan(limit_s=k.time_limit_min * 60, elapsed_s=time.time() - started, finish_s=finish_s,
                 margin_s=k.margin_min * 60, user_budget_s=cfg.train.time_budget_min * 60)
 
 
 def measure_finish_s(cfg: Config, batches: int = 2) -> float:
-    """Seconds that generate + zip (+ score with the FID weights) + tidy will take for this run, on this machine.
+    """Seconds that generate + zip (+ score with the FID weights) + tidy will take for this run, on this
+    machine.
 
     Renders `batches` batches after a warm-up one with the run's generator architecture, then checks and
     zips them, and scales the per-image cost to the number of images the run will make.
@@ -70,13 +72,10 @@ def measure_finish_s(cfg: Config, batches: int = 2) -> float:
 
     from ..generate.render import Renderer, initial_jobs
     from ..training import runtime as device
-    from ..training.checkpoint import LoadedGenerator
-    from ..training.models import make_generator
+    from ..training.checkpoint import untrained_generator
 
-    t = cfg.train
     runtime = device.setup(cfg.hardware)
-    loaded = LoadedGenerator(kind=t.model, generator=make_generator(t).eval(), z_dim=t.z_dim if t.model == "dcgan"
-                             else 0, train=t, step=0)
+    loaded = untrained_generator(cfg.train, cfg.model_settings)
     renderer = Renderer(cfg, loaded, runtime)
     jobs = initial_jobs(cfg, loaded, torch.Generator().manual_seed(0))
     size = renderer.batch_size
@@ -108,7 +107,8 @@ def _zip(cfg: Config, files: list[Path], target: Path) -> None:
 
 
 def _inception_per_image(cfg: Config, folder: Path, names: list[str], dev: object) -> float:
-    """Scoring (and the memorisation guard, a second pass) cost per image: Inception features of the images."""
+    """Scoring (and the memorisation guard, a second pass) cost per image: Inception features of the
+    images."""
     from ..metrics.features import ImageSet, InceptionFeatures
 
     extractor = InceptionFeatures.for_settings(cfg, Path(cfg.score.weights), dev, progress=False)

@@ -79,5 +79,6 @@ def _access_token() -> str:
 @functools.cache  # once per file and mode, however many calls a command makes
 def _warn_if_readable(path: str, mode: int) -> None:
     if mode & 0o077:
-        print(f"warning: {path} can be read by other users (mode {mode:o}); run: chmod 600 {path}", file=sys.stderr)
+        print(f"warning: {path} can be read by other users (mode {mode:o}); run: chmod 600 {path}",
+              file=sys.stderr)
 

@@ -48,8 +48,8 @@ def kernel_settings(cfg: Config) -> Config:
     items = [item.strip() for item in cfg.kernel.set.split(";") if item.strip()]
     kcfg = replace(load_config(cfg.kernel.preset, items), kernel=cfg.kernel)
     if kcfg.zip_path != KAGGLE_OUTPUT:
-        raise UserError(f"kernel.preset '{cfg.kernel.preset}' writes {kcfg.zip_path}, but Kaggle takes the submission "
-                        f"from {KAGGLE_OUTPUT}: set paths.submissions = \"/kaggle/working\" in it")
+        raise UserError(f"kernel.preset '{cfg.kernel.preset}' writes {kcfg.zip_path}, but Kaggle takes the "
+                        f"submission from {KAGGLE_OUTPUT}: set paths.submissions = \"/kaggle/working\" in it")
     return kcfg
 
 
@@ -70,8 +70,8 @@ def metadata(cfg: Config, owner: str) -> dict:
     """kernel-metadata.json as the `kaggle kernels push` command reads it."""
     k = cfg.kernel
     if _slugify(k.title) != k.slug:  # Kaggle names a new notebook after its title, whatever the id says
-        raise UserError(f"kernel.title '{k.title}' would make Kaggle call the notebook '{_slugify(k.title)}', "
-                        f"not kernel.slug '{k.slug}': make the two match")
+        raise UserError(f"kernel.title '{k.title}' would make Kaggle call the notebook "
+                        f"'{_slugify(k.title)}', not kernel.slug '{k.slug}': make the two match")
     return {
         "id": f"{owner}/{k.slug}",
         "title": k.title,
@@ -135,21 +135,21 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
         new_markdown_cell(
             f"# {cfg.kernel.title}\n\n"
             "Built by `python -m pipeline kernel` (the monet-pipeline project) for the competition "
-            f"*I'm Something of a Painter Myself* (`{cfg.download.competition}`). It runs the project's own stages "
-            f"with the `{cfg.kernel.preset}` settings: check the competition images, augment the Monet paintings, "
-            f"train a {t.model} ({t.generator} generator) {budget}, turn every "
-            "photo into a Monet-style painting, and write `/kaggle/working/images.zip`, the file the competition "
-            "scores.\n\n"
-            "**Running it by hand:** *Add Input* → the competition `gan-getting-started` (and, to score inside the "
-            "notebook, a dataset holding `pt_inception-2015-12-05-6726825d.pth`); *Settings* → *Accelerator* → "
-            f"**{accelerator}**; then *Save Version* → *Save & Run All*. Submit `images.zip` from the version's "
-            "*Output*."),
+            f"*I'm Something of a Painter Myself* (`{cfg.download.competition}`). It runs the project's "
+            f"own stages with the `{cfg.kernel.preset}` settings: check the competition images, augment the "
+            f"Monet paintings, train a {kcfg.family.summary(kcfg.model_settings)} {budget}, turn every "
+            "photo into a Monet-style painting, and write `/kaggle/working/images.zip`, the file the "
+            "competition scores.\n\n"
+            "**Running it by hand:** *Add Input* → the competition `gan-getting-started` (and, to score "
+            "inside the notebook, a dataset holding `pt_inception-2015-12-05-6726825d.pth`); *Settings* → "
+            f"*Accelerator* → **{accelerator}**; then *Save Version* → *Save & Run All*. Submit `images.zip` "
+            "from the version's *Output*."),
         new_markdown_cell(
-            f"## The pipeline's code\n\nThe `pipeline` package travels inside this notebook as a zip ({n_files} "
-            f"files, {len(payload) // 1024} KiB of base64, in the hidden cell below), with the pure-Python "
-            f"packages Kaggle's image lacks ({', '.join(CARRIED_DISTRIBUTIONS)}). It is unpacked into a "
-            "temporary folder and put first on `sys.path`: nothing is installed and no internet is needed. The "
-            "notebook's clock starts here."),
+            "## The pipeline's code\n\nThe `pipeline` package travels inside this notebook as a zip "
+            f"({n_files} files, {len(payload) // 1024} KiB of base64, in the hidden cell below), with the "
+            f"pure-Python packages Kaggle's image lacks ({', '.join(CARRIED_DISTRIBUTIONS)}). It is unpacked "
+            "into a temporary folder and put first on `sys.path`: nothing is installed and no internet is "
+            "needed. The notebook's clock starts here."),
         _hidden(new_code_cell(
             "import time\n\nNOTEBOOK_STARTED = time.time()  # Kaggle's time limit counts from here\n\n"
             "import base64, io, os, sys, tempfile, zipfile\n\n"
@@ -158,24 +158,25 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
             "zipfile.ZipFile(io.BytesIO(base64.b64decode(CODE))).extractall(code_dir)\n"
             "sys.path.insert(0, code_dir)\n"
             "import pipeline\n"
-            "assert pipeline.__file__.startswith(code_dir), f'another pipeline package shadows ours: {pipeline.__file__}'\n"
+            "assert pipeline.__file__.startswith(code_dir), "
+            "f'another pipeline package shadows ours: {pipeline.__file__}'\n"
             "from pipeline.kaggle import notebook\n"
             "from pipeline.engine.chain import STAGES\n"
             'print(f"pipeline code unpacked to {code_dir}")')),
         new_markdown_cell(
-            "## Settings\n\nResolved when the notebook was built (the preset plus its overrides). Paths under "
-            "`/kaggle` follow `$KAGGLE_ROOT` when it is set, so the same notebook also runs in a local folder laid "
-            "out like Kaggle's. The FID weights are looked for in the attached inputs."),
+            "## Settings\n\nResolved when the notebook was built (the preset plus its overrides). Paths "
+            "under `/kaggle` follow `$KAGGLE_ROOT` when it is set, so the same notebook also runs in a local "
+            "folder laid out like Kaggle's. The FID weights are looked for in the attached inputs."),
         new_code_cell(
             f"SETTINGS = {settings}\n\n"
             f"cfg = notebook.settings(SETTINGS, preset={cfg.kernel.preset!r})\n"
             'os.chdir(notebook.root() / "working")\n'
             "notebook.describe(cfg)"),
         new_markdown_cell(
-            "## 0. preflight: what the run needs, checked first\n\nStops within a minute, in one line that says "
-            f"what to do, if anything is missing: the accelerator this notebook was built for ({accelerator}) and "
-            "a torch that runs on it, the packages it imports, the competition input, the disk space in "
-            "`/kaggle/working`, and the FID weights where a setting needs them."),
+            "## 0. preflight: what the run needs, checked first\n\nStops within a minute, in one line "
+            "that says what to do, if anything is missing: the accelerator this notebook was built for "
+            f"({accelerator}) and a torch that runs on it, the packages it imports, the competition input, "
+            "the disk space in `/kaggle/working`, and the FID weights where a setting needs them."),
         new_code_cell("notebook.preflight(cfg)"),
         new_markdown_cell(
             "## 1. download: check the competition data\n\nEvery image under "
@@ -183,18 +184,19 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
             "competition's counts. A manifest of the files is written beside the run's data."),
         new_code_cell('raw = STAGES["download"].run(cfg)'),
         new_markdown_cell(
-            f"## 2. augment: {kcfg.augment.variants + 1}x the Monet paintings\n\nEach painting is kept and joined by "
-            f"{kcfg.augment.variants} augmented variants (flip, resized crop, small rotation and colour jitter, "
-            "noise), so the generator sees more than 300 examples of the style."),
+            f"## 2. augment: {kcfg.augment.variants + 1}x the Monet paintings\n\nEach painting is kept "
+            f"and joined by {kcfg.augment.variants} augmented variants (flip, resized crop, small rotation "
+            "and colour jitter, noise), so the generator sees more than 300 examples of the style."),
         new_code_cell('augmented = STAGES["augment"].run(cfg)'),
         new_markdown_cell(
             f"## 3. train: the {t.model}\n\nThe notebook keeps its own clock: training gets Kaggle's "
             f"{k.time_limit_min:g} minutes minus the time spent so far, minus what generate + zip will take "
             f"(measured here first, on this GPU), minus a {k.margin_min:g}-minute margin"
-            + (f", and at most `train.time_budget_min` = {t.time_budget_min:g} minutes" if t.time_budget_min else "")
-            + ". It stops cleanly (a checkpoint written) when that is spent. With more than one GPU it runs one "
-            "process per GPU under `torchrun` (kernel.launcher). The loss plot and the latest sample grid "
-            "(photos → Monet) are shown below."),
+            + (f", and at most `train.time_budget_min` = {t.time_budget_min:g} minutes"
+               if t.time_budget_min else "")
+            + ". It stops cleanly (a checkpoint written) when that is spent. With more than one GPU it "
+            "runs one process per GPU under `torchrun` (kernel.launcher). The loss plot and the latest "
+            "sample grid (photos → Monet) are shown below."),
         new_code_cell("run_dir = notebook.train(cfg, NOTEBOOK_STARTED)\nnotebook.show_training(cfg)"),
         new_markdown_cell(
             "## 4. generate and zip: the submission\n\nEvery photo goes through the trained generator into a "
@@ -206,13 +208,14 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
             'images_zip = STAGES["zip"].run(cfg)\n'
             'print(f"generate + zip took {time.perf_counter() - started:.0f} s")'),
         new_markdown_cell(
-            "## 5. score: local MiFID (optional)\n\nOnly when the FID Inception weights are attached as a dataset: "
-            "the competition's metric computed here against the 300 Monets (it ranks runs; it is not the "
-            "leaderboard number). A failure here never touches `images.zip`."),
+            "## 5. score: local MiFID (optional)\n\nOnly when the FID Inception weights are attached as a "
+            "dataset: the competition's metric computed here against the 300 Monets (it ranks runs; it is "
+            "not the leaderboard number). A failure here never touches `images.zip`."),
         new_code_cell("notebook.score(cfg)"),
         new_markdown_cell(
-            "## 6. tidy up\n\nKaggle keeps all of `/kaggle/working` as this notebook's output. The loose images, "
-            "the data copy and the checkpoints are deleted; `images.zip`, the small plots and logs stay."),
+            "## 6. tidy up\n\nKaggle keeps all of `/kaggle/working` as this notebook's output. The loose "
+            "images, the data copy and the checkpoints are deleted; `images.zip`, the small plots and logs "
+            "stay."),
         new_code_cell("notebook.tidy(cfg)"),
     ]
     nb = new_notebook(cells=cells, metadata={

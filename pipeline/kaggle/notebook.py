@@ -63,7 +63,7 @@ def describe(cfg: Config) -> None:
     budget = f"at most {t.time_budget_min:g} min" if t.time_budget_min else "set by the notebook's clock"
     print(f"data:        {cfg.download.source}")
     print(f"run folder:  {cfg.run_dir}")
-    print(f"model:       {t.model} ({t.generator}, ngf {t.ngf}), {t.epochs} epochs, training time {budget}")
+    print(f"model:       {cfg.family.summary(cfg.model_settings)}, {t.epochs} epochs, training time {budget}")
     print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
           f"Kaggle's limit {k.time_limit_min:g} min with a {k.margin_min:g}-min margin")
     print(f"output:      {cfg.zip_path}")
@@ -93,11 +93,12 @@ def _gpu_count() -> int:
 
 
 def _torchrun(cfg: Config, processes: int) -> Path:
-    """`make train GPUS=N` from the notebook: N processes under torchrun on the resolved settings, their output
-    streamed into the cell; a non-zero exit fails the cell."""
+    """`make train GPUS=N` from the notebook: N processes under torchrun on the resolved settings, their
+    output streamed into the cell; a non-zero exit fails the cell."""
     settings_file = cfg.data_dir / "train-settings.toml"
     atomic.write_text(settings_file, to_toml(cfg))
-    code_root = str(Path(__file__).resolve().parents[2])  # the unpacked copy: the children import the same code
+    # the unpacked copy: the children import the same code
+    code_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
@@ -138,7 +139,8 @@ def score(cfg: Config) -> None:
         STAGES["score"].run(cfg)
     except StageSkipped as exc:
         print(f"score: skipped: {exc}")
-    except Exception as exc:  # noqa: BLE001 - scoring is optional: a failure must not cost the written images.zip
+    # scoring is optional: a failure must not cost the written images.zip
+    except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         print(f"score: failed ({type(exc).__name__}); images.zip is written and unaffected")
 
@@ -165,6 +167,18 @@ def tidy(cfg: Config) -> None:
     for path in sorted(working.rglob("*")):  # the pipeline's own locks and stamps are no output
         if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
             path.unlink()
-    for path in sorted(working.rglob("*")):
-        if path.is_file():
-            print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path.relative_to(working)}")
+    print_contents(working)
+
+
+def print_contents(folder: Path) -> None:
+    """What the run leaves as its output: a line per file, or one line for a folder of many (sample grids)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        by_folder.setdefault(path.parent, []).append(path)
+    for parent, files in by_folder.items():
+        if len(files) > 5:
+            size = sum(f.stat().st_size for f in files)
+            print(f"{size / 2**20:9.1f} MiB  {parent.relative_to(folder)}/ ({len(files)} files)")
+            continue
+        for path in files:
+            print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path.relative_to(folder)}")

@@ -77,15 +77,18 @@ def check_gpus(cfg: Config, facts: TorchFacts) -> str:
     """One line about the GPUs, or a PreflightError when the kernel was built for a GPU it cannot use."""
     accelerator = cfg.kernel.accelerator
     if accelerator == "none":
-        return f"no accelerator asked for (kernel.accelerator=none): training on the CPU with torch {facts.version}"
+        return ("no accelerator asked for (kernel.accelerator=none): training on the CPU with torch "
+                f"{facts.version}")
     wanted = ACCELERATOR_NAMES[accelerator]
     if not facts.gpus:
-        raise PreflightError(f"no GPU: this notebook was built for {wanted} (kernel.accelerator={accelerator}); "
+        raise PreflightError(f"no GPU: this notebook was built for {wanted} "
+                             f"(kernel.accelerator={accelerator}); "
                              f"choose {wanted} in {SETTINGS_HELP}, or build it with kernel.accelerator=none")
     for gpu in facts.gpus:
         if not runs_on(gpu, facts.arch_list):
-            raise PreflightError(f"{gpu.name} ({gpu.sm}) is not supported by torch {facts.version} (it has code for "
-                                 f"{' '.join(facts.arch_list) or 'no GPU'}): choose {wanted} in {SETTINGS_HELP}")
+            raise PreflightError(f"{gpu.name} ({gpu.sm}) is not supported by torch {facts.version} (it has "
+                                 f"code for {' '.join(facts.arch_list) or 'no GPU'}): choose {wanted} in "
+                                 f"{SETTINGS_HELP}")
     names = sorted({g.name for g in facts.gpus})
     return (f"{len(facts.gpus)} x {', '.join(names)} ({', '.join(sorted({g.sm for g in facts.gpus}))}) "
             f"with torch {facts.version}")
@@ -98,7 +101,8 @@ def gpu_smoke_test() -> None:
     try:
         (torch.ones(8, device="cuda") * 2).sum().item()
     except RuntimeError as exc:
-        raise PreflightError(f"the GPU is visible but CUDA fails ({' '.join(str(exc).split())[:160]}): choose "
+        raise PreflightError(f"the GPU is visible but CUDA fails ({' '.join(str(exc).split())[:160]}): "
+                             "choose "
                              f"{ACCELERATOR_NAMES.get('t4x2')} in {SETTINGS_HELP} and run again") from None
 
 
@@ -140,16 +144,19 @@ def check_weights(cfg: Config) -> str:
     if cfg.score.weights:
         return f"FID weights {cfg.score.weights}: scoring and the memorisation guard can run"
     if cfg.generate.max_memorization > 0:
-        raise PreflightError(f"generate.max_memorization={cfg.generate.max_memorization} needs the FID weights "
-                             f"{WEIGHTS_FILE}: attach a dataset holding them (kernel.weights_dataset), or build "
+        raise PreflightError(f"generate.max_memorization={cfg.generate.max_memorization} needs the FID "
+                             "weights "
+                             f"{WEIGHTS_FILE}: attach a dataset holding them (kernel.weights_dataset), or "
+                             "build "
                              "the kernel with generate.max_memorization=0")
     return f"no {WEIGHTS_FILE} attached: scoring will be skipped"
 
 
 def disk_needed(cfg: Config, monet_bytes: int, photo_bytes: int) -> int:
     """Bytes the run writes into working/: the data copy, the augmented paintings, the images and the zip."""
-    images = photo_bytes if cfg.train.model == "cyclegan" else cfg.generate.count * 100_000
-    return monet_bytes + photo_bytes + monet_bytes * (cfg.augment.variants + 1) + 2 * images + CHECKPOINT_RESERVE
+    images = photo_bytes if cfg.family.takes_photos else cfg.generate.count * 100_000
+    augmented = monet_bytes * (cfg.augment.variants + 1)
+    return monet_bytes + photo_bytes + augmented + 2 * images + CHECKPOINT_RESERVE
 
 
 def check_disk(cfg: Config, needed: int) -> str:
@@ -158,7 +165,8 @@ def check_disk(cfg: Config, needed: int) -> str:
     free = shutil.disk_usage(working).free
     if free < needed:
         raise PreflightError(f"only {free / 2**30:.1f} GB free in {working}, and this run writes about "
-                             f"{needed / 2**30:.1f} GB: delete earlier outputs there (or lower augment.variants)")
+                             f"{needed / 2**30:.1f} GB: delete earlier outputs there (or lower "
+                             "augment.variants)")
     return f"{free / 2**30:.1f} GB free in {working}, about {needed / 2**30:.1f} GB needed"
 
 

@@ -1,4 +1,5 @@
-"""`push` and `submit`: the kernel goes to Kaggle, runs there, and its images.zip is checked before it is submitted.
+"""`push` and `submit`: the kernel goes to Kaggle, runs there, and its images.zip is checked before it is
+submitted.
 
 submit = build the kernel, push it, follow its run, fetch its output into submissions/kaggle/<version>/,
 check images.zip against the competition's rules, score it locally when the FID weights are here,
@@ -63,7 +64,8 @@ def submit_command(cfg: Config, args: argparse.Namespace) -> int:
         if status != "complete":
             print(log_tail(log) if log.is_file() else "(Kaggle returned no log)", file=sys.stderr)
             print(f"submit: kernel {ref} version {version} ended with status '{status}'"
-                  f"{': ' + failure if failure else ''}; full log: {log if log.is_file() else url}", file=sys.stderr)
+                  f"{': ' + failure if failure else ''}; full log: {log if log.is_file() else url}",
+                  file=sys.stderr)
             return 1
         if not (dest / "images.zip").is_file():
             names = ", ".join(p.name for p in files) or "nothing"
@@ -111,8 +113,8 @@ def _push_or_resume(cfg: Config, force: bool, retry: kaggle_api.Retry) -> tuple[
     except (OSError, ValueError):
         pending = {}
     if not force and pending.get("kernel_key") == key:
-        print(f"submit: following {pending['ref']} version {pending['version']}, pushed earlier and not finished "
-              f"(--force pushes a new run)")
+        print(f"submit: following {pending['ref']} version {pending['version']}, pushed earlier and "
+              f"not finished (--force pushes a new run)")
         return pending["ref"], int(pending["version"]), pending["url"]
     ref, version, url = kaggle_api.push_kernel(folder, retry)
     atomic.write_json(_pending_path(cfg), {"ref": ref, "version": version, "url": url, "kernel_key": key,
@@ -139,20 +141,23 @@ def _wait(cfg: Config, ref: str, version: int, url: str, retry: kaggle_api.Retry
                 status, failure = last or "unknown", ""
             if status in ("complete", "error", "cancel_acknowledged"):
                 follower.finish(LOG_FINAL_READ_S)  # the last lines of the log come before the verdict
-                _progress(f"{ref} v{version}: {status} after {_clock(time.monotonic() - start)}", last, status)
+                _progress(f"{ref} v{version}: {status} after {_clock(time.monotonic() - start)}",
+                          last, status)
                 return status, failure
             _progress(f"{ref} v{version}: {status}, {_clock(time.monotonic() - start)} "
                       f"(gives up following after {cfg.submit.poll_timeout_min:g} min)", last, status)
             last = status
             if time.monotonic() - start + pause > limit_s:
                 raise UserError(f"submit: {ref} version {version} is still {status} after "
-                                f"{cfg.submit.poll_timeout_min:g} min (submit.poll_timeout_min); it keeps running "
-                                f"on Kaggle ({url}): run the same submit again to keep following it")
+                                f"{cfg.submit.poll_timeout_min:g} min (submit.poll_timeout_min); "
+                                f"it keeps running on Kaggle ({url}): "
+                                f"run the same submit again to keep following it")
             time.sleep(pause)
             pause = min(pause * 2, cfg.submit.poll_interval_s)
     except KeyboardInterrupt:
         follower.finish(0)
-        print(f"\nsubmit: stopped following {ref} version {version}; the kernel keeps running on Kaggle ({url}). "
+        print(f"\nsubmit: stopped following {ref} version {version}; "
+              f"the kernel keeps running on Kaggle ({url}). "
               f"Run the same submit again to resume (it will not push again), or check it with "
               f"`kaggle kernels status {ref}`", file=sys.stderr)
         raise
@@ -221,8 +226,10 @@ class LogFollower:
                         self._show(event)
                 if last_read:
                     return
-            except Exception as exc:  # noqa: BLE001 - a cut, a refusal (no log yet while queued?), a client bug:
-                self.error = exc  # the wait goes on, and the log is read again later
+            # a cut, a refusal (no log yet while queued?), a client bug: the wait goes on, and the log is
+            # read again later
+            except Exception as exc:  # noqa: BLE001
+                self.error = exc
             if last_read:
                 final_tries += 1
                 if final_tries >= self.FINAL_TRIES:

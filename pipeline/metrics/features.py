@@ -18,7 +18,7 @@ import pickle
 import socket
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,15 +59,17 @@ def find_weights(setting: str) -> Path:
     timeout = socket.getdefaulttimeout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a firewall that drops packets must not hang `make demo`
+        # a firewall that drops packets must not hang `make demo`
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
         from pytorch_fid.inception import FID_WEIGHTS_URL
 
         # pytorch-fid's URL and hub location, unchecked as pytorch-fid leaves it (a bad file fails at load).
         torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
     except (OSError, RuntimeError) as exc:  # offline: URLError is an OSError
         reason = " ".join(str(exc).split())[:120]
-        raise StageSkipped(f"the FID Inception weights {WEIGHTS_FILE} are not here and could not be downloaded "
-                           f"({reason}); put the file at {path} or pass --set score.weights=PATH") from None
+        raise StageSkipped(f"the FID Inception weights {WEIGHTS_FILE} are not here and could not be "
+                           f"downloaded ({reason}); put the file at {path} "
+                           "or pass --set score.weights=PATH") from None
     finally:
         socket.setdefaulttimeout(timeout)
     return path
@@ -84,7 +86,8 @@ def load_inception(weights: Path) -> torch.nn.Module:
         # state dict at that one call keeps its network construction and strict key check unchanged.
         with mock.patch.object(pytorch_fid.inception, "load_state_dict_from_url", lambda *_a, **_k: state):
             model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
-    except (RuntimeError, OSError, ValueError, AttributeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, OSError, ValueError, AttributeError, TypeError, EOFError,
+            pickle.UnpicklingError) as exc:
         first = " ".join(str(exc).split())[:120]
         raise UserError(f"{weights}: not the FID Inception weights {WEIGHTS_FILE} ({first})") from None
     return model.eval()
@@ -147,7 +150,8 @@ class InceptionFeatures:
     @classmethod
     def for_settings(cls, cfg: Config, weights: Path, device: torch.device | str,
                      progress: bool = True) -> InceptionFeatures:
-        """The extractor as [score] and [hardware] ask for it (batch, fp16, memory format, workers, progress)."""
+        """The extractor as [score] and [hardware] ask for it (batch, fp16, memory format, workers,
+        progress)."""
         return cls(weights, device, cfg.score.batch_size, cfg.score.half, cfg.hardware.channels_last,
                    cfg.hardware.workers, progress, cfg.hardware.progress_every_s)
 
@@ -157,7 +161,8 @@ class InceptionFeatures:
         out = []
         for start in range(0, len(images), self.batch_size):
             x = images[start:start + self.batch_size].to(self.device, non_blocking=True).float().div_(255)
-            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last
+                             else torch.contiguous_format)
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
                 pool3 = self.model(x)[0]
             out.append(pool3.flatten(1).double().cpu())
@@ -187,7 +192,9 @@ class InceptionFeatures:
 
 def _decoded_batches(images: ImageSet, batch_size: int, workers: int) -> Iterator[list[np.ndarray]]:
     """Batches of decoded images in order, with at most PREFETCH + 1 batches decoding or waiting."""
-    load: Callable[[str], np.ndarray] = lambda name: decode_rgb(images.read(name), f"{images.path}:{name}")
+    def load(name: str) -> np.ndarray:
+        return decode_rgb(images.read(name), f"{images.path}:{name}")
+
     chunks = [images.names[i:i + batch_size] for i in range(0, len(images.names), batch_size)]
     pending: deque[list[Future]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:

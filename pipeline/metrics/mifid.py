@@ -82,7 +82,8 @@ def fid_from_features(gen: np.ndarray, real: np.ndarray) -> float:
     if not (np.isfinite(gen).all() and np.isfinite(real).all()):
         raise ValueError("Inception features contain NaN or inf (fp16 overflow? try score.half=false)")
     if min(len(gen), len(real)) > gen.shape[1]:  # both sets outnumber the dimensions: d x d is the small side
-        return frechet_distance(gen.mean(0), np.cov(gen, rowvar=False), real.mean(0), np.cov(real, rowvar=False))
+        return frechet_distance(gen.mean(0), np.cov(gen, rowvar=False),
+                                real.mean(0), np.cov(real, rowvar=False))
     fg, fr = _sample_factor(gen), _sample_factor(real)
     c = fr @ fg.T  # F_r S_g F_r^T = c c^T, whose eigenvalues are those of c^T c too: take the smaller
     tr_covmean = _sum_sqrt_eig(c @ c.T if c.shape[0] <= c.shape[1] else c.T @ c)
@@ -148,7 +149,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def make_selector(cfg: Config, device: torch.device | str) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], float]:
+def make_selector(cfg: Config,
+                  device: torch.device | str) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], float]:
     """A scorer for the training loop: translate a fixed photo subset, return its MiFID against the Monets.
 
     The returned function takes `translate` (float NCHW photos in [-1, 1] on `device` -> Monets in

@@ -31,7 +31,8 @@ SHOWN = 15  # leaderboard rows printed
 def build(cfg: Config, out: Path) -> str:
     """Stage: score submissions/images against the Monets into `out` (score.json)."""
     result = score_images(cfg, cfg.images_dir, out=out)
-    return f"MiFID {result['mifid']:.3f} (FID {result['fid']:.3f}, d {result['distance']:.4f}) on {_scope(result)}"
+    return (f"MiFID {result['mifid']:.3f} (FID {result['fid']:.3f}, d {result['distance']:.4f}) "
+            f"on {_scope(result)}")
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
@@ -44,7 +45,8 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
                             f"{cfg.images_dir} as a stage (output {cfg.submissions_dir / 'score.json'})")
         STAGES["score"].run(cfg, force=args.force)
         return 0
-    score_images(cfg, Path(args.images), Path(args.real) if args.real else None, Path(args.out) if args.out else None)
+    score_images(cfg, Path(args.images), Path(args.real) if args.real else None,
+                 Path(args.out) if args.out else None)
     return 0
 
 
@@ -56,7 +58,8 @@ def result_path(images: Path) -> Path:
 
 def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path | None = None,
                  source: str = "local") -> dict[str, Any]:
-    """Score `images` (folder or zip) against `real` (default: the Monets), write the JSON, add a leaderboard row.
+    """Score `images` (folder or zip) against `real` (default: the Monets), write the JSON, add a
+    leaderboard row.
 
     `source` marks where the images were made: "local", or "kaggle" for the images.zip of a Kaggle
     kernel run (the submit command). Raises StageSkipped when the FID weights are not available.
@@ -75,7 +78,8 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
     result: dict[str, Any] = {
         **score.as_dict(), "weights": str(weights), "subset": len(chosen.names) < len(image_set.names),
         "n_available": len(image_set.names), "seed": cfg.score.seed, "epsilon": cfg.score.epsilon,
-        "images": str(images), "real": str(real), "source": source, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        "images": str(images), "real": str(real), "source": source,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic.write_json(Path(out) if out is not None else result_path(images), result)
     rows = append_leaderboard(cfg, result)
     print(f"score: MiFID {result['mifid']:.3f}  FID {result['fid']:.3f}  d {result['distance']:.4f}"
@@ -113,9 +117,10 @@ def format_leaderboard(rows: list[dict[str, str]]) -> str:
     """The rows as an aligned text table, best (lowest) MiFID first."""
     ranked = sorted(rows, key=lambda r: _as_float(r.get("mifid", "")))
     shown = ("rank",) + COLUMNS[:-1]
-    table = [shown] + [(str(i),) + tuple(r.get(c, "") for c in COLUMNS[:-1]) for i, r in enumerate(ranked[:SHOWN], 1)]
+    table = [shown] + [(str(i),) + tuple(r.get(c, "") for c in COLUMNS[:-1])
+                       for i, r in enumerate(ranked[:SHOWN], 1)]
     widths = [max(len(row[i]) for row in table) for i in range(len(shown))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     more = f"\n... and {len(ranked) - SHOWN} more in the CSV" if len(ranked) > SHOWN else ""
     return "local leaderboard (lower MiFID is better):\n" + "\n".join(lines) + more
 

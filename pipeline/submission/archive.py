@@ -45,7 +45,8 @@ def build(cfg: Config, out: Path) -> str:
     bad = check_all([(p.name, p.read_bytes) for p in files], cfg.zip.image_size, cfg.hardware.workers,
                     f"zip: checking {cfg.images_dir}", every_s)
     if bad:
-        raise UserError(f"{cfg.images_dir}: {len(bad)} image(s) are not {_rule(cfg.zip)}: {describe_bad(bad)}; "
+        raise UserError(f"{cfg.images_dir}: {len(bad)} image(s) are not {_rule(cfg.zip)}: "
+                        f"{describe_bad(bad)}; "
                         "re-run generate (or remove them) and zip again")
     # JPEG data does not compress: storing keeps writing and Kaggle's reading fast at no cost in size.
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -72,8 +73,8 @@ def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None 
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{path}: not a readable zip archive ({exc}); rebuild it with `python -m pipeline zip`") \
-            from None
+        raise UserError(f"{path}: not a readable zip archive ({exc}); "
+                        "rebuild it with `python -m pipeline zip`") from None
     with zf:
         infos = zf.infolist()
         problems = []
@@ -89,9 +90,7 @@ def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None 
         dupes = _duplicates([i.filename for i in images])
         if dupes:
             problems.append(f"{len(dupes)} duplicate name(s): {_names(dupes)}")
-        if not zcfg.min_images <= len(images) <= zcfg.max_images:
-            problems.append(f"{len(images):,} images, the competition needs "
-                            f"{zcfg.min_images:,}-{zcfg.max_images:,}")
+        problems += _count_problems(len(images), zcfg)
         checked = images
         if sample is not None and sample < len(images):
             checked = random.Random(0).sample(images, sample)
@@ -106,7 +105,8 @@ def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None 
 
 def check_all(sources: list[tuple[str, Callable[[], bytes]]], size: int, workers: int,
               desc: str, progress_every_s: float = 60.0) -> list[tuple[str, str]]:
-    """(name, reason) for each (name, read) whose bytes are not a valid image; decoded in threads (PIL releases the GIL)."""
+    """(name, reason) for each (name, read) whose bytes are not a valid image; decoded in threads (PIL
+    releases the GIL)."""
     def reason(item: tuple[str, Callable[[], bytes]]) -> str | None:
         try:
             data = item[1]()
@@ -117,7 +117,7 @@ def check_all(sources: list[tuple[str, Callable[[], bytes]]], size: int, workers
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         reasons = list(track(pool.map(reason, sources), len(sources), desc, "img", every_s=progress_every_s,
                              disable=len(sources) < 500))
-    return [(name, r) for (name, _), r in zip(sources, reasons) if r is not None]
+    return [(name, r) for (name, _), r in zip(sources, reasons, strict=True) if r is not None]
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
@@ -134,7 +134,8 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _submission_files(folder: Path, zcfg: ZipConfig) -> list[Path]:
-    """The JPEGs to submit: every visible entry of `folder` must be one (hidden files are stage bookkeeping)."""
+    """The JPEGs to submit: every visible entry of `folder` must be one (hidden files are stage
+    bookkeeping)."""
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found; run `python -m pipeline generate` first")
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
@@ -149,8 +150,7 @@ def _submission_files(folder: Path, zcfg: ZipConfig) -> list[Path]:
     dupes = _duplicates([p.name for p in files])
     if dupes:
         problems.append(f"{len(dupes)} name(s) that differ only in case: {_names(dupes)}")
-    if not zcfg.min_images <= len(files) <= zcfg.max_images:
-        problems.append(f"{len(files):,} images, the competition needs {zcfg.min_images:,}-{zcfg.max_images:,}")
+    problems += _count_problems(len(files), zcfg)
     if problems:
         raise UserError(f"{folder}: cannot make a valid submission: " + "; ".join(problems)
                         + "; fix the folder (or the generate settings) and zip again")
@@ -162,8 +162,16 @@ def _member_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], b
     return lambda: zf.read(info)
 
 
+def _count_problems(n: int, zcfg: ZipConfig) -> list[str]:
+    """[] when n images make a submission, else the one problem saying why."""
+    if zcfg.min_images <= n <= zcfg.max_images:
+        return []
+    return [f"{n:,} images, the competition needs {zcfg.min_images:,}-{zcfg.max_images:,}"]
+
+
 def _duplicates(names: list[str]) -> list[str]:
-    """Names that collide case-insensitively (they would overwrite each other when unzipped on many systems)."""
+    """Names that collide case-insensitively (they would overwrite each other when unzipped on many
+    systems)."""
     seen: dict[str, int] = {}
     for name in names:
         seen[name.lower()] = seen.get(name.lower(), 0) + 1

@@ -31,14 +31,16 @@ class ImageBank:
         self.channels_last = channels_last
         size = images.shape[1]
         if crop > size:
-            raise UserError(f"setting train.image_size={crop} is larger than the training images ({size} px); "
+            raise UserError(f"setting train.image_size={crop} is larger than the training images ({size} "
+                            "px); "
                             f"use train.image_size <= {size}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
-        """The images at `index`, each randomly cropped to train.image_size and randomly flipped left-right."""
+        """The images at `index`, each randomly cropped to train.image_size and randomly flipped
+        left-right."""
         b, size, dev = index.shape[0], self.images.shape[1], self.images.device
         if self.crop < size:
             span = torch.arange(self.crop, device=dev)
@@ -63,7 +65,8 @@ class ImageBank:
 class Shards:
     """Per-step indices into a bank: this rank's slice of a seeded per-epoch permutation."""
 
-    def __init__(self, n: int, per_rank: int, rank: int, world_size: int, seed: int, device: torch.device) -> None:
+    def __init__(self, n: int, per_rank: int, rank: int, world_size: int, seed: int,
+                 device: torch.device) -> None:
         self.n, self.per_rank, self.rank, self.world_size = n, per_rank, rank, world_size
         self.seed, self.device = seed, device
         self._epoch, self._perm = -1, torch.empty(0)
@@ -92,7 +95,8 @@ def load_bank(files: list[Path], device: torch.device, crop: int, channels_last:
                             f"{first.shape[1]}x{first.shape[0]}; training images must all be the same size")
         images[i] = img
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
+    # PIL decodes without the GIL
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(track(pool.map(put, range(len(files))), len(files), f"loading {what}", "img",
                    every_s=progress_every_s, disable=not show))
     return ImageBank(torch.from_numpy(images).to(device), crop, channels_last)

@@ -22,7 +22,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..engine import atomic
 from ..engine.errors import UserError
-from .models import make_generator
+from .families import Family, get_family
 
 FORMAT = 1
 _HISTORY = re.compile(r"ckpt_(\d+)\.pt")
@@ -30,7 +30,8 @@ _HISTORY = re.compile(r"ckpt_(\d+)\.pt")
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write a checkpoint atomically. Through a Python file, not a path: torch's own writer turns a full disk
-    into an opaque RuntimeError ("unexpected pos"), a Python file raises OSError(ENOSPC) that the CLI reports."""
+    into an opaque RuntimeError ("unexpected pos"), a Python file raises OSError(ENOSPC) that the CLI
+    reports."""
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(payload, fh)
 
@@ -97,17 +98,50 @@ def load_newest(run_dir: Path, map_location: str | torch.device = "cpu",
     return None
 
 
-# -- loading a trained generator (generate, the notebook's clock, MiFID selection) ------------------------
+# -- what a checkpoint says about its run, and loading a trained generator ----------------------------------
+
+def header(train: TrainConfig, settings: Any, step: int) -> dict[str, Any]:
+    """The part of every checkpoint that says how it was made: enough to rebuild its networks.
+
+    "train" holds the [train] section, "family" the family's own ([cyclegan], ...). Checkpoints written before
+    families had sections hold one flat "train" dict instead (see `train_settings`).
+    """
+    family = get_family(train.model)
+    return {"format": FORMAT, "kind": train.model, "step": step, "train": dataclasses.asdict(train),
+            "family": dataclasses.asdict(settings), "architecture": family.architecture(train, settings)}
+
+
+def train_settings(payload: dict[str, Any]) -> tuple[TrainConfig, Any]:
+    """The [train] section and the family's section a checkpoint was made with, in either format."""
+    saved = payload["train"]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    family = get_family(train.model)
+    if "family" in payload:
+        return train, family.settings_from(payload["family"])
+    return train, family.settings_from_legacy(saved)
+
 
 @dataclass(frozen=True)
 class LoadedGenerator:
     """What generate needs from a run: the generator, ready for inference, and how it was trained."""
 
-    kind: str  # "cyclegan" (photo -> Monet) | "dcgan" (noise -> Monet)
-    generator: nn.Module  # G_photo2monet for cyclegan, G for dcgan; eval mode, on the device
-    z_dim: int  # dcgan: the noise vector's length (feed torch.randn(n, z_dim)); cyclegan: 0
+    kind: str  # the family's name (train.model)
+    family: Family  # what it maps from (family.takes_photos: photos -> Monet, else noise -> Monet)
+    generator: nn.Module  # the family's generator_key network; eval mode, on the device
+    z_dim: int  # a noise family's noise length (feed torch.randn(n, z_dim)); 0 for a photo family
     train: TrainConfig  # the settings the checkpoint was trained with
+    settings: Any  # and its family's section
     step: int  # training steps behind these weights
+
+
+def untrained_generator(train: TrainConfig, settings: Any,
+                        device: str | torch.device = "cpu") -> LoadedGenerator:
+    """A generator of these settings with fresh weights (the notebook's clock times one before training)."""
+    family = get_family(train.model)
+    generator = family.build_generator(train, settings).to(device).eval()
+    return LoadedGenerator(kind=train.model, family=family, generator=generator,
+                           z_dim=family.noise_dim(settings), train=train, settings=settings, step=0)
 
 
 def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGenerator:
@@ -119,16 +153,15 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGene
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; run `python -m pipeline train` first (same --config/--set)")
+        raise UserError(f"{path}: checkpoint not found; run `python -m pipeline train` first (same "
+                        "--config/--set)")
     try:
         payload = read(path, map_location="cpu")
     except ValueError as exc:
         raise UserError(f"{path}: unreadable checkpoint ({exc}); re-run train, or pick another with "
                         "generate.checkpoint=PATH") from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    train = TrainConfig(**{k: v for k, v in payload["train"].items() if k in known})
-    generator = make_generator(train)
-    generator.load_state_dict(payload["models"]["G_photo2monet" if train.model == "cyclegan" else "G"])
-    generator.to(device).eval()
-    return LoadedGenerator(kind=train.model, generator=generator, z_dim=train.z_dim if train.model == "dcgan" else 0,
-                           train=train, step=int(payload["step"]))
+    train, settings = train_settings(payload)
+    loaded = untrained_generator(train, settings)
+    loaded.generator.load_state_dict(payload["models"][loaded.family.generator_key])
+    loaded.generator.to(device)
+    return dataclasses.replace(loaded, step=int(payload["step"]))

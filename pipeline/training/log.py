@@ -1,4 +1,5 @@
-"""What a run shows while and after it trains: losses.csv, loss_plot.png, samples/step_XXXXXX.png, samples.gif.
+"""What a run shows while and after it trains: losses.csv, loss_plot.png, samples/step_XXXXXX.png,
+samples.gif.
 
 Only rank 0 writes (the others get a TrainLog with enabled=False). The CSV is appended a row at a time;
 on resume, rows past the checkpoint's step (steps that will be trained again) are dropped first.
@@ -92,7 +93,7 @@ def plot_losses(csv_path: Path, target: Path) -> None:
     names = [k for k in rows[0] if k not in ("step", "epoch", "seconds", "lr")]
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.8 * len(names) + 0.6), sharex=True, squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
+    for ax, name in zip(axes[:, 0], names, strict=False):
         ax.plot(steps, [float(r[name]) for r in rows], lw=1)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

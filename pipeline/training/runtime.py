@@ -39,7 +39,8 @@ class Runtime:
         return self.world_size > 1
 
     def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
@@ -50,9 +51,11 @@ class Runtime:
         return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def wrap(self, net: nn.Module) -> nn.Module:
-        """The callable that trains `net`: DDP-wrapped across processes, compiled when asked. `net` keeps the weights."""
+        """The callable that trains `net`: DDP-wrapped across processes, compiled when asked. `net` keeps the
+        weights."""
         if self.distributed:
-            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(net, device_ids=ids)
         return torch.compile(net) if self.compile else net
 
     def adam(self, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -78,7 +81,8 @@ class Runtime:
 
 
 def setup(hw: HardwareConfig) -> Runtime:
-    """The device from hardware.device (auto = cuda > mps > cpu); joins the process group when under torchrun."""
+    """The device from hardware.device (auto = cuda > mps > cpu); joins the process group when under
+    torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(hw.device)
     if world_size > 1:
@@ -100,7 +104,8 @@ def setup(hw: HardwareConfig) -> Runtime:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """bf16 only where the tensor cores have it (compute capability 8.0+, Ampere on). A T4 (7.5) gets fp16 with
+    """bf16 only where the tensor cores have it (compute capability 8.0+, Ampere on). A T4 (7.5) gets fp16
+    with
     a grad scaler: `torch.cuda.is_bf16_supported()` also says yes where bf16 is emulated, which is slow."""
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
@@ -111,7 +116,8 @@ def teardown() -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """hardware.device as a torch.device: auto = cuda > mps > cpu; a named device that is absent is a UserError."""
+    """hardware.device as a torch.device: auto = cuda > mps > cpu; a named device that is absent is a
+    UserError."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -121,9 +127,12 @@ def pick_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"setting hardware.device: unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+        raise UserError(f"setting hardware.device: unknown device '{name}'; use auto, cpu, cuda, cuda:N or "
+                        "mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"setting hardware.device={name}, but no CUDA GPU is visible; use hardware.device=auto or cpu")
+        raise UserError(f"setting hardware.device={name}, but no CUDA GPU is visible; use "
+                        "hardware.device=auto or cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"setting hardware.device={name}, but MPS is not available here; use hardware.device=auto or cpu")
+        raise UserError(f"setting hardware.device={name}, but MPS is not available here; use "
+                        "hardware.device=auto or cpu")
     return device

@@ -51,7 +51,8 @@ def _fbm1d(rng: np.random.Generator, x: np.ndarray, base: int, octaves: int = 5)
 def blur(img: np.ndarray, factor: int) -> np.ndarray:
     """Cheap wide blur of a 2-D float image: shrink by `factor`, grow back bilinearly."""
     h, w = img.shape
-    small = Image.fromarray(img.astype(F32), "F").resize((max(1, w // factor), max(1, h // factor)), Image.BOX)
+    small = Image.fromarray(img.astype(F32), "F").resize((max(1, w // factor), max(1, h // factor)),
+                                                         Image.BOX)
     return np.asarray(small.resize((w, h), Image.BILINEAR))
 
 
@@ -148,7 +149,8 @@ def _trees(rng, img, yy, xx, horizon, base_range, light) -> None:
             cy = base - height * 0.6
             r = np.hypot(rel, (ty - cy) / height * 1.15)
             angle = np.arctan2(ty - cy, tx - cx)
-            lumps = 0.03 * np.sin(angle * 5 + rng.uniform(0, 6)) + 0.02 * np.sin(angle * 11 + rng.uniform(0, 6))
+            lumps = (0.03 * np.sin(angle * 5 + rng.uniform(0, 6))
+                     + 0.02 * np.sin(angle * 11 + rng.uniform(0, 6)))
             crown = np.maximum(_smoothstep(0.4 + lumps, 0.37 + lumps, r), (np.abs(rel) < 0.045) * (ty > cy))
         leaf = rgb([(0.16, 0.30, 0.12), (0.22, 0.34, 0.14), (0.12, 0.22, 0.14)][rng.integers(3)])
         tex = _fbm2d(rng, y1 - y0, x1 - x0, (4, 4), 3)

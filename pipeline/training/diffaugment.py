@@ -42,7 +42,8 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     cols = torch.arange(w, device=x.device).view(1, 1, w) - tx  # (b, 1, w)
     inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).unsqueeze(1)
     batch = torch.arange(b, device=x.device).view(b, 1, 1)
-    shifted = x[batch, :, rows.clamp(0, h - 1), cols.clamp(0, w - 1)].permute(0, 3, 1, 2)  # (b, h, w, c) -> bchw
+    # (b, h, w, c) -> bchw
+    shifted = x[batch, :, rows.clamp(0, h - 1), cols.clamp(0, w - 1)].permute(0, 3, 1, 2)
     return shifted * inside
 
 

@@ -7,10 +7,14 @@ the paper: it normalises each image on its own, so batching several images is ex
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ...weights import init_weights
+from .settings import CycleGANSettings
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:
@@ -31,7 +35,8 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3 + tanh (the paper's notation)."""
+    """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3 + tanh (the paper's
+    notation)."""
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9) -> None:
         super().__init__()
@@ -64,13 +69,15 @@ class UnetGenerator(nn.Module):
         for i, c in enumerate(widths):
             norm = 0 < i < depth - 1
             self.down.append(nn.Sequential(
-                nn.Conv2d(c_in, c, 4, 2, 1), *([nn.InstanceNorm2d(c)] if norm else []), nn.LeakyReLU(0.2, True)))
+                nn.Conv2d(c_in, c, 4, 2, 1), *([nn.InstanceNorm2d(c)] if norm else []), nn.LeakyReLU(0.2,
+                                                                                                     True)))
             c_in = c
         self.up = nn.ModuleList()
         for i in range(depth - 1, 0, -1):  # the deepest level has no skip partner yet
             c_skip = 0 if i == depth - 1 else widths[i]
             self.up.append(nn.Sequential(
-                nn.ConvTranspose2d(widths[i] + c_skip, widths[i - 1], 4, 2, 1), nn.InstanceNorm2d(widths[i - 1]),
+                nn.ConvTranspose2d(widths[i] + c_skip, widths[i - 1], 4, 2, 1),
+                nn.InstanceNorm2d(widths[i - 1]),
                 nn.ReLU(True)))
         self.last = nn.Sequential(nn.ConvTranspose2d(widths[0] * 2, 3, 4, 2, 1), nn.Tanh())
 
@@ -105,10 +112,22 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, d_layers + 1):
             c_out = ndf * min(2**n, 8)
             stride = 2 if n < d_layers else 1
-            layers += [nn.Conv2d(c_in, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(c_in, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2,
+                                                                                                    True)]
             c_in = c_out
         layers.append(nn.Conv2d(c_in, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def make_generator(train: Any, s: CycleGANSettings) -> nn.Module:
+    """Photo -> Monet (the same class serves Monet -> photo), from a checkpoint's or the current settings."""
+    if s.generator == "unet":
+        return init_weights(UnetGenerator(s.ngf, unet_depth(train.image_size)))
+    return init_weights(ResnetGenerator(s.ngf, s.n_blocks))
+
+
+def make_discriminator(train: Any, s: CycleGANSettings) -> nn.Module:
+    return init_weights(PatchDiscriminator(s.ndf, s.d_layers))

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from ...weights import init_weights
+from .settings import DCGANSettings
 
 
 def _levels(image_size: int) -> int:
@@ -63,3 +67,13 @@ class DCDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).flatten(1)
+
+
+def make_generator(train: Any, s: DCGANSettings) -> nn.Module:
+    """Noise (s.z_dim) -> a train.image_size Monet."""
+    return init_weights(DCGenerator(s.z_dim, s.width, train.image_size))
+
+
+def make_discriminator(train: Any, s: DCGANSettings) -> nn.Module:
+    return init_weights(DCDiscriminator(s.width, train.image_size, s.spectral_norm, s.d_dropout,
+                                        batch_norm=s.d_batch_norm))

@@ -1,0 +1,192 @@
+"""The model-family contract and its registry. Imports no torch: the settings, the CLI and the stage chain
+use it.
+
+A family is declared in two halves, so that loading settings and checking whether a stage is up to date
+never import torch:
+
+- `Family` (this module): what everything outside training needs to know. Its folder's `__init__.py`
+  subclasses it and registers it with `@register_family("name")`; that file and its `settings.py` import
+  nothing heavy.
+- the heavy half, named by "module:name" strings (".networks:make_generator": a module of the family's own
+  folder) that the registry imports only when asked: `generator`, a function (TrainConfig, settings) ->
+  nn.Module that generate uses to rebuild a checkpoint's generator, and `trainer`, a
+  `families.trainer.Trainer` subclass (the networks, optimisers and one training step).
+
+Discovery: the first lookup imports every subpackage of pipeline/training/families/ (only its light
+`__init__`), so adding a family is one new folder that touches no other file.
+
+How to write one, in the order the loop asks: `images_per_step` (which banks, how many images per step and
+rank; it also fixes the epoch length), `data_size` (the resolution the banks are loaded at), the trainer's
+`train_step`, `sample_inputs`/`sample` (progress grids) and `translate` (MiFID selection), `architecture`
+(what a resume compares) and `generator_key` (which network generate uses). A family that grows its
+resolution or batch by phase (ProGAN) chooses both here and in its step, not in the loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import field
+from typing import Any, ClassVar
+
+from ...engine.errors import UserError
+
+PHOTO, NOISE = "photo", "noise"  # what a family's generator maps from (Family.maps_from)
+BANKS = ("monet", "photo")  # the image banks a family may draw from: augmented Monets, photos
+
+
+def option(default: Any, help: str) -> Any:
+    """A settings field with its meaning kept where `python -m pipeline families --settings` reads it."""
+    return field(default=default, metadata={"help": help})
+
+
+def require(ok: bool, key: str, rule: str) -> None:
+    """A settings check: the same one-line error as every other section's (`setting KEY RULE`)."""
+    if not ok:
+        raise UserError(f"setting {key} {rule}")
+
+
+class Family(ABC):
+    """One model family, as the settings, the CLI, the stage chain, generate and the loop see it.
+
+    Declare (register_family checks they are set): `maps_from` (PHOTO or NOISE), `description` (one
+    sentence), `settings` (a frozen dataclass: the `[name]` section, with `option` fields and its own checks
+    in __post_init__), `generator` and `trainer` ("module:name", see the module docstring) and
+    `generator_key`. Implement `images_per_step` and `architecture`; override the rest where the default
+    does not fit.
+    """
+
+    name: ClassVar[str] = ""  # set by register_family
+    maps_from: ClassVar[str] = ""  # PHOTO (translates photos) | NOISE (samples from noise_dim-long noise)
+    maps_to: ClassVar[str] = "monet"
+    description: ClassVar[str] = ""
+    good_for: ClassVar[str] = ""  # when to choose it (README's table)
+    settings: ClassVar[type] = type(None)
+    generator: ClassVar[str] = ""  # "module:function": (TrainConfig, settings) -> the generator nn.Module
+    trainer: ClassVar[str] = ""  # "module:Class": its families.trainer.Trainer subclass
+    generator_key: ClassVar[str] = ""  # the generator's name in a checkpoint's "models"
+    # Settings fields that once lived in the flat [train] section: field -> old train key. They keep working
+    # (with a notice), old checkpoints load, and run names hash them as they did (see Config.train_hash).
+    legacy_keys: ClassVar[dict[str, str]] = {}
+
+    @abstractmethod
+    def images_per_step(self, train: Any, settings: Any) -> dict[str, int]:
+        """Images drawn from each bank (BANKS) per step and rank; known before the trainer is built."""
+
+    @abstractmethod
+    def architecture(self, train: Any, settings: Any) -> dict[str, Any]:
+        """The settings that decide the networks' shapes: a checkpoint made with others cannot be resumed."""
+
+    def noise_dim(self, settings: Any) -> int:
+        """The noise vector's length for a NOISE family (generate feeds torch.randn(n, noise_dim)); 0 else."""
+        return 0
+
+    def data_size(self, train: Any, settings: Any) -> int:
+        """The resolution training images are loaded at (random crops when smaller than the data's)."""
+        return train.image_size
+
+    def check(self, train: Any, settings: Any) -> None:  # noqa: B027 - optional: most families need none
+        """Checks across train.* and the family's section (each alone checks itself in __post_init__)."""
+
+    def summary(self, settings: Any) -> str:
+        """A few words naming the model and its main options (notebook and kernel texts)."""
+        return self.name
+
+    # -- derived: no need to override ---------------------------------------------------------------------
+    @property
+    def takes_photos(self) -> bool:
+        return self.maps_from == PHOTO
+
+    def banks(self, train: Any, settings: Any) -> list[str]:
+        return list(self.images_per_step(train, settings))
+
+    def heavy_modules(self) -> list[str]:
+        """The modules of its generator and trainer: what a stage's cache key must follow besides imports."""
+        return [self._module(self.generator), self._module(self.trainer)]
+
+    def build_generator(self, train: Any, settings: Any) -> Any:
+        return self._load(self.generator)(train, settings)
+
+    def trainer_class(self) -> Any:
+        return self._load(self.trainer)
+
+    def _module(self, target: str) -> str:
+        """The absolute module of a "module:name" target (".networks" = in the family's own folder)."""
+        return importlib.util.resolve_name(target.partition(":")[0], type(self).__module__)
+
+    def _load(self, target: str) -> Any:
+        return getattr(importlib.import_module(self._module(target)), target.partition(":")[2])
+
+    def default_settings(self) -> Any:
+        return self.settings()
+
+    def settings_from(self, values: dict[str, Any]) -> Any:
+        """The section from a dict (a checkpoint's), ignoring keys it does not know."""
+        known = {f.name for f in dataclasses.fields(self.settings)}
+        return self.settings(**{k: v for k, v in values.items() if k in known})
+
+    def settings_from_legacy(self, flat_train: dict[str, Any]) -> Any:
+        """The section from the flat train dict that checkpoints held before families had sections."""
+        return self.settings(**{new: flat_train[old] for new,
+                                old in self.legacy_keys.items() if old in flat_train})
+
+    def legacy_values(self, settings: Any) -> dict[str, Any]:
+        """The section under its old flat train names (for the run names of before)."""
+        return {old: getattr(settings, new) for new, old in self.legacy_keys.items()}
+
+
+_REGISTRY: dict[str, Family] = {}
+_discovered = [False]
+
+
+def register_family(name: str) -> Any:
+    """Class decorator: make a Family subclass known under `name` (the value of train.model)."""
+
+    def register(cls: type[Family]) -> type[Family]:
+        missing = [a for a in ("maps_from", "description", "generator", "trainer", "generator_key")
+                   if not getattr(cls, a)]
+        if missing or not dataclasses.is_dataclass(cls.settings):
+            raise TypeError(f"family {name}: declare {', '.join(missing) or 'settings (a frozen dataclass)'}")
+        if cls.maps_from not in (PHOTO, NOISE):
+            raise TypeError(f"family {name}: maps_from must be PHOTO or NOISE")
+        cls.name = name
+        _REGISTRY[name] = cls()
+        return cls
+
+    return register
+
+
+def unregister_family(name: str) -> None:
+    """Forget a family (tests that register a throwaway one)."""
+    _REGISTRY.pop(name, None)
+
+
+def _discover() -> None:
+    """Import every family folder's light __init__ once (it registers itself)."""
+    if _discovered[0]:
+        return
+    _discovered[0] = True
+    package = importlib.import_module(__package__)
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.ispkg:
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def families() -> dict[str, Family]:
+    """Every registered family by name, sorted."""
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def family_names() -> list[str]:
+    return list(families())
+
+
+def get_family(name: str) -> Family:
+    found = families()
+    if name not in found:
+        raise UserError(f"unknown model family '{name}'; registered families: {', '.join(found)}")
+    return found[name]
+
