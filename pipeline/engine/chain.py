@@ -24,7 +24,8 @@ def _download_inputs(cfg: Config) -> list[Path]:
 
 
 def _train_inputs(cfg: Config) -> list[Path]:
-    return [cfg.bank_dir(bank) for bank in cfg.family.banks(cfg.train, cfg.model_settings)]
+    return ([cfg.bank_dir(bank) for bank in cfg.family.banks(cfg.train, cfg.model_settings)]
+            + cfg.family.extra_inputs(cfg))
 
 
 def _train_settings(cfg: Config) -> dict:

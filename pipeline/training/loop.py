@@ -78,6 +78,7 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
     # -- family: its trainer, with the same initial weights on every rank (DDP also broadcasts rank 0's) ----
     _seed_everything(t.seed)
     trainer: Trainer = family.trainer_class()(family, t, settings, rt, data.total)
+    trainer.extra_inputs = family.extra_inputs(cfg)  # files besides the banks (pix2pix's teacher)
 
     # -- resume: the newest readable checkpoint, else a fresh start -----------------------------------------
     progress = _resume(out, family, trainer, rt, say)

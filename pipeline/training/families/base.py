@@ -29,6 +29,7 @@ import importlib.util
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ...engine.errors import UserError
@@ -89,6 +90,11 @@ class Family(ABC):
 
     def check(self, train: Any, settings: Any) -> None:  # noqa: B027 - optional: most families need none
         """Checks across train.* and the family's section (each alone checks itself in __post_init__)."""
+
+    def extra_inputs(self, cfg: Any) -> list[Path]:
+        """Files training reads besides the banks (a teacher run's checkpoint): the train stage's key follows
+        them, and the loop hands them to the trainer as `extra_inputs`. Most families read none."""
+        return []
 
     def summary(self, settings: Any) -> str:
         """A few words naming the model and its main options (notebook and kernel texts)."""

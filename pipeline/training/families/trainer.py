@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Any, ClassVar
 
@@ -44,17 +44,19 @@ class Trainer(ABC):
     generators: ClassVar[tuple[str, ...]]
     discriminators: ClassVar[tuple[str, ...]]
     instance_noise: float = 0.0  # std of the noise added to D's inputs at the start, fading to 0
+    extra_inputs: tuple = ()  # Family.extra_inputs(cfg), set by the loop after __init__ (most: none)
 
     def __init__(self, family: Family, t: TrainConfig, settings: Any, rt: Runtime, total_steps: int) -> None:
         self.family, self.t, self.s, self.rt = family, t, settings, rt
         self.nets: dict[str, nn.Module] = {n: rt.place(self.make_generator()) for n in self.generators}
         self.nets.update({n: rt.place(self.make_discriminator()) for n in self.discriminators})
         self.train_nets = {n: rt.wrap(net) for n, net in self.nets.items()}
-        betas, scale = (t.beta1, t.beta2), t.lr_factor(rt.world_size)
+        scale = t.lr_factor(rt.world_size)
         self.optimizers = {
-            "G": rt.adam(chain(*(self.nets[n].parameters() for n in self.generators)), t.lr * scale, betas),
-            "D": rt.adam(chain(*(self.nets[n].parameters() for n in self.discriminators)), t.lr_d * scale,
-                         betas)}
+            "G": self.make_optimizer("G", chain(*(self.nets[n].parameters() for n in self.generators)),
+                                     t.lr * scale),
+            "D": self.make_optimizer("D", chain(*(self.nets[n].parameters() for n in self.discriminators)),
+                                     t.lr_d * scale)}
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(total_steps, t.decay_start))
                            for k, opt in self.optimizers.items()}
         self.scaler = rt.grad_scaler()
@@ -85,6 +87,11 @@ class Trainer(ABC):
     @abstractmethod
     def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
         """The generator's output for a batch of photos (a noise family ignores them but for their number)."""
+
+    def make_optimizer(self, which: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        """Optimiser "G" or "D" over `params` at `lr` (train.lr or train.lr_d, scaled for the global batch):
+        Adam with train.beta1/beta2 unless a family overrides this (WGAN: RMSprop)."""
+        return self.rt.adam(params, lr, (self.t.beta1, self.t.beta2))
 
     # -- shared machinery --------------------------------------------------------------------------------
     def d_input(self, x: torch.Tensor, progress: float) -> torch.Tensor:
@@ -153,3 +160,26 @@ class Trainer(ABC):
 
     def load_rank_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - a family without rank state
         pass
+
+
+class NoiseTrainer(Trainer):
+    """What every noise -> image family's trainer shares: its noise (settings.z_dim long), the fixed noise of
+    the progress grids, the grids and `translate`. A conditional family overrides `sample`/`translate`."""
+
+    grid_size: ClassVar[int] = 16  # fixed noise vectors in a progress grid
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.s.z_dim, device=self.rt.device)
+
+    def sample_inputs(self, banks: dict[str, ImageBank]) -> torch.Tensor:
+        """Fixed noise (its own seeded generator: drawing it must not move the training RNG)."""
+        gen = torch.Generator().manual_seed(self.t.seed)
+        return torch.randn(self.grid_size, self.s.z_dim, generator=gen).to(self.rt.device)
+
+    def sample(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
+        with self.inference():
+            return self.nets["G"](z).float(), 4
+
+    def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
+        return g(self.noise(photos.shape[0]))
+

@@ -105,9 +105,9 @@ def unet_depth(image_size: int) -> int:
 class PatchDiscriminator(nn.Module):
     """PatchGAN: a grid of real/fake logits, each seeing a 70x70 patch when d_layers = 3."""
 
-    def __init__(self, ndf: int = 64, d_layers: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    def __init__(self, ndf: int = 64, d_layers: int = 3, in_channels: int = 3) -> None:
+        super().__init__()  # in_channels: 6 for pix2pix's conditional D (input and output together)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c_in = ndf
         for n in range(1, d_layers + 1):
             c_out = ndf * min(2**n, 8)

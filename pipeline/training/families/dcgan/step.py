@@ -8,13 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...banks import ImageBank
 from ...losses import AdversarialLoss, gradient_penalty
-from ..trainer import Losses, Trainer
+from ..trainer import Losses, NoiseTrainer
 from .networks import make_discriminator, make_generator
 
 
-class DCGANTrainer(Trainer):
+class DCGANTrainer(NoiseTrainer):
     """Radford et al. 2016, with the options of the DCGAN art experiments: BCE with one-sided label smoothing,
     LSGAN, or WGAN-GP (n_critic critic steps per generator step); separate G/D learning rates."""
 
@@ -32,9 +31,6 @@ class DCGANTrainer(Trainer):
 
     def make_discriminator(self) -> nn.Module:
         return make_discriminator(self.t, self.s)
-
-    def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.s.z_dim, device=self.rt.device)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
         s, adv = self.s, self.adversarial
@@ -64,15 +60,3 @@ class DCGANTrainer(Trainer):
         self.freeze_discriminators(False)
         self.end_step()
         return {"G": loss_G.detach(), **losses}
-
-    def sample_inputs(self, banks: dict[str, ImageBank], n: int = 16) -> torch.Tensor:
-        """Fixed noise (its own seeded generator: drawing it must not move the training RNG)."""
-        gen = torch.Generator().manual_seed(self.t.seed)
-        return torch.randn(n, self.s.z_dim, generator=gen).to(self.rt.device)
-
-    def sample(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
-        with self.inference():
-            return self.nets["G"](z).float(), 4
-
-    def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
-        return g(self.noise(photos.shape[0]))

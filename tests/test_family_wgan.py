@@ -1,0 +1,182 @@
+"""The wgan family: DCGAN's networks as a weight-clipped Wasserstein critic and generator, RMSprop, n_critic
+critic steps per generator step; trains, resumes exactly after a kill -9, runs under fp16 and two gloo
+processes, and generates submission-size JPEGs."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from conftest import make_jpegs, tiny_config
+from PIL import Image
+
+from pipeline.config import TrainConfig
+from pipeline.engine.chain import STAGES
+from pipeline.engine.errors import UserError
+from pipeline.training import checkpoint
+from pipeline.training import loop as train
+from pipeline.training.families import get_family
+from pipeline.training.log import read_csv
+from pipeline.training.runtime import Runtime
+
+REPO = Path(__file__).resolve().parents[1]
+# 8 paintings of 40 px cropped to 32; 2 critic steps of 2 images per step: 2 steps an epoch.
+TINY = ("train.model=wgan", "train.image_size=32", "wgan.width=4", "wgan.z_dim=8", "wgan.n_critic=2",
+        "train.batch_size=2", "train.epochs=2", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=3", "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1",
+        "hardware.device=cpu")
+
+
+def make_trainer(rt: Runtime, clip: float = 0.01, **train):
+    family = get_family("wgan")
+    t = TrainConfig(model="wgan", image_size=32, batch_size=2, **train)
+    s = family.settings(width=4, z_dim=8, n_critic=3, clip=clip, lr=5e-5)
+    return family.trainer_class()(family, t, s, rt, 10), family.images_per_step(t, s)
+
+
+def test_every_critic_weight_stays_clipped_and_the_optimisers_are_rmsprop():
+    torch.manual_seed(0)
+    fam, per_step = make_trainer(Runtime(device=torch.device("cpu")), clip=0.005)
+    assert per_step == {"monet": 6}  # a fresh real batch for each of the 3 critic steps
+    critic = fam.nets["D"]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    assert all(isinstance(o, torch.optim.RMSprop) for o in fam.optimizers.values())
+    assert fam.optimizers["D"].param_groups[0]["lr"] == pytest.approx(5e-5 * 2 ** 0.5)  # sqrt(batch 2)
+    batch = {"monet": torch.rand(6, 3, 32, 32) * 2 - 1}
+    before = [p.detach().clone() for p in critic.parameters()]
+    critic_steps = []
+    real_step = fam.optimizers["D"].step
+
+    def step_then_check(*args, **kwargs):  # the bound must hold after every critic step, not only the last
+        out = real_step(*args, **kwargs)
+        critic_steps.append(max(p.abs().max().item() for p in critic.parameters()))
+        return out
+
+    fam.optimizers["D"].step = step_then_check
+    for i in range(4):
+        losses = fam.train_step(batch, i / 10)
+        assert set(losses) == {"G", "D", "W"} and all(torch.isfinite(v) for v in losses.values())
+        assert max(p.abs().max().item() for p in critic.parameters()) <= 0.005
+    assert len(critic_steps) == 12  # 3 critic steps x 4 steps
+    assert any(m > 0.005 for m in critic_steps)  # RMSprop did step past the bound: the clamp brought it back
+    after = list(critic.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))  # the critic did learn
+    hit = sum((p.abs() == 0.005).sum().item() for p in after)
+    assert hit > 0  # weights sit on the bound: the clamp acted
+
+
+def test_fp16_with_a_grad_scaler_keeps_the_clip_and_finite_losses():
+    torch.manual_seed(0)
+    fam, per_step = make_trainer(Runtime(device=torch.device("cpu"), amp_dtype=torch.float16))
+    assert fam.scaler.is_enabled()
+    batch = {"monet": torch.rand(per_step["monet"], 3, 32, 32) * 2 - 1}
+    for i in range(3):
+        assert all(torch.isfinite(v) for v in fam.train_step(batch, i / 10).values())
+    assert max(p.abs().max().item() for p in fam.nets["D"].parameters()) <= 0.01
+
+
+def test_settings_are_checked():
+    with pytest.raises(UserError, match="setting wgan.clip must be > 0"):
+        tiny_config(Path("/nonexistent"), *TINY, "wgan.clip=0")
+    with pytest.raises(UserError, match="setting wgan.n_critic must be >= 1"):
+        tiny_config(Path("/nonexistent"), *TINY, "wgan.n_critic=0")
+
+
+def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
+    long = ("train.epochs=12", "train.checkpoint_every=3", "train.sample_every=1000")
+    reference = tiny_config(tmp_path, *TINY, *long, "train.run=reference")
+    assert "24/24 steps" in train.build(reference, reference.run_dir)
+
+    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo",
+            "--set", f"paths.data={tmp_path / 'data'}",
+            *[a for o in (*TINY, *long, "train.run=killed") for a in ("--set", o)]]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run_dir = tmp_path / "data" / "runs" / "killed"
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(read_csv(run_dir / "losses.csv"))
+    assert 0 < killed_at < 24, "the run should have been killed part-way"
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from step" in done.stdout
+    ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference.run_dir / "last.pt")
+    assert ours["step"] == theirs["step"] == 24
+    for net in ("G", "D"):
+        for k, v in theirs["models"][net].items():
+            assert torch.equal(ours["models"][net][k], v), (net, k)
+    assert max(v.abs().max().item() for v in ours["models"]["D"].values()) <= 0.01
+    rows = read_csv(run_dir / "losses.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 25))
+    ref_rows = read_csv(reference.run_dir / "losses.csv")
+    assert [r["W"] for r in rows[-10:]] == [r["W"] for r in ref_rows[-10:]]
+
+
+def test_a_trained_run_generates_submission_size_jpegs(tmp_path):
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
+    cfg = tiny_config(tmp_path, *TINY, "generate.count=5", "zip.min_images=1", "zip.max_images=10")
+    assert "4/4 steps" in train.build(cfg, cfg.run_dir)
+    loaded = checkpoint.load_generator(cfg.run_dir / "last.pt")
+    assert loaded.kind == "wgan" and loaded.z_dim == 8 and loaded.step == 4
+    out = STAGES["generate"].run(cfg)
+    made = sorted(out.glob("*.jpg"))
+    assert len(made) == 5
+    with Image.open(made[0]) as img:
+        assert img.size == (256, 256) and img.format == "JPEG"  # 32 px made, scaled to the submission's
+    assert STAGES["zip"].run(cfg).is_file()
+
+
+def built_params(name: str):
+    family = get_family("wgan")
+    t, s = TrainConfig(model="wgan", image_size=32), family.settings(width=4, z_dim=8)
+    net = family.build_generator(t, s) if name == "G" else family._load(".networks:make_critic")(t, s)
+    return net.named_parameters()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    built = []
+    family = get_family("wgan")
+
+    class Recorded(family.trainer_class()):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    family.trainer_class = lambda: Recorded  # this spawned process's registry only
+    STAGES["train"].run(tiny_config(tmp_path, *TINY, "train.batch_size=1"))
+    torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
+
+
+def test_two_gloo_processes_train_in_sync(tmp_path):
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
+    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path), nprocs=2, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    # The parameters: gradients are averaged, clipping is the same on both. (G's batch-norm running
+    # statistics follow each rank's own noise, as DCGAN's do; rank 0's are the ones saved.)
+    for name, weights in ranks[0].items():
+        params = dict(built_params(name))
+        assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items() if k in params), name
+    saved = checkpoint.read(tiny_config(tmp_path, *TINY, "train.batch_size=1").run_dir / "last.pt")
+    assert saved["step"] == 4  # 8 paintings / (2 critic steps x batch 1 x 2 ranks) = 2 steps an epoch
+    assert all(torch.equal(v, ranks[0]["D"][k]) for k, v in saved["models"]["D"].items())
+    assert max(v.abs().max().item() for v in saved["models"]["D"].values()) <= 0.01
