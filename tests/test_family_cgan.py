@@ -2,16 +2,11 @@
 checkpoint's key, the batch mixes photos and Monets as photo_fraction says, and training resumes exactly."""
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 from conftest import make_jpegs, tiny_config
+from test_train import train_two_ranks
 
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
@@ -183,25 +178,12 @@ def test_a_step_under_autocast_steps_both_optimizers(config, dtype):
         assert any(not torch.equal(a, b) for a, b in zip(before[n], net.parameters(), strict=True)), n
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    STAGES["train"].run(tiny_config(tmp_path, *TINY, "train.batch_size=2", "train.epochs=2"))
-    cfg = tiny_config(tmp_path, *TINY, "train.batch_size=2", "train.epochs=2")
-    if rank == 0:
-        torch.save(checkpoint.read(cfg.run_dir / "last.pt")["models"], tmp_path / "r0.pt")
-
-
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_data(tmp_path)
-    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path), nprocs=2, start_method="spawn")
+    ranks = train_two_ranks(tmp_path, (*TINY, "train.batch_size=2", "train.epochs=2"))
+    same = [torch.equal(v, ranks[1]["G"][k]) for k, v in ranks[0]["G"].items() if "running" not in k
+            and "num_batches" not in k]  # parameters; batch-norm statistics follow each rank's own noise
+    assert same and all(same)
     cfg = tiny_config(tmp_path, *TINY, "train.batch_size=2", "train.epochs=2")
     saved = checkpoint.read(cfg.run_dir / "last.pt")
     assert saved["step"] == 8  # 8 paintings / (1 Monet a batch x 2 ranks) = 4 steps an epoch

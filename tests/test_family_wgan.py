@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from conftest import make_jpegs, tiny_config
 from PIL import Image
+from test_train import train_two_ranks
 
 from pipeline.config import TrainConfig
 from pipeline.engine.chain import STAGES
@@ -144,33 +143,9 @@ def built_params(name: str):
     return net.named_parameters()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    built = []
-    family = get_family("wgan")
-
-    class Recorded(family.trainer_class()):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            built.append(self)
-
-    family.trainer_class = lambda: Recorded  # this spawned process's registry only
-    STAGES["train"].run(tiny_config(tmp_path, *TINY, "train.batch_size=1"))
-    torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
-
-
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path), nprocs=2, start_method="spawn")
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = train_two_ranks(tmp_path, (*TINY, "train.batch_size=1"))
     # The parameters: gradients are averaged, clipping is the same on both. (G's batch-norm running
     # statistics follow each rank's own noise, as DCGAN's do; rank 0's are the ones saved.)
     for name, weights in ranks[0].items():

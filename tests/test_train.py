@@ -269,8 +269,8 @@ def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tu
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     built = []
-
-    family = get_family("cyclegan")
+    cfg = tiny_config(tmp_path, *options)
+    family = cfg.family
 
     class Recorded(family.trainer_class()):
         def __init__(self, *args, **kwargs):
@@ -278,15 +278,20 @@ def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tu
             built.append(self)
 
     family.trainer_class = lambda: Recorded  # this spawned process's registry only
-    STAGES["train"].run(tiny_config(tmp_path, *TINY, *options))
+    STAGES["train"].run(cfg)
     torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
+
+
+def train_two_ranks(tmp_path: Path, options: tuple[str, ...]) -> list[dict]:
+    """The train stage under two gloo processes (any family, by its options); each rank's final weights."""
+    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path, options), nprocs=2, start_method="spawn")
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_data(tmp_path)
     options = ("train.batch_size=1", "train.epochs=2", "train.diffaugment=color,translation")
-    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path, options), nprocs=2, start_method="spawn")
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = train_two_ranks(tmp_path, (*TINY, *options))
     for name, weights in ranks[0].items():
         assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
     cfg = tiny_config(tmp_path, *TINY, *options)

@@ -63,9 +63,9 @@ class Trainer(ABC):
         self.policy = parse_policy(t.diffaugment)
 
     # -- what a family implements -----------------------------------------------------------------------
-    @abstractmethod
     def make_generator(self) -> nn.Module:
-        """One generator, freshly initialised (the family's `generator` function, usually)."""
+        """One generator, freshly initialised: the family's `generator` function, unless overridden."""
+        return self.family.build_generator(self.t, self.s)
 
     @abstractmethod
     def make_discriminator(self) -> nn.Module:

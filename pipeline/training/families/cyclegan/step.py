@@ -11,7 +11,7 @@ from torch import nn
 from ...banks import ImageBank
 from ...losses import AdversarialLoss, reconstruction_loss
 from ..trainer import Losses, Trainer
-from .networks import make_discriminator, make_generator
+from .networks import make_discriminator
 
 
 class ImagePool:
@@ -56,9 +56,6 @@ class CycleGANTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.adversarial = AdversarialLoss("lsgan")
         self.pools = {"monet": ImagePool(self.s.pool_size), "photo": ImagePool(self.s.pool_size)}
-
-    def make_generator(self) -> nn.Module:
-        return make_generator(self.t, self.s)
 
     def make_discriminator(self) -> nn.Module:
         return make_discriminator(self.t, self.s)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ...losses import AdversarialLoss, gradient_penalty
 from ..trainer import Losses, NoiseTrainer
-from .networks import make_discriminator, make_generator
+from .networks import make_discriminator
 
 
 class DCGANTrainer(NoiseTrainer):
@@ -25,9 +25,6 @@ class DCGANTrainer(NoiseTrainer):
         s = self.s
         self.adversarial = AdversarialLoss(s.loss, real_label=s.label_smoothing if s.loss == "bce" else 1.0)
         self.instance_noise = s.instance_noise
-
-    def make_generator(self) -> nn.Module:
-        return make_generator(self.t, self.s)
 
     def make_discriminator(self) -> nn.Module:
         return make_discriminator(self.t, self.s)

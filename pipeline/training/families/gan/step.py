@@ -9,7 +9,7 @@ from torch import nn
 
 from ...losses import AdversarialLoss
 from ..trainer import Losses, NoiseTrainer
-from .networks import make_discriminator, make_generator
+from .networks import make_discriminator
 
 
 class GANTrainer(NoiseTrainer):
@@ -19,9 +19,6 @@ class GANTrainer(NoiseTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.adversarial = AdversarialLoss("bce")  # no label smoothing: the paper's objective
-
-    def make_generator(self) -> nn.Module:
-        return make_generator(self.t, self.s)
 
     def make_discriminator(self) -> nn.Module:
         return make_discriminator(self.t, self.s)

@@ -12,7 +12,7 @@ from torch import nn
 from ...banks import ImageBank
 from ...losses import AdversarialLoss, reconstruction_loss
 from ..trainer import Losses, Trainer
-from .networks import make_discriminator, make_generator
+from .networks import make_discriminator
 from .pairing import make_pairing
 
 
@@ -30,9 +30,6 @@ class Pix2PixTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.adversarial = AdversarialLoss(self.s.loss)
         self._pairing: Callable[[torch.Tensor], torch.Tensor] | None = None
-
-    def make_generator(self) -> nn.Module:
-        return make_generator(self.t, self.s)
 
     def make_discriminator(self) -> nn.Module:
         return make_discriminator(self.t, self.s)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..trainer import Losses, NoiseTrainer
-from .networks import clip_weights, make_critic, make_generator
+from .networks import clip_weights, make_critic
 
 
 class WGANTrainer(NoiseTrainer):
@@ -17,9 +17,6 @@ class WGANTrainer(NoiseTrainer):
 
     generators = ("G",)
     discriminators = ("D",)
-
-    def make_generator(self) -> nn.Module:
-        return make_generator(self.t, self.s)
 
     def make_discriminator(self) -> nn.Module:
         return make_critic(self.t, self.s)
