@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import make_jpegs, tiny_config
-from test_train import train_two_ranks
+from test_train import train_then_resume_from_step_3, train_two_ranks
 
 from pipeline.engine.errors import UserError
 from pipeline.training import checkpoint
@@ -140,20 +140,7 @@ def test_the_monet_label_learns_the_paintings_colour(tmp_path):
 
 def test_resumed_training_repeats_the_uninterrupted_losses_and_weights(config, capsys):
     cfg = config("train.epochs=2", "train.checkpoint_every=3")
-    train.build(cfg, cfg.run_dir)
-    uninterrupted = losses(cfg)
-    final = checkpoint.read(cfg.run_dir / "last.pt")["models"]
-    assert len(uninterrupted) == 8
-    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
-        path.unlink()  # as if the run had died right after its step-3 checkpoint
-    capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
-    assert "resuming from step 3" in capsys.readouterr().out
-    resumed = losses(cfg)
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:], strict=True):
-        for key in a.keys() - {"seconds"}:
-            assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
+    final = train_then_resume_from_step_3(cfg, capsys)
     again = checkpoint.read(cfg.run_dir / "last.pt")["models"]
     for net in ("G", "D"):
         for key, value in final[net].items():

@@ -89,8 +89,15 @@ def test_each_family_trains_and_leaves_a_usable_run(config, options):
 ], ids=["cyclegan", "dcgan"])
 def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, options):
     cfg = config("train.epochs=2", "train.checkpoint_every=3", *options)
+    train_then_resume_from_step_3(cfg, capsys)
+
+
+def train_then_resume_from_step_3(cfg: Config, capsys: pytest.CaptureFixture[str]) -> dict:
+    """Train 8 steps, drop every checkpoint after step 3 (as if the run died there), train again: the resumed
+    run says so and logs the uninterrupted run's losses. Returns the uninterrupted run's final weights."""
     train.build(cfg, cfg.run_dir)
     uninterrupted = losses(cfg)
+    final = checkpoint.read(cfg.run_dir / "last.pt")["models"]
     assert len(uninterrupted) == 8
     for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
         path.unlink()  # as if the run had died right after its step-3 checkpoint
@@ -99,9 +106,10 @@ def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, optio
     assert "resuming from step 3" in capsys.readouterr().out
     resumed = losses(cfg)
     assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:], strict=False):
+    for a, b in zip(uninterrupted[3:], resumed[3:], strict=True):
         for key in a.keys() - {"seconds"}:
             assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
+    return final
 
 
 def test_a_killed_run_resumes_to_the_full_step_count(tmp_path):
