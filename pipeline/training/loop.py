@@ -63,7 +63,9 @@ def build(cfg: Config, out: Path) -> str:
     session_start = time.monotonic()
     rt = setup(cfg.hardware)
     try:
-        return _train(cfg, out, rt, session_start)
+        summary = _train(cfg, out, rt, session_start)
+        rt.barrier()  # no rank leaves the group while rank 0 still writes its last checkpoint
+        return summary
     finally:
         teardown()
 
