@@ -22,7 +22,7 @@ TRAIN_RUN = $(RUN)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip kernel push submit test kaggle-check bench lint clean
+.PHONY: help setup demo download augment train generate score zip leaderboard check-page kernel push submit test kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
@@ -61,13 +61,19 @@ score: $(STAMP) ## local MiFID of submissions/images; appends to submissions/lea
 zip: $(STAMP) ## validate and write submissions/images.zip
 	$(RUN) zip $(ARGS)
 
+leaderboard: $(STAMP) ## write submissions/leaderboard.html: one row per run, its scores and pictures
+	$(RUN) leaderboard $(ARGS)
+
+check-page: $(STAMP) ## write the leaderboard page, then check in headless Chromium that every picture loads
+	$(RUN) leaderboard --check $(ARGS)
+
 kernel: $(STAMP) ## build the Kaggle notebook kernel in kernels/<slug>
 	$(RUN) kernel $(ARGS)
 
 push: $(STAMP) ## build the kernel and push it to Kaggle
 	$(RUN) push $(ARGS)
 
-submit: $(STAMP) ## push, wait, fetch, check, score and submit (DRY_RUN=1 stops before submitting)
+submit: $(STAMP) ## push, wait, fetch, check, score, submit, wait for the public score (DRY_RUN=1: no submit)
 	$(RUN) submit $(ARGS) $(if $(DRY_RUN),--set submit.dry_run=true)
 
 test: $(STAMP) ## run the test suite

@@ -14,6 +14,7 @@ import sys
 from .config import available_presets, load_config
 from .engine.chain import COMMANDS, STAGES
 from .engine.errors import StageSkipped, UserError
+from .engine.stage import is_main_process
 
 EXIT_USER_ERROR = 2
 EXIT_SKIPPED = 3
@@ -47,9 +48,14 @@ def dispatch(args: argparse.Namespace) -> int:
         raise UserError(f"'{cmd.name}' is not built yet in this version of the pipeline "
                         f"({module} is missing)")
     if cmd.handler:
-        return getattr(importlib.import_module(module), func)(cfg, args) or 0
-    STAGES[cmd.name].run(cfg, force=args.force)
-    return 0
+        code = getattr(importlib.import_module(module), func)(cfg, args) or 0
+    else:
+        STAGES[cmd.name].run(cfg, force=args.force)
+        code = 0
+    if cmd.after and code == 0 and is_main_process():  # under torchrun, rank 0 alone
+        module, _, func = cmd.after.partition(":")
+        getattr(importlib.import_module(module), func)(cfg)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

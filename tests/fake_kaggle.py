@@ -12,7 +12,8 @@ Scripted mode (the default): `statuses` is the sequence GetKernelSessionStatus a
 repeats), `output_files` and `log` what ListKernelSessionOutput lists, `push_error` makes SaveKernel
 answer HTTP 200 with a validation error, `fail(method, *codes)` answers the next calls of a method with
 those HTTP codes (0 = drop the connection) before serving it ("files" for downloads, "logs" for the log
-stream).
+stream). ListSubmissions lists what CreateCodeSubmission received, newest first: each is PENDING for its
+first `pending_lists` listings, then COMPLETE with `public_score` (or ERROR with `submission_error`).
 
 Executing mode (`execute_with(competition_dir, datasets)`): Kaggle runs what it is sent. SaveKernel lays
 out a fresh `<tmp>/kaggle-runs/<version>/` (`input/<competition>/` and `input/<dataset-slug>/` copied
@@ -97,6 +98,9 @@ class FakeKaggle:
     output_files: dict[str, bytes] = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)  # Kaggle's log format: [{stream_name, time, data}]
     cut_log_stream: list[int] = field(default_factory=list)  # cut the next log streams after N events each
+    public_score: str = "41.2345"  # every submission's public MiFID once "scored"
+    submission_error: str = ""  # instead: every submission ends in ERROR with this description
+    pending_lists: int = 1  # listings of a new submission that show it PENDING before it is scored
     execution: Execution | None = None  # set by execute_with: Kaggle runs what it is sent
     runs: dict[int, KaggleRun] = field(default_factory=dict)  # version -> its run (executing mode)
     workdir: Path | None = None  # where runs are laid out (serving() sets the test's tmp_path)
@@ -108,6 +112,7 @@ class FakeKaggle:
     _faults: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     _files: dict[str, bytes] = field(default_factory=dict)
     _status_calls: int = 0
+    _listed: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # submission -> times listed
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, method: str, *codes: int) -> None:
@@ -253,6 +258,23 @@ class FakeKaggle:
         self.submissions.append(body)
         return 200, {"message": "Your submission was successfully saved",
                      "ref": 1000 + len(self.submissions)}, ""
+
+    def _ListSubmissions(self, body: dict) -> tuple[int, dict, str]:
+        if body.get("competitionName") != self.competition:
+            return 404, {"code": 404, "message": "Competition not found"}, ""
+        size, page = int(body.get("pageSize") or 20), int(body.get("page") or 1)
+        newest_first = list(reversed(range(len(self.submissions))))[(page - 1) * size:page * size]
+        return 200, {"submissions": [self._listing(i) for i in newest_first]}, ""
+
+    def _listing(self, i: int) -> dict:
+        """Submission i as ListSubmissions shows it now (each listing brings its scoring closer)."""
+        body, scored = self.submissions[i], self._listed[i] >= self.pending_lists
+        self._listed[i] += 1
+        status = "PENDING" if not scored else "ERROR" if self.submission_error else "COMPLETE"
+        return {"ref": 1001 + i, "date": f"2026-11-30T12:{i % 60:02d}:00.000Z",
+                "description": body.get("submissionDescription", ""), "fileName": body.get("fileName", ""),
+                "status": status, **({"publicScore": self.public_score} if status == "COMPLETE" else {}),
+                **({"errorDescription": self.submission_error} if status == "ERROR" else {})}
 
     def _serve(self, name: str, data: bytes) -> str:
         token = secrets.token_hex(8)

@@ -152,7 +152,7 @@ def test_a_step_under_autocast_steps_both_optimizers(config, dtype):
     cfg = config()
     rt = Runtime(device=torch.device("cpu"), amp_dtype=dtype)
     family = get_family("cgan")
-    trainer = family.trainer_class()(family, cfg.train, cfg.model_settings, rt, 10)
+    trainer = family.trainer_class()(family, cfg.train, cfg.model_settings, rt)
     assert trainer.scaler.is_enabled() == (dtype == torch.float16)
     before = {n: [p.detach().clone() for p in net.parameters()] for n, net in trainer.nets.items()}
     batch = {k: torch.rand(n, 3, 32, 32) * 2 - 1

@@ -93,7 +93,7 @@ def test_fp16_with_a_grad_scaler_steps_both_optimizers():
     family = get_family("gan")
     rt = Runtime(device=torch.device("cpu"), amp_dtype=torch.float16)
     t, s = TrainConfig(model="gan", batch_size=2), family.settings(z_dim=8, hidden=8, image_size=16)
-    fam = family.trainer_class()(family, t, s, rt, 10)
+    fam = family.trainer_class()(family, t, s, rt)
     assert fam.scaler.is_enabled()
     before = {n: [p.detach().clone() for p in net.parameters()] for n, net in fam.nets.items()}
     for i in range(3):

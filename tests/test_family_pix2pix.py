@@ -90,7 +90,7 @@ def test_the_l1_term_teaches_the_generator_to_paint_the_smoothed_painting_back()
     cfg = tiny_config(Path("/nonexistent"), *TINY, "train.lr=0.002")
     torch.manual_seed(0)
     trainer = family.trainer_class()(family, cfg.train, cfg.model_settings,
-                                     Runtime(device=torch.device("cpu")), 100)
+                                     Runtime(device=torch.device("cpu")))
     monet, _ = painting(2, 32)
     first = [trainer.train_step({"monet": monet}, i / 100)["L1"].item() for i in range(20)]
     assert first[-1] < 0.6 * first[0]
@@ -150,7 +150,7 @@ def test_teacher_pairing_uses_the_cyclegan_monet_to_photo_generator(config, tmp_
 
     family = get_family("pix2pix")
     trainer = family.trainer_class()(family, cfg.train, cfg.model_settings,
-                                     Runtime(device=torch.device("cpu")), 10)
+                                     Runtime(device=torch.device("cpu")))
     trainer.extra_inputs = family.extra_inputs(cfg)
     monet, _ = painting(2, 32)
     loaded = checkpoint.read(teacher_ckpt)
@@ -186,7 +186,7 @@ def test_fp16_with_a_grad_scaler_stays_finite():
     family = get_family("pix2pix")
     cfg = tiny_config(Path("/nonexistent"), *TINY)
     rt = Runtime(device=torch.device("cpu"), amp_dtype=torch.float16)
-    trainer = family.trainer_class()(family, cfg.train, cfg.model_settings, rt, 10)
+    trainer = family.trainer_class()(family, cfg.train, cfg.model_settings, rt)
     assert trainer.scaler.is_enabled()
     monet, _ = painting(2, 32)
     for i in range(3):  # the first steps may overflow and be skipped by the scaler, never go non-finite

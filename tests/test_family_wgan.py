@@ -37,7 +37,7 @@ def make_trainer(rt: Runtime, clip: float = 0.01, **train):
     family = get_family("wgan")
     t = TrainConfig(model="wgan", image_size=32, batch_size=2, **train)
     s = family.settings(width=4, z_dim=8, n_critic=3, clip=clip, lr=5e-5)
-    return family.trainer_class()(family, t, s, rt, 10), family.images_per_step(t, s)
+    return family.trainer_class()(family, t, s, rt), family.images_per_step(t, s)
 
 
 def test_every_critic_weight_stays_clipped_and_the_optimisers_are_rmsprop():

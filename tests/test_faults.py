@@ -33,6 +33,7 @@ from test_train import TINY, make_data
 
 from pipeline.__main__ import main
 from pipeline.engine.stage import read_stamp
+from pipeline.leaderboard import table
 from pipeline.training import checkpoint
 from pipeline.training.log import read_csv
 
@@ -119,7 +120,7 @@ def same_score(killed: Path, clean: Path) -> None:
     # approx: the killed run's real-feature cache came from a one-thread process, which rounds differently
     assert [a[k] for k in numbers] == pytest.approx([b[k] for k in numbers], rel=1e-5)
     for folder in (killed.parent, clean.parent):
-        assert len(read_csv(folder / "leaderboard.csv")) == 1
+        assert len(table.read(folder / "leaderboard.csv")) == 1
 
 
 def _photos_and_generator(base: Path, settings: tuple[str, ...], request: pytest.FixtureRequest) -> None:
@@ -189,7 +190,7 @@ KILL_CASES = {c.name: c for c in [
              busy="submissions/.images.zip.tmp-*", output="submissions/images.zip",
              prepare=_submission_images),
     KillCase("score", "score", ("hardware.device=cpu", "score.batch_size=4"),
-             busy="data/.cache/mifid/real-*.npz", output="submissions/score.json",
+             busy="data/.cache/features/*/*.npz", output="submissions/score.json",
              prepare=_images_and_monets, same=same_score),
 ]}
 

@@ -1,4 +1,5 @@
-"""`push` and `submit` against the fake Kaggle, in-process and as a `python -m pipeline submit` subprocess."""
+"""`push`, `submit` and `submissions` against the fake Kaggle, in-process and as `python -m pipeline`
+subprocesses."""
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,16 @@ import pytest
 from conftest import make_jpegs, tiny_config
 from fake_kaggle import serving
 
+from pipeline.__main__ import main
 from pipeline.engine.errors import UserError
+from pipeline.generate import provenance
 from pipeline.kaggle import api as kaggle_api
 from pipeline.kaggle.submit import push_command, submit_command
 
 REF = "tester/monet-pipeline"
+# What the notebook's zip stage writes into images.zip's comment: the run that made the images.
+KERNEL_RUN = provenance.Provenance(run="kaggle", family="cyclegan", config_hash="0123abcd",
+                                   checkpoint="last.pt", step=1834, kaggle=True)
 SMALL = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "generate.count=5",
          "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
 
@@ -37,11 +43,18 @@ def fake_kaggle(tmp_path, monkeypatch):
 
 
 def images_zip(tmp_path: Path, n: int = 4) -> bytes:
+    """An images.zip as the notebook makes it: n JPEGs and the provenance record in its comment."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
+        zf.comment = provenance.as_comment(KERNEL_RUN)
         for path in make_jpegs(tmp_path / "kernel-images", n, size=32):
             zf.write(path, path.name)
     return buf.getvalue()
+
+
+def leaderboard(cfg) -> list[dict[str, str]]:
+    with open(cfg.submissions_dir / "leaderboard.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def run(command, cfg, force: bool = False) -> int:
@@ -77,11 +90,17 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
         "tester", "monet-pipeline", 1, "images.zip")
     from pipeline.kaggle.kernel import kernel_settings
 
-    assert sub["submissionDescription"].startswith(f"kaggle {kernel_settings(cfg).train_hash()[:8]} ")
+    assert sub["submissionDescription"] == f"kaggle {kernel_settings(cfg).train_hash()[:8]} ({REF} v1)"
     out = capsys.readouterr().out
     assert "4 images" in out and "local score skipped" in out
     assert "https://www.kaggle.com/competitions/gan-getting-started/submissions" in out
     assert not (cfg.submissions_dir / "kaggle" / "pending.json").exists()
+    # then it waits for Kaggle's score (pending at the first listing) and files it under that version
+    assert fake_kaggle.calls.count("ListSubmissions") == 2
+    assert f"public MiFID 41.2345 for kaggle ({REF} v1) (local MiFID not scored here)" in out
+    [row] = leaderboard(cfg)
+    assert (row["source"], row["run"], row["model"], row["kernel"], row["submission"], row["public_mifid"],
+            row["mifid"]) == ("kaggle", "kaggle", "cyclegan", f"{REF} v1", "1001", "41.2345", "")
 
 
 def test_failed_kernel_shows_the_log_tail_and_exits_non_zero(tmp_path, fake_kaggle, capsys):
@@ -185,10 +204,55 @@ def test_kaggle_output_is_scored_locally_when_the_weights_are_here(tmp_path, fak
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
     cfg = tiny_config(tmp_path, *SMALL, f"score.weights={inception_weights}", "submit.dry_run=true")
     assert run(submit_command, cfg) == 0
-    with open(cfg.submissions_dir / "leaderboard.csv", newline="") as fh:
-        [row] = list(csv.DictReader(fh))
+    [row] = leaderboard(cfg)
     assert row["source"] == "kaggle" and row["run"] == "kaggle" and row["n_images"] == "6"
+    assert row["kernel"] == f"{REF} v1" and row["step"] == "1834" and row["public_mifid"] == ""
     assert (cfg.submissions_dir / "kaggle" / "1" / "images.zip.score.json").is_file()
+
+
+def test_the_public_score_joins_the_local_one_in_the_versions_row(tmp_path, fake_kaggle, inception_weights,
+                                                                  capsys):
+    make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
+    fake_kaggle.pending_lists = 3
+    cfg = tiny_config(tmp_path, *SMALL, f"score.weights={inception_weights}")
+    assert run(submit_command, cfg) == 0
+    [row] = leaderboard(cfg)
+    assert (row["run"], row["kernel"], row["public_mifid"], row["submission"]) == (
+        "kaggle", f"{REF} v1", "41.2345", "1001")
+    assert float(row["mifid"]) > 0 and fake_kaggle.calls.count("ListSubmissions") == 4
+    assert f"(local MiFID {row['mifid']})" in capsys.readouterr().out
+
+
+def test_a_submission_kaggle_cannot_score_fails_the_submit(tmp_path, fake_kaggle, capsys):
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
+    fake_kaggle.submission_error = "Submission Scoring Error: images.zip has too few images"
+    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 1
+    assert "Kaggle did not score submission 1001 (error: Submission Scoring Error" in capsys.readouterr().err
+
+
+def test_submissions_fetches_the_public_scores_it_did_not_wait_for(tmp_path, fake_kaggle, capsys):
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
+    fake_kaggle.pending_lists = 0
+    cfg = tiny_config(tmp_path, *SMALL, "submit.wait_score_min=0")
+    assert run(submit_command, cfg) == 0
+    assert "not waiting for the public score" in capsys.readouterr().out and not Path(
+        cfg.submissions_dir / "leaderboard.csv").exists()
+    assert "ListSubmissions" not in fake_kaggle.calls
+    # one made on kaggle.com by hand: listed, but tied to no kernel version here
+    fake_kaggle.submissions.insert(0, {"submissionDescription": "by hand", "fileName": "images.zip"})
+    argv = ["submissions", "--config", "demo", "--set", f'paths.data="{tmp_path / "data"}"',
+            "--set", f'paths.submissions="{tmp_path / "submissions"}"']
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    [row] = leaderboard(cfg)
+    assert (row["run"], row["kernel"], row["public_mifid"]) == ("kaggle", f"{REF} v1", "41.2345")
+    table = out.split("newest first")[1].splitlines()[1:]
+    assert table[0].split() == ["date", "submission", "kernel", "run", "status", "public", "MiFID", "local",
+                                "MiFID"]
+    assert table[1].split()[2:] == ["1002", REF, "v1", "kaggle", "complete", "41.2345", "-"]
+    assert table[2].split()[2:] == ["1001", "-", "-", "complete", "41.2345", "-"]
+    assert (cfg.submissions_dir / "leaderboard.html").is_file()  # the page shows it too
 
 
 def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
@@ -267,7 +331,9 @@ def test_submit_runs_the_notebook_and_submits_its_own_zip(tmp_path, fake_kaggle,
     out = proc.stdout.splitlines()
     last_log = max(i for i, line in enumerate(out) if line.startswith("kaggle | "))
     assert last_log < next(i for i, line in enumerate(out) if ": complete after " in line)
-    assert out[-1].startswith("submit: Your submission was successfully saved")
+    assert any(line.startswith("submit: Your submission was successfully saved") for line in out)
+    assert out[-2:] == [f"submit: public MiFID 41.2345 for kaggle ({REF} v1) (local MiFID not scored here)",
+                        f"leaderboard: {tmp_path / 'submissions' / 'leaderboard.html'} (1 run)"]
 
 
 def test_a_notebook_that_fails_on_kaggle_submits_nothing(tmp_path, fake_kaggle, competition):

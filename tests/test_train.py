@@ -236,7 +236,7 @@ def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):
     """A family's trainer built the way the loop builds it, through the registry."""
     family = get_family(name)
     t, s = TrainConfig(model=name, **train), family.settings(**settings)
-    return family.trainer_class()(family, t, s, rt, 10), family.images_per_step(t, s)
+    return family.trainer_class()(family, t, s, rt), family.images_per_step(t, s)
 
 
 @pytest.mark.parametrize("name, options", [

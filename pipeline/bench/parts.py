@@ -20,6 +20,7 @@ from ..training.runtime import pick_device
 from .timing import median_seconds
 
 REPO = Path(__file__).resolve().parents[2]
+SCORE_MID = 2000  # pytorch-fid's command at this many vs 300: its start-up, and a FID to check ours
 
 
 def work_config(cfg: Config, work: Path) -> Config:
@@ -69,12 +70,16 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
              "images_per_s": batch / model_s}]
 
 
-def bench_score_part(cfg: Config, work: Path, n_gen: int, n_real: int) -> dict:
-    """Our scorer against pytorch-fid's command: `n_gen` demo photos standing in for generated images (the
-    timing does not depend on what the pictures show) against `n_real` demo paintings."""
-    from .score import bench_score
+def bench_score_part(cfg: Config, work: Path, data: Path | None, full: bool) -> dict:
+    """Our scorer against pytorch-fid's command at 7,000 vs 300 (see score.py) on the photos and paintings
+    of `data` (laid out like the competition's), else of cfg's raw data, else of the demo generator.
 
-    wcfg = write_bench_data(cfg, work, n_photos=n_gen, n_monet=n_real)
+    The photos stand in for generated images: the time does not depend on what the pictures show."""
+    from .score import N_GEN, N_REAL, bench_score, lay_out
+
+    source = data or cfg.raw_dir
+    if data is None and not _has_images(source, N_GEN, N_REAL):
+        source = write_bench_data(cfg, work / "demo", n_photos=N_GEN, n_monet=N_REAL).raw_dir
     try:
         weights, kind = find_weights(cfg.score.weights), "the real FID weights"
     except StageSkipped:  # offline: timings do not depend on the weights' values, so a stand-in serves
@@ -82,9 +87,18 @@ def bench_score_part(cfg: Config, work: Path, n_gen: int, n_real: int) -> dict:
         from inception_weights import make_inception_weights
 
         weights, kind = make_inception_weights(work / "stand-in-inception.pth"), "a random stand-in"
-    result = bench_score(wcfg.raw_dir / "photo_jpg", wcfg.raw_dir / "monet_jpg", weights, cfg.hardware.device,
-                         cfg.score.batch_size)
-    return {**result, "weights_kind": kind}
+    sets = lay_out(source / "photo_jpg", source / "monet_jpg", work / "sets", n_mid=SCORE_MID)
+    result = bench_score(sets, weights, str(pick_device(cfg.hardware.device)), cfg.score.batch_size,
+                         work / "runs", full)
+    return {**result, "weights_kind": kind, "data": "the demo generator's" if source.is_relative_to(work)
+            else str(source)}
+
+
+def _has_images(folder: Path, n_photos: int, n_monets: int) -> bool:
+    def count(sub: str) -> int:
+        return len(list((folder / sub).glob("*.jpg"))) if (folder / sub).is_dir() else 0
+
+    return count("photo_jpg") >= n_photos and count("monet_jpg") >= n_monets
 
 
 def bench_demo(work: Path) -> list[dict]:

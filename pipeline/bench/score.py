@@ -1,109 +1,229 @@
-"""Benchmark of the scorer against pytorch-fid's own command, on the same images and weights file.
+"""Scoring at the competition's size, 7,000 generated vs 300 real, as a user runs it: our command against
+pytorch-fid's, each a fresh process, on the same files and the same weights file.
 
-Two views: Inception feature throughput in-process (ours vs pytorch-fid's `get_activations`, the
-same network), and the whole scoring as a user runs it, command against command, cold (fresh
-process, no cached real statistics): `python -m pipeline score --images A --real B` against
-`python -m pytorch_fid A B --dims 2048`. pytorch-fid takes no weights path, so its command gets
-ours through a private torch hub folder (TORCH_HOME) holding the file under its official name,
-which is where it looks before downloading. Usage: `python -m pipeline.bench.score A B WEIGHTS`.
+`python -m pipeline score --images GEN --real REAL` against `python -m pytorch_fid GEN REAL --dims 2048`.
+pytorch-fid takes no weights path, so its command gets ours through a private torch hub folder
+(TORCH_HOME) holding the file under its official name, where it looks before downloading.
+
+Our command is measured at the full size: cold (an empty cache), then re-scoring the same folder and
+after changing 10 of its images. pytorch-fid's full size takes longer than a CPU bench should, so unless
+`full` is set its time is derived from its run at n_mid vs 300 as start-up + images / rate: the rate is
+that of its feature loop (from its own progress bars, start-up excluded), the start-up the rest of the run
+(imports, weights, its 2048 x 2048 sqrtm). Warm means what each tool caches: pytorch-fid the real set's
+statistics (`--save-stats`), ours every image's features; ours with only the real set cached is the cold
+run less the time its progress line gives for the real images.
+Usage: `python -m pipeline.bench.score PHOTOS MONETS WEIGHTS` (folders of JPEGs).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from pytorch_fid.fid_score import get_activations
+from ..data.images import encode_jpeg, list_images, read_rgb
+from ..engine.errors import UserError
+from ..metrics.features import WEIGHTS_FILE
 
-from ..data.images import list_images
-from ..metrics.features import WEIGHTS_FILE, InceptionFeatures, load_inception, open_images
-from ..training.runtime import pick_device
-from .timing import sync
-
-
-def bench_score(images_dir: Path, real_dir: Path, weights: Path, device: str = "auto",
-                batch_size: int = 50) -> dict[str, Any]:
-    """Time our scorer and pytorch-fid's on `images_dir` vs `real_dir` (folders of JPEGs); returns the
-    numbers."""
-    images_dir, real_dir, weights = (Path(images_dir).resolve(), Path(real_dir).resolve(),
-                                     Path(weights).resolve())
-    dev = pick_device(device)
-    workers = min(8, os.cpu_count() or 1)  # pytorch-fid's default DataLoader workers
-    files = list_images(images_dir)
-
-    # a full batch tunes cuDNN for its shape
-    warm = min(batch_size if dev.type == "cuda" else 4, len(files) - 1)
-    ours = InceptionFeatures(weights, dev, batch_size, progress=False)
-    with open_images(images_dir) as image_set:
-        ours.of_set(image_set.sample(warm, 0))  # warm-up: allocator, kernels
-        sync(dev)
-        start = time.perf_counter()
-        ours.of_set(image_set)
-        sync(dev)
-        ours_feat_s = time.perf_counter() - start
-    theirs = load_inception(weights).to(dev)
-    get_activations(files[:warm], theirs, batch_size, device=dev, num_workers=0)  # the same warm-up
-    sync(dev)
-    start = time.perf_counter()
-    get_activations(files, theirs, batch_size, device=dev, num_workers=workers)
-    sync(dev)
-    theirs_feat_s = time.perf_counter() - start
-
-    with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
-        ours_cmd_s, ours_result = _our_command(images_dir, real_dir, weights, dev, batch_size, Path(tmp))
-        theirs_cmd_s, theirs_fid = _pytorch_fid_command(images_dir, real_dir, weights, dev, batch_size,
-                                                        Path(tmp))
-    return {
-        "device": str(dev), "torch": torch.__version__, "n_gen": len(files), "n_real": ours_result["n_real"],
-        "batch_size": batch_size,
-        "features_img_s": len(files) / ours_feat_s, "pytorch_fid_features_img_s": len(files) / theirs_feat_s,
-        "features_speedup": theirs_feat_s / ours_feat_s,
-        "command_s": ours_cmd_s, "pytorch_fid_command_s": theirs_cmd_s, "ratio": theirs_cmd_s / ours_cmd_s,
-        "fid": ours_result["fid"], "pytorch_fid_fid": theirs_fid,
-        "fid_rel_diff": abs(ours_result["fid"] - theirs_fid) / abs(theirs_fid),
-        "distance": ours_result["distance"], "mifid": ours_result["mifid"],
-    }
+N_GEN, N_REAL = 7000, 300  # the competition: 7,000-10,000 generated images, 300 Monets
+N_CHANGED = 10
 
 
-def _our_command(images: Path, real: Path, weights: Path, device: torch.device, batch_size: int,
-                 tmp: Path) -> tuple[float, dict[str, Any]]:
-    out = tmp / "ours.json"
-    sets = [f"paths.data={tmp / 'data'}", f"paths.submissions={tmp / 'submissions'}",
-            f"score.weights={weights}", f"hardware.device={device}", f"score.batch_size={batch_size}"]
-    cmd = [sys.executable, "-m", "pipeline", "score", *[a for s in sets for a in ("--set", s)],
-           "--images", str(images), "--real", str(real), "--out", str(out)]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start, json.loads(out.read_text())
+@dataclass(frozen=True)
+class Sets:
+    """The folders the commands read: `gen` (N_GEN), `mid` (its first n_mid), `real` (N_REAL) and
+    `changed` (N_CHANGED new images to put over some of gen's)."""
+
+    gen: Path
+    mid: Path
+    real: Path
+    changed: Path
 
 
-def _pytorch_fid_command(images: Path, real: Path, weights: Path, device: torch.device, batch_size: int,
-                         tmp: Path) -> tuple[float, float]:
-    hub = tmp / "torch" / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    (hub / WEIGHTS_FILE).symlink_to(weights)
-    env = {**os.environ, "TORCH_HOME": str(tmp / "torch")}
-    cmd = [sys.executable, "-m", "pytorch_fid", str(images), str(real), "--dims", "2048",
-           "--device", str(device), "--batch-size", str(batch_size)]
+@dataclass(frozen=True)
+class Fit:
+    """A command's seconds = start-up + images / rate."""
+
+    startup_s: float
+    rate: float  # images per second
+
+    def seconds(self, n: int) -> float:
+        return self.startup_s + n / self.rate
+
+    def how(self, n: int, basis: str) -> str:
+        return f"derived: {self.startup_s:.1f} s start-up + {n:,} / {self.rate:.2f} img/s ({basis})"
+
+
+def lay_out(photos: Path, monets: Path, work: Path, n_mid: int) -> Sets:
+    """Copies of the photos and paintings in `work`, split into the sets the commands read."""
+    photo_files, monet_files = list_images(photos), list_images(monets)
+    if len(photo_files) < N_GEN or len(monet_files) < N_REAL:
+        raise UserError(f"{photos.parent}: the score bench needs {N_GEN:,} photos and {N_REAL} paintings; "
+                         f"it has {len(photo_files):,} and {len(monet_files)}")
+    sets = Sets(*(work / name for name in ("gen", "mid", "real", "changed")))
+    for folder, files in ((sets.gen, photo_files[:N_GEN]), (sets.mid, photo_files[:n_mid]),
+                          (sets.real, monet_files[:N_REAL])):
+        folder.mkdir(parents=True)
+        for f in files:
+            shutil.copyfile(f, folder / f.name)
+    sets.changed.mkdir()
+    for f in photo_files[:N_CHANGED]:  # mirrored: new bytes, an image of the same kind
+        (sets.changed / f.name).write_bytes(encode_jpeg(read_rgb(f)[:, ::-1].copy()))
+    return sets
+
+
+def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: Path,
+                full: bool = False) -> dict[str, Any]:
+    """Both tools' rows (cold, warm, re-scores) and the FID checks; see the module docstring."""
+    ours, theirs = _Ours(weights, device, batch_size, work), _PytorchFid(weights, device, batch_size, work)
+    cold = ours.run(sets.gen, sets.real)
+    cached = ours.run(sets.gen, sets.real)
+    for f in sets.changed.iterdir():
+        shutil.copyfile(f, sets.gen / f.name)
+    changed = ours.run(sets.gen, sets.real)
+    ours_mid = ours.run(sets.mid, sets.real)  # every feature cached by now: only its FID is used
+    n_mid = len(list_images(sets.mid))
+    t_mid = theirs.run(sets.mid, sets.real)
+
+    real_s = _our_extraction_seconds(cold.log, "real features")
+    extraction_s = _tqdm_seconds(t_mid.log)
+    tfit = Fit(t_mid.seconds - extraction_s, (n_mid + N_REAL) / extraction_s)
+    if full:
+        t_cold, t_warm = theirs.run(sets.gen, sets.real), theirs.run(sets.gen, theirs.save_stats(sets.real))
+        theirs_cold, theirs_warm = (t_cold.seconds, "measured"), (t_warm.seconds, "measured")
+    else:
+        basis = (f"its {n_mid:,} vs {N_REAL} run: {t_mid.seconds:.0f} s, {extraction_s:.0f} s of them in "
+                 "its feature loop")
+        theirs_cold = (tfit.seconds(N_GEN + N_REAL), tfit.how(N_GEN + N_REAL, basis))
+        theirs_warm = (tfit.seconds(N_GEN), tfit.how(N_GEN, basis))
+    size = f"{N_GEN:,} vs {N_REAL}"
+    rows = [
+        _row("cold: nothing cached", size, (cold.seconds, "measured"), theirs_cold),
+        _row("warm: real set cached (ours: its features; pytorch-fid: --save-stats)", size,
+             (cold.seconds - real_s, f"derived: the cold run less its {N_REAL} real images' {real_s:.1f} s"),
+             theirs_warm),
+        _row(f"re-score after {N_CHANGED} images changed", size, (changed.seconds, "measured"), theirs_warm),
+        _row("re-score, nothing changed", size, (cached.seconds, "measured"), theirs_warm),
+    ]
+    checks = [_fid_check(f"{n_mid:,} vs {N_REAL}", ours_mid, t_mid)]
+    if full:
+        checks.insert(0, _fid_check(size, cold, t_cold))
+    return {"rows": rows, "fid_checks": checks, "n_gen": N_GEN, "n_real": N_REAL, "n_mid": n_mid,
+            "pytorch_fid_fit": vars(tfit), "full": full}
+
+
+def _tqdm_seconds(log: str) -> float:
+    """Seconds in the loops of finished tqdm bars (`N/N [MM:SS<` or `[H:MM:SS<`), summed over the bars."""
+    done = re.findall(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<", log)
+    if not done:
+        raise RuntimeError(f"no finished progress bar in pytorch-fid's output: {log[-300:]}")
+    return float(sum(int(h or 0) * 3600 + int(m) * 60 + int(s) for _, _, h, m, s in done))
+
+
+def _our_extraction_seconds(log: str, desc: str) -> float:
+    """Seconds of one of our progress bars, from its summary line `desc: img N/N (100%) in ..., R img/s`."""
+    found = re.search(rf"^{desc}: img ([\d,]+)/[\d,]+ \(100%\) in \S+, ([\d,.]+) img/s", log, re.M)
+    if not found:
+        raise RuntimeError(f"no '{desc}' summary line in our command's output: {log[-300:]}")
+    n, rate = (float(g.replace(",", "")) for g in found.groups())
+    return n / rate
+
+
+def _row(case: str, size: str, ours: tuple[float, str], theirs: tuple[float, str]) -> dict[str, Any]:
+    return {"case": case, "size": size, "ours_s": ours[0], "ours_how": ours[1], "pytorch_fid_s": theirs[0],
+            "pytorch_fid_how": theirs[1], "ratio": theirs[0] / ours[0]}
+
+
+def _fid_check(size: str, ours: Run, theirs: Run) -> dict[str, Any]:
+    return {"size": size, "fid": ours.fid, "pytorch_fid_fid": theirs.fid,
+            "fid_rel_diff": abs(ours.fid - theirs.fid) / abs(theirs.fid), "distance": ours.distance,
+            "mifid": ours.mifid, "note": theirs.note}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command: its wall time, its stderr and what it found."""
+
+    seconds: float
+    log: str
+    fid: float
+    distance: float = float("nan")
+    mifid: float = float("nan")
+    note: str = ""
+
+
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"pytorch_fid failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    match = re.search(r"FID:\s+([-+0-9.eE]+)", done.stdout)
-    if not match:
-        raise RuntimeError(f"pytorch_fid printed no FID: {done.stdout[-300:]} {done.stderr[-300:]}")
-    return seconds, float(match.group(1))
+    return time.perf_counter() - start, done
+
+
+def _failed(done: subprocess.CompletedProcess) -> RuntimeError:
+    command = " ".join(done.args[:4])
+    return RuntimeError(f"{command} ...: exit {done.returncode}: {done.stderr.strip()[-500:]}")
+
+
+class _Ours:
+    """`python -m pipeline score`, every run with the same data folder and so the same feature cache."""
+
+    def __init__(self, weights: Path, device: str, batch_size: int, work: Path) -> None:
+        home = work / "ours"
+        self.sets = [f"score.weights={weights}", f"hardware.device={device}",
+                     f"score.batch_size={batch_size}", "score.limit=0",
+                     f'paths.data="{home / "data"}"', f'paths.submissions="{home / "submissions"}"']
+        self.out = home / "score.json"
+
+    def run(self, images: Path, real: Path) -> Run:
+        seconds, done = _timed([sys.executable, "-m", "pipeline", "score", "--config", "default",
+                                *[a for s in self.sets for a in ("--set", s)],
+                                "--images", str(images), "--real", str(real), "--out", str(self.out)])
+        if done.returncode:
+            raise _failed(done)
+        result = json.loads(self.out.read_text())
+        return Run(seconds, done.stderr, result["fid"], result["distance"], result["mifid"])
+
+
+class _PytorchFid:
+    """`python -m pytorch_fid` with our weights file where its torch hub cache would hold the real one."""
+
+    def __init__(self, weights: Path, device: str, batch_size: int, work: Path) -> None:
+        hub = work / "torch" / "hub" / "checkpoints"
+        hub.mkdir(parents=True)
+        (hub / WEIGHTS_FILE).symlink_to(Path(weights).resolve())
+        self.env = {**os.environ, "TORCH_HOME": str(work / "torch")}
+        self.args = ["--dims", "2048", "--device", device, "--batch-size", str(batch_size)]
+        self.work = work
+
+    def save_stats(self, real: Path) -> Path:
+        out = self.work / "real-stats.npz"
+        command = [sys.executable, "-m", "pytorch_fid", "--save-stats", str(real), str(out), *self.args]
+        _, done = _timed(command, self.env)
+        if done.returncode:
+            raise _failed(done)
+        return out
+
+    def run(self, images: Path, real: Path) -> Run:
+        """Its time and FID; a FID its own sqrtm refuses (a complex root: it happens with the random
+        stand-in's features) is NaN with the reason, the time still its whole run's."""
+        seconds, done = _timed([sys.executable, "-m", "pytorch_fid", str(images), str(real), *self.args],
+                               self.env)
+        if match := re.search(r"FID:\s+([-+0-9.eE]+)", done.stdout):
+            return Run(seconds, done.stderr, float(match.group(1)))
+        if refusal := re.search(r"ValueError: (Imaginary component.*)", done.stderr):
+            return Run(seconds, done.stderr, float("nan"), note=f"pytorch-fid stopped: {refusal.group(1)}")
+        raise _failed(done)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (4, 5):
-        sys.exit("usage: python -m pipeline.bench.score IMAGES_DIR REAL_DIR WEIGHTS [DEVICE]")
-    print(json.dumps(bench_score(*map(Path, sys.argv[1:4]), *sys.argv[4:]), indent=2))
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m pipeline.bench.score PHOTOS MONETS WEIGHTS")
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
+        laid_out = lay_out(Path(sys.argv[1]), Path(sys.argv[2]), Path(tmp) / "sets", 1000)
+        print(json.dumps(bench_score(laid_out, Path(sys.argv[3]), "cpu", 50, Path(tmp) / "runs"), indent=2))

@@ -1,5 +1,5 @@
 """Timing helpers shared by the benchmarks: warm up, synchronise, take the median, measure the device's
-peak."""
+peak, count FLOPs."""
 from __future__ import annotations
 
 import statistics
@@ -16,6 +16,10 @@ def sync(device: torch.device) -> None:
 
 def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int = 2, reps: int = 5) -> float:
     """Median wall time of `fn` over `reps` timed calls after `warmup` untimed ones (device work included)."""
+    return statistics.median(_seconds(fn, device, warmup, reps))
+
+
+def _seconds(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> list[float]:
     for _ in range(warmup):
         fn()
     sync(device)
@@ -25,19 +29,19 @@ def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int =
         fn()
         sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 def peak_flops(device: torch.device) -> tuple[float, str]:
-    """The device's measured matrix-multiply rate (FLOP/s): bf16 on a GPU, fp32 on the CPU. Floors divide
-    by it."""
+    """The device's measured matrix-multiply rate (FLOP/s): bf16 on a GPU, fp32 on the CPU, from the fastest
+    of 20 calls (a peak; the median would count other processes' use of the cores)."""
     if device.type == "cuda":
         n, dtype = 8192, torch.bfloat16
     else:
         n, dtype = 1024, torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = median_seconds(lambda: a @ b, device, warmup=3, reps=10)
+    seconds = min(_seconds(lambda: a @ b, device, warmup=3, reps=20))
     return 2 * n**3 / seconds, f"{n}x{n}x{n} {str(dtype).removeprefix('torch.')} matmul"
 
 

@@ -1,20 +1,24 @@
-"""Training throughput of the family's step (train.model) at several batch sizes and with each speed option.
+"""Training throughput of the presets users train (`kaggle`, `default`): their real step, at their size.
 
-Every row times the real training step (the family's Trainer.train_step) on images already on
-the device, so it measures the model and optimiser, not data loading (the loop keeps data on the
-device too). Each row is also given as a fraction of its floor: the step's counted FLOPs over the
-device's measured matrix rate.
+Every row times the family's Trainer.train_step on images already on the device (the loop keeps data on
+the device too), so it measures the model and optimiser, not data loading. Each row is also given as a
+fraction of the device's peak: the step's FLOPs (counted by PyTorch) per second over the device's
+measured matrix-multiply rate. On a CPU each preset's own step only (its batch and channels_last; fp32, as
+AMP is CUDA-only); on a GPU also batch 1, 4 and 16 with AMP, channels_last and torch.compile on and off.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from ..config import Config
+from ..config import Config, load_config
 from ..training.runtime import setup
 from .timing import count_flops, median_seconds, peak_flops
+
+PRESETS = ("kaggle", "default")
 
 
 @dataclass(frozen=True)
@@ -27,65 +31,63 @@ class Variant:
     @property
     def label(self) -> str:
         return (f"batch {self.batch}, {'AMP' if self.amp else 'fp32'}, channels_last "
-                f"{'on' if self.channels_last else 'off'}"
-                f"{', compiled' if self.compile else ''}")
+                f"{'on' if self.channels_last else 'off'}{', compiled' if self.compile else ''}")
 
 
-def variants(gpu: bool) -> list[Variant]:
-    """The baseline (fp32, batch 1, no options) first; then each option alone, then larger batches."""
-    if not gpu:  # AMP is CUDA-only and batch 16 takes minutes on a CPU
-        return [Variant(1, False, False), Variant(1, False, True), Variant(4, False, False)]
-    return [Variant(1, False, False), Variant(1, False, True), Variant(1, True, False),
-            Variant(4, False, False), Variant(4, True, False), Variant(4, True, True),
-            Variant(16, False, False), Variant(16, True, False), Variant(16, True, True),
-            Variant(16, True, False, compile=True)]
+GPU_VARIANTS = [Variant(1, False, False), Variant(1, False, True), Variant(1, True, False),
+                Variant(4, False, False), Variant(4, True, False), Variant(4, True, True),
+                Variant(16, False, False), Variant(16, True, False), Variant(16, True, True),
+                Variant(16, True, False, compile=True)]
 
 
-def bench_train(cfg: Config, size: int, reps: int) -> list[dict]:
-    """Images/s (per bank: pairs for a photo family) of the training step of cfg's family and architecture at
-    `size` px, per variant."""
-    rows: list[dict] = []
-    base_rt = setup(cfg.hardware)
-    peak, peak_how = peak_flops(base_rt.device)
-    t = dataclasses.replace(cfg.train, image_size=size)
-    for v in variants(base_rt.device.type == "cuda"):
-        rows.append(_time_variant(cfg, t, v, size, reps, peak, rows[0]["images_per_s"] if rows else None))
-    flops_by_batch = {r["batch"]: r["flops_per_image"] for r in rows if "flops_per_image" in r}
-    for r in rows:
-        if "flops_per_image" not in r and r["batch"] in flops_by_batch:  # compiled rows: same work per image
-            r["flops_per_image"] = flops_by_batch[r["batch"]]
-            r["fraction_of_floor"] = r["flops_per_image"] / peak * r["images_per_s"]
-        r["peak"] = f"{peak / 1e12:.2f} TFLOP/s ({peak_how})"
+def variants(cfg: Config, gpu: bool) -> list[Variant]:
+    """The preset's own step first; on a GPU then every other batch and option (a CPU step at 256 px takes
+    tens of seconds)."""
+    own = Variant(cfg.train.batch_size, gpu and cfg.hardware.amp, cfg.hardware.channels_last,
+                  gpu and cfg.hardware.compile)
+    return [own] + [v for v in GPU_VARIANTS if v != own] if gpu else [own]
+
+
+def bench_train(sets: list[str], presets: tuple[str, ...] = PRESETS) -> list[dict]:
+    """One row per preset and variant: pairs/s of its step at its image size, and the fraction of peak."""
+    device = setup(load_config(presets[0], sets).hardware).device
+    peak, peak_how = peak_flops(device)
+    rows = []
+    for preset in presets:
+        cfg = load_config(preset, sets)
+        for v in variants(cfg, device.type == "cuda"):
+            row = _time_variant(cfg, v, peak)
+            rows.append({"preset": preset, "model": cfg.family.summary(cfg.model_settings),
+                         "size": f"{cfg.train.image_size} px", **row,
+                         "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_how})"})
     return rows
 
 
-def _time_variant(cfg: Config, t, v: Variant, size: int, reps: int, peak: float,
-                  baseline: float | None) -> dict:
+def _time_variant(cfg: Config, v: Variant, peak: float) -> dict:
+    step, device = _step(cfg, v)
+    gpu = device.type == "cuda"
+    # The counter cannot trace a compiled graph: an eager step does the same work. On a CPU the counted
+    # step is also the warm-up.
+    flops = count_flops(step if not v.compile else _step(cfg, dataclasses.replace(v, compile=False))[0])
+    seconds = median_seconds(step, device, warmup=3 if gpu else 0, reps=5 if gpu else 2)
+    del step
+    if gpu:
+        torch.cuda.empty_cache()
+    return {"row": v.label, "batch": v.batch, "amp": v.amp, "channels_last": v.channels_last,
+            "compile": v.compile, "steps_per_s": 1 / seconds, "images_per_s": v.batch / seconds,
+            "flops_per_image": flops / v.batch, "fraction_of_peak": flops / seconds / peak}
+
+
+def _step(cfg: Config, v: Variant) -> tuple[Callable[[], None], torch.device]:
+    """One training step of cfg's family with variant v, on random images already on the device."""
     rt = setup(dataclasses.replace(cfg.hardware, amp=v.amp, channels_last=v.channels_last, compile=v.compile))
-    t = dataclasses.replace(t, batch_size=v.batch)
+    t = dataclasses.replace(cfg.train, batch_size=v.batch)
     family = cfg.family
-    trainer = family.trainer_class()(family, t, cfg.model_settings, rt, 10_000)
+    trainer = family.trainer_class()(family, t, cfg.model_settings, rt)
     gen = torch.Generator(device=rt.device).manual_seed(0)
+    size = t.image_size
     batch = {k: torch.rand(n, 3, size, size, device=rt.device, generator=gen) * 2 - 1
              for k, n in family.images_per_step(t, cfg.model_settings).items()}
     if v.channels_last:
         batch = {k: x.contiguous(memory_format=torch.channels_last) for k, x in batch.items()}
-
-    def step() -> None:
-        trainer.train_step(batch, 0.0)
-
-    flops = count_flops(step) if not v.compile else None  # the counter cannot trace a compiled graph
-    seconds = median_seconds(step, rt.device, warmup=3 if v.compile else 2, reps=reps)
-    per_image = v.batch / seconds
-    row = {"row": v.label, "batch": v.batch, "amp": v.amp, "channels_last": v.channels_last,
-           "compile": v.compile,
-           "steps_per_s": 1 / seconds, "images_per_s": per_image,
-           "speedup": per_image / baseline if baseline else 1.0}
-    if flops:
-        row["flops_per_image"] = flops / v.batch
-        # the floor: counted FLOPs at the measured peak rate
-        row["fraction_of_floor"] = (flops / peak) / seconds
-    if rt.device.type == "cuda":
-        del trainer, batch
-        torch.cuda.empty_cache()
-    return row
+    return (lambda: trainer.train_step(batch, 0.0)), rt.device

@@ -88,6 +88,7 @@ class AugmentConfig:
 
 LR_SCALING: dict[str, Callable[[int], float]] = {"none": lambda b: 1.0, "sqrt": lambda b: b ** 0.5,
                                                  "linear": lambda b: float(b)}
+EPOCH_OVER = ("paintings", "photos")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ class TrainConfig:
     model: str = "cyclegan"  # a registered model family: `python -m pipeline families` lists them
     run: str = ""  # run folder name under data/runs/; empty = <model>-<config hash>
     seed: int = 0
-    epochs: int = 20  # one epoch = one pass over the augmented paintings
+    epochs: int = 20  # one epoch = one pass over train.epoch_over
+    # paintings: an epoch is one pass over the augmented Monets | photos: over every photo (translation
+    # families; the paintings are recycled, reshuffled each pass), as the published Kaggle recipes count
+    epoch_over: str = "paintings"
     batch_size: int = 1
     image_size: int = 256  # training crop size (random crops at full resolution when < the data's size)
     lr: float = 2e-4  # generator learning rate
@@ -105,6 +109,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
+    ema: float = 0.0  # 0 = off; else the decay of an average of the generators' weights (e.g. 0.999)
     diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout" (on every D input)
     # The family's own settings live in its section ([cyclegan], [dcgan], ...): `python -m pipeline families`.
     # Observability, checkpoints, budget
@@ -127,6 +132,9 @@ class TrainConfig:
         for name in ("keep_last", "time_budget_min", "select_by_mifid"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
         _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
+        _require(0.0 <= self.ema < 1.0, "train.ema", "must be in 0..1 (0 = off; e.g. 0.999)")
+        _require(self.epoch_over in EPOCH_OVER, "train.epoch_over",
+                 f"must be one of: {', '.join(EPOCH_OVER)}")
         for name in ("lr", "lr_d", "checkpoint_every_s"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
         policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
@@ -145,6 +153,7 @@ class GenerateConfig:
     quality: int = 95
     batch_size: int = 16
     checkpoint: str = "auto"  # auto (best.pt if present, else last.pt) | best | last | a path
+    use_ema: bool = True  # the generator's averaged weights where the checkpoint has them (train.ema)
     # 0 = off; else drop images closer than this cosine distance to a training Monet
     max_memorization: float = 0.0
     seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
@@ -164,6 +173,9 @@ class ScoreConfig:
     batch_size: int = 50
     epsilon: float = 0.1  # memorisation threshold of MiFID
     half: bool = False  # Inception in fp16 on GPU
+    # the reference paintings: "" = the training paintings (raw/monet_jpg), else a folder or zip of another
+    # set, from which the training paintings it holds are left out (see pipeline/metrics/reference.py)
+    real: str = ""
 
     def __post_init__(self) -> None:
         _require(self.limit >= 0, "score.limit", "must be >= 0")
@@ -228,9 +240,13 @@ class SubmitConfig:
     retry_delay_s: float = 2.0  # first pause between tries; doubles after each
     # > 0: submit this kernel version's fetched output (e.g. after a dry run) without a new run
     version: int = 0
+    # after submitting, wait up to this long for Kaggle's public score (0 = don't wait; `python -m pipeline
+    # submissions` fetches it later)
+    wait_score_min: float = 60.0
 
     def __post_init__(self) -> None:
         _require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
+        _require(self.wait_score_min >= 0, "submit.wait_score_min", "must be >= 0 minutes (0 = don't wait)")
         _require(self.poll_interval_s > 0 and self.poll_timeout_min > 0 and self.retry_delay_s >= 0,
                  "submit.poll_interval_s/poll_timeout_min/retry_delay_s", "must be positive")
 
@@ -337,7 +353,8 @@ class Config:
         all their sections under their old flat names, as that flat section hashed, so that their existing
         runs keep their folders; any other family hashes its own section beside [train].
         """
-        hashed = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS}
+        hashed = {k: v for k, v in dataclasses.asdict(self.train).items()
+                  if k not in RUN_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
         if self.family.legacy_keys:
             for name, family in families().items():
                 if family.legacy_keys:
@@ -347,6 +364,8 @@ class Config:
         return digest(hashed)
 
 
+# [train] settings added after runs were named: hashed only when set, so existing runs keep their folders
+ADDED_KEYS = {"epoch_over": "paintings", "ema": 0.0}
 RUN_KEYS = ("run", "log_every", "sample_every", "checkpoint_every", "checkpoint_every_s", "keep_last",
             "time_budget_min", "select_by_mifid", "select_photos")
 

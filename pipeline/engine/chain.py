@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..data.sources import dir_source
+from ..generate import provenance
 from .stage import Stage, code_hash
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the pipeline package
@@ -49,6 +50,11 @@ def _generate_settings(cfg: Config) -> dict:
             "family_code": _family_code(cfg, trainer=False)}
 
 
+def _score_inputs(cfg: Config) -> list[Path]:
+    # the training paintings are read either way: the reference, or what is left out of score.real
+    return [cfg.images_dir, cfg.raw_dir / "monet_jpg"] + ([Path(cfg.score.real)] if cfg.score.real else [])
+
+
 def _family_code(cfg: Config, trainer: bool) -> list[str]:
     """Hashes of the family's generator module (and with trainer=True its trainer's): what a stage's key
     covers."""
@@ -75,11 +81,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("score",
           "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
           build="pipeline.metrics.score:build", output=lambda c: c.submissions_dir / "score.json",
-          inputs=lambda c: [c.images_dir, c.raw_dir / "monet_jpg"], settings=lambda c: c.score),
+          inputs=_score_inputs, settings=lambda c: c.score),
     Stage("zip", "validate submissions/images and write submissions/images.zip (7,000-10,000 JPEGs)",
           build="pipeline.submission.archive:build", output=lambda c: c.zip_path,
           inputs=lambda c: [c.images_dir],
-          settings=lambda c: c.zip),
+          # the provenance record is hidden (not in the folder's fingerprint) but rides in the zip's comment
+          settings=lambda c: {"zip": c.zip, "provenance": provenance.read_text(c.images_dir)}),
     Stage("kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
           build="pipeline.kaggle.kernel:build", output=lambda c: Path("kernels") / c.kernel.slug,
           inputs=lambda c: [PACKAGE_DIR],
@@ -95,21 +102,26 @@ class Command:
     help: str
     handler: str = ""  # "module:function" called as f(cfg, args) -> exit code; "" = run the stage
     arguments: tuple[tuple[str, dict], ...] = ()
+    after: str = ""  # "module:function" called as f(cfg) once the command succeeded (the leaderboard page)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         for flag, options in self.arguments:
             parser.add_argument(flag, **options)
 
 
+# every train, score, submit and submissions brings the page up to date
+REFRESH_PAGE = "pipeline.leaderboard.page:refresh"
 COMMANDS: dict[str, Command] = {c.name: c for c in [
     Command("download", STAGES["download"].help),
     Command("augment", STAGES["augment"].help),
-    Command("train", STAGES["train"].help),
+    Command("train", STAGES["train"].help, after=REFRESH_PAGE),
     Command("generate", STAGES["generate"].help),
     Command("score", STAGES["score"].help + "; or score any --images against any --real",
-            handler="pipeline.metrics.score:command", arguments=(
+            handler="pipeline.metrics.score:command", after=REFRESH_PAGE, arguments=(
                 ("--images", {"metavar": "PATH", "help": "folder or zip of generated images"}),
-                ("--real", {"metavar": "PATH", "help": "folder or zip of real images (default: the Monets)"}),
+                ("--real", {"metavar": "PATH",
+                            "help": "folder or zip of real images (default: score.real, else the training "
+                                    "Monets); training paintings in it are left out"}),
                 ("--out", {"metavar": "FILE", "help": "where to write the JSON result"}))),
     Command("zip", STAGES["zip"].help + "; --check PATH validates an existing zip",
             handler="pipeline.submission.archive:command",
@@ -119,8 +131,14 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
     Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
             handler="pipeline.kaggle.submit:push_command"),
     Command("submit",
-            "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition",
-            handler="pipeline.kaggle.submit:submit_command"),
+            "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition, "
+            "wait for its public score", handler="pipeline.kaggle.submit:submit_command", after=REFRESH_PAGE),
+    Command("submissions", "refresh the public scores of your Kaggle submissions; print them beside the "
+            "local ones", handler="pipeline.kaggle.scores:submissions_command", after=REFRESH_PAGE),
+    Command("leaderboard", "write submissions/leaderboard.html, one row per run; --check renders it in "
+            "headless Chromium", handler="pipeline.leaderboard.page:command",
+            arguments=(("--check", {"action": "store_true",
+                                    "help": "then check in headless Chromium that every image loads"}),)),
     Command("families", "list the model families (train.model); --settings NAME shows one family's settings",
             handler="pipeline.training.families.cli:command",
             arguments=(("--settings", {"metavar": "NAME",

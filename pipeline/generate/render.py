@@ -9,6 +9,9 @@ with bounded queues so memory stays flat however many images there are; on CUDA 
 on the GPU (see Renderer). The model runs batched under inference mode, with AMP and channels_last
 on CUDA as pipeline.training.runtime decides.
 
+A provenance record (run, family, config hash, checkpoint step, raw or EMA weights) is left beside the
+images as a hidden file (see provenance.py), so scoring them files the row under the run that made them.
+
 Optionally (`generate.max_memorization`) every image is compared with the training Monets in
 Inception feature space and near-copies are made again from a perturbed input, because MiFID
 multiplies the score of a set that memorises (see pipeline/metrics/mifid.py).
@@ -40,6 +43,7 @@ from ..metrics.features import ImageSet, InceptionFeatures, decode_rgb, find_wei
 from ..metrics.mifid import nearest_real_distance, real_features, to_uint8
 from ..training import runtime as device
 from ..training.checkpoint import LoadedGenerator, load_generator
+from . import provenance
 
 PREVIEW = ".preview.png"  # hidden: neither fingerprinted as an output image nor zipped
 GUARD_ATTEMPTS = 4  # perturbed re-makes of a near-copy before it is removed
@@ -60,7 +64,7 @@ def build(cfg: Config, out: Path) -> str:
     preview grid."""
     start = time.perf_counter()
     runtime = device.setup(cfg.hardware)
-    loaded = load_generator(cfg.checkpoint_path, runtime.device)
+    loaded = load_generator(cfg.checkpoint_path, runtime.device, cfg.generate.use_ema)
     if loaded.kind != cfg.train.model:
         raise UserError(f"{cfg.checkpoint_path} holds a {loaded.kind} but train.model is {cfg.train.model}; "
                         "set train.model to match or point generate.checkpoint at the right run")
@@ -77,8 +81,11 @@ def build(cfg: Config, out: Path) -> str:
             guard_note = (f"; memorisation guard (< {cfg.generate.max_memorization}): "
                           f"{replaced} near-copies made again, {removed} removed")
     write_preview(out, jobs)
+    provenance.write(out, provenance.for_generator(cfg, loaded, cfg.checkpoint_path))
     n = len(list_images(out))
-    return f"{n:,} {loaded.kind} images ({rate:.3g} images/s on {runtime.device}){guard_note}"
+    weights = "averaged (EMA) weights" if loaded.ema else "raw weights"
+    return (f"{n:,} {loaded.kind} images from step {loaded.step:,}, {weights} ({rate:.3g} images/s on "
+            f"{runtime.device}){guard_note}")
 
 
 def initial_jobs(cfg: Config, loaded: LoadedGenerator, noise: torch.Generator) -> list[Job]:

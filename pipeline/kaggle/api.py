@@ -11,6 +11,8 @@ Why a wrapper rather than calling the client directly:
   a bare `requests.get` (no status check, names joined unchecked): we check both;
 - a running kernel's log is streamed only by newer clients (`kernels_logs_stream`, kaggle 2.2.5):
   `kernel_log` says None where the installed one cannot;
+- not every client version can wait for a submission's score (`competition_submit_code(wait=...)`):
+  `list_submissions` reads the list of your submissions, which every version offers, and the caller polls;
 - the key never appears in a message: every message we build is scrubbed of it.
 """
 from __future__ import annotations
@@ -331,6 +333,43 @@ def _fetch(url: str, target: Path) -> None:
             expected = resp.headers.get("Content-Length")
             if expected and not resp.headers.get("Content-Encoding") and int(expected) != size:
                 raise requests.exceptions.ChunkedEncodingError(f"got {size} of {expected} bytes")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One of your submissions to a competition, as Kaggle lists it."""
+
+    ref: int
+    date: str  # ISO time, UTC
+    description: str
+    status: str  # pending | complete | error
+    public_score: str  # "" until scored
+    error: str = ""
+
+
+SUBMISSIONS_PAGE = 50
+SUBMISSIONS_PAGES = 20  # at most 1,000 submissions: far more than the daily limits allow in a competition
+
+
+def list_submissions(competition: str, retry: Retry | None = None) -> list[Submission]:
+    """Your submissions to the competition, newest first, with their public scores."""
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+    found: list[Submission] = []
+    for page in range(1, SUBMISSIONS_PAGES + 1):
+        batch = _call(f"list submissions of {competition}",
+                      functools.partial(api.competition_submissions, competition, page_number=page,
+                                        page_size=SUBMISSIONS_PAGE),
+                      creds, retry, competition=competition) or []
+        found += [Submission(ref=int(s.ref), date=s.date.isoformat() if s.date else "",
+                             description=s.description or "",
+                             status=getattr(s.status, "name", str(s.status)).lower(),
+                             public_score=s.public_score or "",
+                             error=_scrub(s.error_description or "", creds))
+                  for s in batch if s is not None]
+        if len(batch) < SUBMISSIONS_PAGE:
+            break
+    return found
 
 
 def submit_code(competition: str, ref: str, version: int, file_name: str, message: str,

@@ -131,15 +131,15 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
               f"as long as its {k.time_limit_min:g}-minute clock allows")
     toml = to_toml(kcfg)
     settings = f"r'''\n{toml}'''" if "'''" not in toml and not toml.endswith("\\\n") else repr(toml)
+    makes, grid, inputs = _what_it_makes(kcfg)
     cells = [
         new_markdown_cell(
             f"# {cfg.kernel.title}\n\n"
             "Built by `python -m pipeline kernel` (the monet-pipeline project) for the competition "
             f"*I'm Something of a Painter Myself* (`{cfg.download.competition}`). It runs the project's "
             f"own stages with the `{cfg.kernel.preset}` settings: check the competition images, augment the "
-            f"Monet paintings, train a {kcfg.family.summary(kcfg.model_settings)} {budget}, turn every "
-            "photo into a Monet-style painting, and write `/kaggle/working/images.zip`, the file the "
-            "competition scores.\n\n"
+            f"Monet paintings, train a {kcfg.family.summary(kcfg.model_settings)} {budget}, {makes}, and "
+            "write `/kaggle/working/images.zip`, the file the competition scores.\n\n"
             "**Running it by hand:** *Add Input* → the competition `gan-getting-started` (and, to score "
             "inside the notebook, a dataset holding `pt_inception-2015-12-05-6726825d.pth`); *Settings* → "
             f"*Accelerator* → **{accelerator}**; then *Save Version* → *Save & Run All*. Submit `images.zip` "
@@ -196,10 +196,10 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
                if t.time_budget_min else "")
             + ". It stops cleanly (a checkpoint written) when that is spent. With more than one GPU it "
             "runs one process per GPU under `torchrun` (kernel.launcher). The loss plot and the latest "
-            "sample grid (photos → Monet) are shown below."),
+            f"sample grid ({grid}) are shown below."),
         new_code_cell("run_dir = notebook.train(cfg, NOTEBOOK_STARTED)\nnotebook.show_training(cfg)"),
         new_markdown_cell(
-            "## 4. generate and zip: the submission\n\nEvery photo goes through the trained generator into a "
+            f"## 4. generate and zip: the submission\n\n{inputs} through the trained generator, each into a "
             "256x256 JPEG; the images are checked against the competition's rules and written flat into "
             "`/kaggle/working/images.zip`. The time both take is measured."),
         new_code_cell(
@@ -225,6 +225,15 @@ def notebook(cfg: Config, kcfg: Config, payload: str, n_files: int) -> nbformat.
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"  # nbformat's random ids would change the notebook on every build
     return nb
+
+
+def _what_it_makes(kcfg: Config) -> tuple[str, str, str]:
+    """What the notebook's texts say the model does: (the run's product, the grids' content, what generate
+    feeds the generator). A photo family translates every photo; a noise family samples generate.count."""
+    if kcfg.family.takes_photos:
+        return "turn every photo into a Monet-style painting", "photos → Monet", "Every photo goes"
+    count = f"{kcfg.generate.count:,}"
+    return f"sample {count} new paintings from noise", "fixed noise → Monet", f"{count} noise vectors go"
 
 
 def _hidden(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:

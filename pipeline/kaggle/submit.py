@@ -3,7 +3,9 @@ submitted.
 
 submit = build the kernel, push it, follow its run, fetch its output into submissions/kaggle/<version>/,
 check images.zip against the competition's rules, score it locally when the FID weights are here,
-then submit that kernel version. Nothing is submitted that was not checked here first.
+then submit that kernel version and wait for its public score (scores.py). Nothing is submitted that was
+not checked here first. The fetched zip gets a provenance record beside it naming the kernel version, so
+its leaderboard rows (local and public) are that version's own.
 
 A Kaggle run takes hours, so following it must survive Ctrl-C, a closed laptop or a timeout: the
 pushed version is remembered in submissions/kaggle/pending.json, and the next `submit` with an
@@ -27,7 +29,9 @@ from ..engine import atomic
 from ..engine.chain import STAGES
 from ..engine.errors import StageSkipped, UserError
 from ..engine.stage import read_stamp
+from ..generate import provenance
 from . import api as kaggle_api
+from . import scores
 from .kernel import kernel_settings
 
 LOG_TAIL_LINES = 40
@@ -79,17 +83,30 @@ def _check_and_submit(cfg: Config, ref: str, version: int, zip_path: Path, retry
 
     summary = check_zip(zip_path, cfg.zip, workers=cfg.hardware.workers)
     print(f"submit: {zip_path}: {summary}")
+    label = scores.kernel_label(ref, version)
+    made_by = replace(provenance.read(zip_path) or provenance.UNKNOWN, kernel=label)
+    provenance.write_beside(zip_path, made_by)  # the version's own leaderboard row, however it is scored
+    _score(cfg, zip_path)
     kcfg = kernel_settings(cfg)
-    _score(kcfg, cfg, zip_path)
-    message = cfg.submit.message or f"{kcfg.run_dir.name} {kcfg.train_hash()[:8]} ({ref} v{version})"
+    message = scores.describe(cfg.submit.message or f"{kcfg.run_dir.name} {kcfg.train_hash()[:8]}", label)
     if cfg.submit.dry_run:
         print(f"submit: dry run: {zip_path} is checked and was not submitted. To submit this run as it is: "
               f"make submit SET=submit.version={version} (plus the same CONFIG/SET)")
         return 0
     answer = kaggle_api.submit_code(cfg.download.competition, ref, version, "images.zip", message, retry)
-    print(f"submit: {answer}: {ref} version {version} ('{message}'). The score appears in a few minutes at "
+    print(f"submit: {answer}: {ref} version {version} ('{message}'); "
           f"https://www.kaggle.com/competitions/{cfg.download.competition}/submissions")
-    return 0
+    if not cfg.submit.wait_score_min:
+        print(f"submit: not waiting for the public score (submit.wait_score_min=0): {scores.LATER}")
+        return 0
+    scored = scores.wait_for_public(cfg, label, retry)
+    if scored is None:
+        print(f"submit: no public score after {cfg.submit.wait_score_min:g} min (submit.wait_score_min): "
+              f"{scores.LATER}")
+        return 0
+    outcome = scores.record(cfg, made_by, scored)
+    print(f"submit: {outcome}", file=sys.stdout if scored.status == "complete" else sys.stderr)
+    return 0 if scored.status == "complete" else 1
 
 
 def _output_dir(cfg: Config, version: int) -> Path:
@@ -267,16 +284,16 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join([f"--- last {len(tail)} lines of {log} ---", *tail, "---"])
 
 
-def _score(kcfg: Config, cfg: Config, zip_path: Path) -> None:
-    """Local MiFID of the kernel's images.zip against the local Monets, as a leaderboard row marked kaggle
-    under the kernel's run name and config hash, when the FID weights and the Monets are here."""
+def _score(cfg: Config, zip_path: Path) -> None:
+    """Local MiFID of the kernel's images.zip against the reference paintings (score.real, else the local
+    Monets), as a leaderboard row marked kaggle under the kernel version, when the FID weights are here."""
     monets = cfg.raw_dir / "monet_jpg"
-    if not monets.is_dir():
+    if not monets.is_dir() and not cfg.score.real:
         print(f"submit: local score skipped: no Monets at {monets} to score against (make download)")
         return
     from ..metrics.score import score_images
 
     try:
-        score_images(replace(cfg, train=kcfg.train), zip_path, real=monets, source="kaggle")
+        score_images(cfg, zip_path, source="kaggle")
     except StageSkipped as exc:
         print(f"submit: local score skipped: {exc}")

@@ -13,7 +13,6 @@ the eigen problem 300 x 300: exact, and seconds faster than any 2048 x 2048 squa
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config, digest
-from ..engine import atomic
-from ..engine.fingerprint import fingerprint
-from .features import InceptionFeatures, decode_rgb, find_weights, open_images
-
-CACHE_VERSION = 1  # bump when feature extraction changes what it returns
+from ..config import Config
+from .features import ImageSet, InceptionFeatures, decode_rgb, find_weights, open_images
 
 
 @dataclass(frozen=True)
@@ -125,23 +120,12 @@ def score_features(gen: np.ndarray, real: np.ndarray, epsilon: float = 0.1) -> S
     return Score(fid, distance, mifid(fid, distance, epsilon), len(gen), len(real))
 
 
-def real_features(images: Path, extractor: InceptionFeatures, cache_dir: Path) -> np.ndarray:
-    """Features of the real set, cached by a fingerprint of its images and of the weights file."""
-    key = digest({"version": CACHE_VERSION, "images": fingerprint(images, cache_dir),
-                  "weights": fingerprint(extractor.weights), "half": extractor.half})
-    path = Path(cache_dir) / "mifid" / f"real-{key[:32]}.npz"
-    try:
-        with np.load(path) as cached:
-            return cached["features"]
-    except (OSError, ValueError, KeyError):  # absent or unreadable: compute it again
-        pass
+def real_features(images: Path | ImageSet, extractor: InceptionFeatures, cache_dir: Path) -> np.ndarray:
+    """Features of the real set (a folder, a zip, or a set already chosen from one), cached per image."""
+    if isinstance(images, ImageSet):
+        return extractor.of_set(images, desc="real features", cache_dir=cache_dir)
     with open_images(images) as image_set:
-        feats = extractor.of_set(image_set, desc="real features")
-    buf = io.BytesIO()
-    # mu and sigma ride along for other tools (pytorch-fid's .npz layout); the score uses the features.
-    np.savez(buf, features=feats, mu=feats.mean(0), sigma=np.cov(feats, rowvar=False))
-    atomic.write_bytes(path, buf.getvalue())
-    return feats
+        return real_features(image_set, extractor, cache_dir)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -1,17 +1,17 @@
-"""The score stage and command: local MiFID of a set of images, and the local leaderboard.
+"""The score stage and command: local MiFID of a set of images, and a row on the local leaderboard.
 
-The stage scores submissions/images against raw/monet_jpg into submissions/score.json.
-`python -m pipeline score --images PATH [--real PATH] [--out FILE]` scores any two sets (folders of
-JPEGs or zips) with the same code; its JSON goes to --out, else beside the scored set as
-`<PATH>.score.json` (never inside a folder of images, whose fingerprint would change). Every
-scoring appends a row to submissions/leaderboard.csv and prints the table sorted by MiFID, the
-numbers a competitor checks before spending one of the day's Kaggle submissions.
+The stage scores submissions/images against the reference paintings (score.real, by default the training
+paintings raw/monet_jpg) into submissions/score.json. `python -m pipeline score --images PATH [--real PATH]
+[--out FILE]` scores any two sets (folders of JPEGs or zips) with the same code; its JSON goes to --out,
+else beside the scored set as `<PATH>.score.json` (never inside a folder of images, whose fingerprint would
+change). A reference set other than the training paintings is scored without the training paintings it
+holds (pipeline/metrics/reference.py). Every scoring appends a row to submissions/leaderboard.csv, filed
+under the run the images' provenance record names (`unknown` without one), and prints the table sorted by
+MiFID: the numbers a competitor checks before spending one of the day's Kaggle submissions.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,12 @@ from typing import Any
 from ..config import Config
 from ..engine import atomic
 from ..engine.errors import UserError
+from ..generate import provenance
+from ..leaderboard import table
 from ..training.runtime import pick_device
-from .features import InceptionFeatures, find_weights, open_images
+from .features import ImageSet, InceptionFeatures, find_weights, open_images
 from .mifid import real_features, score_features
-
-COLUMNS = ("time", "source", "run", "model", "config_hash", "n_images", "fid", "distance", "mifid", "scope",
-           "images")
-SHOWN = 15  # leaderboard rows printed
+from .reference import Reference, without_training
 
 
 def build(cfg: Config, out: Path) -> str:
@@ -42,7 +41,8 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
     if args.images is None:
         if args.real or args.out:
             raise UserError("--real and --out go with --images PATH; without --images, score scores "
-                            f"{cfg.images_dir} as a stage (output {cfg.submissions_dir / 'score.json'})")
+                            f"{cfg.images_dir} as a stage against score.real "
+                            f"(output {cfg.submissions_dir / 'score.json'})")
         STAGES["score"].run(cfg, force=args.force)
         return 0
     score_images(cfg, Path(args.images), Path(args.real) if args.real else None,
@@ -58,78 +58,61 @@ def result_path(images: Path) -> Path:
 
 def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path | None = None,
                  source: str = "local") -> dict[str, Any]:
-    """Score `images` (folder or zip) against `real` (default: the Monets), write the JSON, add a
-    leaderboard row.
+    """Score `images` (folder or zip) against `real` (default: score.real, else the training paintings),
+    write the JSON, add a leaderboard row under the run that made the images.
 
     `source` marks where the images were made: "local", or "kaggle" for the images.zip of a Kaggle
     kernel run (the submit command). Raises StageSkipped when the FID weights are not available.
     """
-    real = Path(real) if real is not None else cfg.raw_dir / "monet_jpg"
+    real = Path(real) if real is not None else Path(cfg.score.real or cfg.raw_dir / "monet_jpg")
     for path in (Path(images), real):  # before loading a network for nothing
         if not path.exists():
             raise UserError(f"{path}: not found; give a folder of JPEGs or a zip of them")
     weights = find_weights(cfg.score.weights)
+    made_by = provenance.read(images) or provenance.UNKNOWN
     extractor = InceptionFeatures.for_settings(cfg, weights, pick_device(cfg.hardware.device))
-    real_feats = real_features(real, extractor, cfg.cache_dir)
+    with open_images(real) as real_set:
+        reference = reference_set(cfg, real_set)
+        real_feats = real_features(reference.images, extractor, cfg.cache_dir)
     with open_images(images) as image_set:
         chosen = image_set.sample(cfg.score.limit, cfg.score.seed)
-        gen_feats = extractor.of_set(chosen, desc="score")
+        gen_feats = extractor.of_set(chosen, desc="score", cache_dir=cfg.cache_dir)
     score = score_features(gen_feats, real_feats, cfg.score.epsilon)
     result: dict[str, Any] = {
         **score.as_dict(), "weights": str(weights), "subset": len(chosen.names) < len(image_set.names),
         "n_available": len(image_set.names), "seed": cfg.score.seed, "epsilon": cfg.score.epsilon,
-        "images": str(images), "real": str(real), "source": source,
+        "images": str(images), "real": str(real), "source": source, "left_out": reference.left_out,
+        "same_pixels": reference.same_pixels, "provenance": made_by.as_dict(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic.write_json(Path(out) if out is not None else result_path(images), result)
-    rows = append_leaderboard(cfg, result)
+    rows = table.append(table.csv_path(cfg.submissions_dir), leaderboard_row(result, made_by))
+    if reference.note:
+        print(f"score: {reference.note}")
     print(f"score: MiFID {result['mifid']:.3f}  FID {result['fid']:.3f}  d {result['distance']:.4f}"
-          f"{_penalty(result)}  on {_scope(result)}")
-    print(format_leaderboard(rows))
+          f"{_penalty(result)}  on {_scope(result)}; filed under run {made_by.label}")
+    print(table.format_table(rows))
     return result
 
 
-def append_leaderboard(cfg: Config, result: dict[str, Any]) -> list[dict[str, str]]:
-    """Add this scoring to submissions/leaderboard.csv (rewritten atomically); returns every row."""
-    path = cfg.submissions_dir / "leaderboard.csv"
-    rows = read_leaderboard(path)
-    rows.append({
-        "time": result["time"], "source": result["source"], "run": cfg.run_dir.name, "model": cfg.train.model,
-        "config_hash": cfg.train_hash()[:8], "n_images": str(result["n_gen"]), "fid": f"{result['fid']:.4f}",
-        "distance": f"{result['distance']:.5f}", "mifid": f"{result['mifid']:.4f}",
-        "scope": "subset" if result["subset"] else "full", "images": result["images"]})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic.write_text(path, buf.getvalue())
-    return rows
+def reference_set(cfg: Config, real_set: ImageSet) -> Reference:
+    """The reference images: a set other than the training paintings without the training paintings it
+    holds; the training paintings themselves as they are (see pipeline/metrics/reference.py)."""
+    training = cfg.raw_dir / "monet_jpg"
+    if real_set.path.resolve() == training.resolve():
+        return Reference(real_set)
+    if not training.is_dir():
+        return Reference(real_set, note=f"the training paintings ({training}) are not here, so none could be "
+                                        f"left out of {real_set.path}")
+    return without_training(real_set, training, cfg.hardware.workers)
 
 
-def read_leaderboard(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except FileNotFoundError:
-        return []
-
-
-def format_leaderboard(rows: list[dict[str, str]]) -> str:
-    """The rows as an aligned text table, best (lowest) MiFID first."""
-    ranked = sorted(rows, key=lambda r: _as_float(r.get("mifid", "")))
-    shown = ("rank",) + COLUMNS[:-1]
-    table = [shown] + [(str(i),) + tuple(r.get(c, "") for c in COLUMNS[:-1])
-                       for i, r in enumerate(ranked[:SHOWN], 1)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(shown))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
-    more = f"\n... and {len(ranked) - SHOWN} more in the CSV" if len(ranked) > SHOWN else ""
-    return "local leaderboard (lower MiFID is better):\n" + "\n".join(lines) + more
-
-
-def _as_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("inf")  # a damaged cell sorts last instead of breaking the table
+def leaderboard_row(result: dict[str, Any], made_by: provenance.Provenance) -> dict[str, str]:
+    """The leaderboard's row for one scoring, filed under the run that made the images."""
+    return {"time": result["time"], "source": result["source"], **made_by.cells(),
+            "n_images": str(result["n_gen"]), "fid": f"{result['fid']:.4f}",
+            "distance": f"{result['distance']:.5f}", "mifid": f"{result['mifid']:.4f}",
+            "scope": "subset" if result["subset"] else "full", "images": result["images"],
+            "n_real": str(result["n_real"]), "left_out": str(result["left_out"])}
 
 
 def _scope(result: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ Kaggle accepts `images.zip` holding 7,000-10,000 size x size RGB JPEGs at its ro
 costs a whole kernel run (hours) to find out, so every image is checked before writing, the
 written archive is opened and checked again, and `check_zip` applies the same rules to any zip
 (the kernel's output included). The stage's temp-path + rename means a refused set never
-replaces a previous valid `images.zip`.
+replaces a previous valid `images.zip`. The images' provenance record (which run made them, see
+pipeline/generate/provenance.py) rides in the archive's comment: the members stay JPEGs only.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..config import Config, ZipConfig
 from ..data.images import JPEG_SUFFIXES, check_image, describe_bad
 from ..engine.errors import UserError
 from ..engine.progress import track
+from ..generate import provenance
 
 # A fixed member timestamp makes the archive a pure function of the images (same images, same bytes).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -49,14 +51,18 @@ def build(cfg: Config, out: Path) -> str:
                         f"{describe_bad(bad)}; "
                         "re-run generate (or remove them) and zip again")
     # JPEG data does not compress: storing keeps writing and Kaggle's reading fast at no cost in size.
+    record = provenance.read(cfg.images_dir)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        if record is not None:
+            zf.comment = provenance.as_comment(record)
         for path in track(files, len(files), "zip: writing", "img", every_s=every_s):
             info = zipfile.ZipInfo(path.name, date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             zf.writestr(info, path.read_bytes())
     summary = check_zip(out, cfg.zip, workers=cfg.hardware.workers, sample=cfg.zip.decode_sample,
                         progress_every_s=every_s)
-    return str(summary)
+    made_by = f"made by run {record.label}" if record else "no provenance record (scored as run unknown)"
+    return f"{summary}; {made_by}"
 
 
 def check_zip(path: Path, zcfg: ZipConfig, workers: int = 0, sample: int | None = None,

@@ -63,20 +63,40 @@ class ImageBank:
 
 
 class Shards:
-    """Per-step indices into a bank: this rank's slice of a seeded per-epoch permutation."""
+    """Per-step indices into a bank: this rank's slice of a seeded permutation of the bank per pass.
+
+    The bank an epoch passes over (train.epoch_over) is drawn epoch-aligned: pass e is epoch e, its tail that
+    fills no whole step is left out. Every other bank is drawn as one stream: when a pass is used up the next
+    begins, in a new order (the paintings recycled under epoch_over=photos, the photos under paintings).
+    """
 
     def __init__(self, n: int, per_rank: int, rank: int, world_size: int, seed: int,
                  device: torch.device) -> None:
         self.n, self.per_rank, self.rank, self.world_size = n, per_rank, rank, world_size
         self.seed, self.device = seed, device
-        self._epoch, self._perm = -1, torch.empty(0)
+        self._perms: dict[int, torch.Tensor] = {}
 
     def indices(self, epoch: int, step_in_epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
-        start = (step_in_epoch * self.world_size + self.rank) * self.per_rank
-        return self._perm[torch.arange(start, start + self.per_rank, device=self.device) % self.n]
+        """This rank's images at a step of an epoch of this bank."""
+        return self._take(epoch * self.n + (step_in_epoch * self.world_size + self.rank) * self.per_rank)
+
+    def stream(self, step: int) -> torch.Tensor:
+        """This rank's images at a step of the run, passes following each other."""
+        return self._take((step * self.world_size + self.rank) * self.per_rank)
+
+    def _take(self, start: int) -> torch.Tensor:
+        """Stream positions start .. start + per_rank: slices of each pass's permutation (kept on the device,
+        so a step never waits for a copy)."""
+        end, n = start + self.per_rank, self.n
+        return torch.cat([self._perm(p)[max(start, p * n) - p * n:min(end, (p + 1) * n) - p * n]
+                          for p in range(start // n, (end - 1) // n + 1)])
+
+    def _perm(self, pass_: int) -> torch.Tensor:
+        if pass_ not in self._perms:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_)
+            self._perms = {p: v for p, v in self._perms.items() if p >= pass_ - 1}
+            self._perms[pass_] = torch.randperm(self.n, generator=gen).to(self.device)
+        return self._perms[pass_]
 
 
 def load_bank(files: list[Path], device: torch.device, crop: int, channels_last: bool, what: str,

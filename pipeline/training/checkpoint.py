@@ -133,6 +133,7 @@ class LoadedGenerator:
     train: TrainConfig  # the settings the checkpoint was trained with
     settings: Any  # and its family's section
     step: int  # training steps behind these weights
+    ema: bool = False  # the weights are the generator's average (train.ema), not its last step's
 
 
 def untrained_generator(train: TrainConfig, settings: Any,
@@ -144,8 +145,9 @@ def untrained_generator(train: TrainConfig, settings: Any,
                            z_dim=family.noise_dim(settings), train=train, settings=settings, step=0)
 
 
-def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Rebuild the generator saved in a checkpoint (last.pt, best.pt or ckpt_<step>.pt) of any run.
+def load_generator(path: Path, device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedGenerator:
+    """Rebuild the generator saved in a checkpoint (last.pt, best.pt or ckpt_<step>.pt) of any run: its
+    averaged weights when the checkpoint has them and `use_ema`, else its last step's.
 
     The networks are rebuilt from the settings stored in the checkpoint, not from the current
     settings, so generate works whatever the preset says. A missing, truncated or foreign file is a
@@ -162,6 +164,8 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGene
                         "generate.checkpoint=PATH") from None
     train, settings = train_settings(payload)
     loaded = untrained_generator(train, settings)
-    loaded.generator.load_state_dict(payload["models"][loaded.family.generator_key])
+    key = loaded.family.generator_key
+    ema = use_ema and key in (payload.get("ema") or {})
+    loaded.generator.load_state_dict(payload["ema"][key] if ema else payload["models"][key])
     loaded.generator.to(device)
-    return dataclasses.replace(loaded, step=int(payload["step"]))
+    return dataclasses.replace(loaded, step=int(payload["step"]), ema=ema)

@@ -1,6 +1,9 @@
 """What a run shows while and after it trains: losses.csv, loss_plot.png, samples/step_XXXXXX.png,
 samples.gif.
 
+The loss plot draws every column but the bookkeeping ones; a `resolution` column (a family that grows,
+ProGAN) is drawn as a labelled vertical line where it changes instead.
+
 Only rank 0 writes (the others get a TrainLog with enabled=False). The CSV is appended a row at a time;
 on resume, rows past the checkpoint's step (steps that will be trained again) are dropped first.
 """
@@ -90,13 +93,19 @@ def plot_losses(csv_path: Path, target: Path) -> None:
     rows = read_csv(csv_path)
     if not rows:
         return
-    names = [k for k in rows[0] if k not in ("step", "epoch", "seconds", "lr")]
+    names = [k for k in rows[0] if k not in ("step", "epoch", "seconds", "lr", "resolution")]
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.8 * len(names) + 0.6), sharex=True, squeeze=False)
+    changes = phase_changes(rows)
     for ax, name in zip(axes[:, 0], names, strict=False):
         ax.plot(steps, [float(r[name]) for r in rows], lw=1)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
+        for step in changes:
+            ax.axvline(step, color="0.5", lw=0.8, ls="--")
+    for step, label in changes.items():
+        axes[0, 0].annotate(label, (step, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                            textcoords="offset points", va="top", fontsize=8, color="0.3")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{csv_path.parent.name}: training losses (mean per log interval)")
     fig.tight_layout()
@@ -104,6 +113,17 @@ def plot_losses(csv_path: Path, target: Path) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic.write_bytes(target, buf.getvalue())
+
+
+def phase_changes(rows: list[dict[str, str]]) -> dict[int, str]:
+    """{first logged step at a new resolution: "64x64"} from a `resolution` column (none without one)."""
+    changes, before = {}, None
+    for row in rows:
+        res = row.get("resolution")
+        if res is not None and before is not None and res != before:
+            changes[int(row["step"])] = f"{float(res):g}x{float(res):g}"
+        before = res
+    return changes
 
 
 def write_gif(frames: list[Path], target: Path) -> None:

@@ -1,16 +1,18 @@
 """The train stage: one training loop for every model family, resumable, observable, multi-GPU ready.
 
 `_train` reads top to bottom in sections: data (every training image loaded once onto the device, each
-rank's shard of every epoch), family (its trainer: networks, optimisers and step, from the registry),
+rank's shard of every step), family (its trainer: networks, optimisers and step, from the registry),
 resume (the newest readable checkpoint), then the steps, each followed by its bookkeeping in `_Session`:
 logging every log_every steps (the only time it waits for the device), sample grids, keeping best.pt by
 MiFID when asked, checkpointing by steps, by seconds, on Ctrl-C and when the time budget is spent. The run
 folder is built in place: checkpoints are atomic, and the stage's stamp is written only when the loop has
 finished. What differs between families (which banks, how many images per step, at what size, the step
-itself) is asked of the family, never tested by name here.
+itself) is asked of the family, never tested by name here. How long the run trains and how its learning
+rate falls is the plan's (plan.py): the nominal length, or with a time budget what fits the clock.
 """
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from .banks import ImageBank, Shards, load_bank
 from .families import Family
 from .families.trainer import Trainer
 from .log import TrainLog
+from .plan import ANNOUNCE_AT, REPLAN_AT, Plan, fit_to_clock, moved, remaining_work
 from .runtime import Runtime, setup, teardown
 
 
@@ -42,20 +45,23 @@ class Progress:
     step: int = 0
     seconds: float = 0.0  # time spent by earlier sessions of this run (train.time_budget_min counts them all)
     best_mifid: float = float("inf")
+    plan: Plan | None = None  # the checkpoint's plan (None: a fresh run, or one from before plans)
 
 
 @dataclass
 class Data:
-    """The training images on the device and each rank's shard of every epoch."""
+    """The training images on the device and each rank's share of every step."""
 
     banks: dict[str, ImageBank]
     shards: dict[str, Shards]
+    epoch_bank: str  # the bank one epoch passes over (train.epoch_over); the others are streamed
     steps_per_epoch: int
-    total: int  # steps of the whole run
+    nominal: int  # steps of the whole run without a time budget (the plan's most)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         epoch, at = divmod(step, self.steps_per_epoch)
-        return {k: self.banks[k].take(self.shards[k].indices(epoch, at)) for k in self.banks}
+        return {k: self.banks[k].take(self.shards[k].indices(epoch, at) if k == self.epoch_bank
+                                      else self.shards[k].stream(step)) for k in self.banks}
 
 
 def build(cfg: Config, out: Path) -> str:
@@ -79,11 +85,11 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
 
     # -- family: its trainer, with the same initial weights on every rank (DDP also broadcasts rank 0's) ----
     _seed_everything(t.seed)
-    trainer: Trainer = family.trainer_class()(family, t, settings, rt, data.total)
+    trainer: Trainer = family.trainer_class()(family, t, settings, rt)
     trainer.extra_inputs = family.extra_inputs(cfg)  # files besides the banks (pix2pix's teacher)
 
     # -- resume: the newest readable checkpoint, else a fresh start -----------------------------------------
-    progress = _resume(out, family, trainer, rt, say)
+    progress = _resume(out, family, trainer, rt, data.nominal, say)
     if rt.is_main:
         atomic.remove_stale_temps(out)  # half-written checkpoints of a killed run (they can be large)
         atomic.remove_stale_temps(out / "samples")
@@ -105,22 +111,27 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
 
 def load_data(cfg: Config, family: Family, settings: Any, rt: Runtime) -> Data:
     """Load the banks the family draws (at the size it asks) and shard them; an epoch is one pass over the
-    augmented Monets, and of every other bank only the seeded subset the run will draw is decoded."""
+    bank train.epoch_over names, and of every other bank only the seeded subset the run's nominal length
+    can draw is decoded (all of it for a long run: a budgeted run may be planned up to that length)."""
     t = cfg.train
     per_step = family.images_per_step(t, settings)
-    files = {"monet": list_images(cfg.bank_dir("monet"))}
-    steps_per_epoch = max(1, len(files["monet"]) // (per_step["monet"] * rt.world_size))
-    total = t.epochs * steps_per_epoch
+    epoch_bank = "photo" if t.epoch_over == "photos" and "photo" in per_step else "monet"
+    if t.epoch_over == "photos" and epoch_bank != "photo" and rt.is_main:
+        print(f"train: {t.model} trains on no photos: an epoch is a pass over the paintings "
+              "(train.epoch_over=photos applies to the families that do)")
+    files = {epoch_bank: list_images(cfg.bank_dir(epoch_bank))}
+    steps_per_epoch = max(1, len(files[epoch_bank]) // (per_step[epoch_bank] * rt.world_size))
+    nominal = family.total_steps(t, settings, steps_per_epoch)
     for bank, n in per_step.items():
-        if bank != "monet":
-            files[bank] = _subset(list_images(cfg.bank_dir(bank)), total * n * rt.world_size, t.seed)
+        if bank != epoch_bank:
+            files[bank] = _subset(list_images(cfg.bank_dir(bank)), nominal * n * rt.world_size, t.seed)
     size = family.data_size(t, settings)
     banks = {k: load_bank(f, rt.device, size, rt.channels_last, k, cfg.hardware.workers, rt.is_main,
                           progress_every_s=cfg.hardware.progress_every_s)
              for k, f in files.items()}
     shards = {k: Shards(len(banks[k]), n, rt.rank, rt.world_size, t.seed + i, rt.device)
               for i, (k, n) in enumerate(per_step.items())}
-    return Data(banks, shards, steps_per_epoch, total)
+    return Data(banks, shards, epoch_bank, steps_per_epoch, nominal)
 
 
 @dataclass
@@ -140,6 +151,10 @@ class _Session:
     n_acc: int = 0
     # off a terminal: one line per progress_every_s however short the epochs
     pace: Pace = field(default_factory=Pace)
+    warm: tuple[float, int, float] | None = None  # (time, step, work) after the warm-up: the rates' origin
+    rate: float = 0.0  # steps/s since then (rank 0)
+    work: float = 0.0  # the steps' summed Family.step_cost, where the family's steps differ in cost
+    work_rate: float = 0.0  # work/s since the warm-up (the clock's rate where steps differ in cost)
 
     def __post_init__(self) -> None:
         t = self.cfg.train
@@ -148,33 +163,46 @@ class _Session:
         self.selector = _make_selector(self.cfg, self.rt) if t.select_by_mifid and self.rt.is_main else None
         self.last_save = self.loop_start = time.monotonic()
         self.first_step = self.progress.step
+        saved = self.progress.plan
+        self.plan = saved if saved is not None and saved.by_clock and t.time_budget_min > 0 else Plan(
+            self.data.nominal, t.decay_start)
+        self.progress.plan = self.plan
+        self.step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.s)
+        self.varying = self.step_cost(0.0) is not None  # steps differ in cost: plan by work
+        if self.rt.is_main:
+            fitted = (f"; train.time_budget_min={t.time_budget_min:g}: re-planned to fit the clock after a "
+                      "warm-up") if t.time_budget_min > 0 else ""
+            print(f"train: {self.plan.describe()}{fitted}")
 
     def run(self) -> None:
-        per_epoch, total = self.data.steps_per_epoch, self.data.total
-        while self.progress.step < total and not self.stopped:
+        per_epoch = self.data.steps_per_epoch
+        while self.progress.step < self.plan.total and not self.stopped:
             epoch = self.progress.step // per_epoch
+            epochs = -(-self.plan.total // per_epoch)
             # A context: the bar is closed on errors too, so an error message never lands on the bar's line.
             # Off a terminal: lines with the losses of the last log row (the bar never asks the device).
-            with progress_bar(per_epoch, f"epoch {epoch + 1}/{self.cfg.train.epochs}", "step",
+            with progress_bar(per_epoch, f"epoch {epoch + 1}/{epochs}", "step",
                               every_s=self.cfg.hardware.progress_every_s,
                               initial=self.progress.step % per_epoch,
                               disable=not self.rt.is_main, leave=True, pace=self.pace,
                               dynamic_ncols=True) as bar:
-                while self.progress.step < min(total, (epoch + 1) * per_epoch) and not self.stopped:
+                while self.progress.step < min(self.plan.total, (epoch + 1) * per_epoch) and not self.stopped:
                     self.step()
                     bar.update()
                     self.after_step(epoch, bar)
 
     # -- the step ----------------------------------------------------------------------------------------
     def step(self) -> None:
-        losses = self.trainer.train_step(self.data.batch(self.progress.step),
-                                         self.progress.step / self.data.total)
+        step, progress = self.progress.step, self.plan.progress(self.progress.step)
+        self.trainer.set_lr_factor(self.plan.lr_factor(step))
+        losses = self.trainer.train_step(self.data.batch(step), progress)
+        self.work += self.step_cost(progress) or 1.0
         self.acc = {k: self.acc.get(k, 0) + v for k, v in losses.items()}  # device tensors: no wait here
         self.n_acc += 1
         self.progress.step += 1
 
     def after_step(self, epoch: int, bar: Bar) -> None:
-        t, step, last = self.cfg.train, self.progress.step, self.progress.step == self.data.total
+        t, step, last = self.cfg.train, self.progress.step, self.progress.step == self.plan.total
         due = step % t.checkpoint_every == 0 or last
         if step % t.log_every == 0 or last:
             due = self.log_row(epoch, bar) or due
@@ -187,20 +215,54 @@ class _Session:
 
     # -- logging and the budget ---------------------------------------------------------------------------
     def log_row(self, epoch: int, bar: Bar) -> bool:
-        """Write a loss row (one wait for the device); True when a checkpoint is due by time or budget."""
-        t, step = self.cfg.train, self.progress.step
-        elapsed = self.progress.seconds + time.monotonic() - self.session_start
-        means, overdue, spent = _sync(self.rt, self.acc, self.n_acc, [
-            time.monotonic() - self.last_save >= t.checkpoint_every_s,
-            t.time_budget_min > 0 and elapsed >= t.time_budget_min * 60])
+        """Write a loss row (one wait for the device), re-plan by the clock; True when a checkpoint is due by
+        time or budget."""
+        t, step, now = self.cfg.train, self.progress.step, time.monotonic()
+        elapsed = self.progress.seconds + now - self.session_start
+        means, overdue, spent, planned = _sync(self.rt, self.acc, self.n_acc, [
+            now - self.last_save >= t.checkpoint_every_s,
+            t.time_budget_min > 0 and elapsed >= t.time_budget_min * 60,
+            self.fit_plan(now, elapsed)])
         _check_finite(means, step, self.out)
         self.log.row({"step": step, "epoch": epoch + 1, "seconds": round(elapsed, 2), "lr": self.trainer.lr(),
-                      **means})
+                      **self.trainer.log_fields(self.plan.progress(step - 1)), **means})
         bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
         self.acc, self.n_acc = {}, 0
-        if spent and step < self.data.total:
+        if planned:
+            self.adopt(Plan(int(planned), t.decay_start, by_clock=True), elapsed, bar)
+        if spent and step < self.plan.total:
             self.stopped = f"stopped by train.time_budget_min={t.time_budget_min:g}"
         return overdue or bool(self.stopped)
+
+    # -- the plan ----------------------------------------------------------------------------------------
+    def fit_plan(self, now: float, elapsed: float) -> float:
+        """Rank 0's plan for the time left at the step rate since the warm-up (the session's first log row:
+        data loading, compilation and cuDNN's search are behind it), as a step count; 0 = keep the plan."""
+        t, step = self.cfg.train, self.progress.step
+        if t.time_budget_min <= 0 or not self.rt.is_main:
+            return 0.0
+        if self.warm is None:
+            self.warm = (now, step, self.work)
+            return 0.0
+        seconds = max(1e-9, now - self.warm[0])
+        self.rate, self.work_rate = (step - self.warm[1]) / seconds, (self.work - self.warm[2]) / seconds
+        fitted = fit_to_clock(self.data.nominal, t.decay_start, step,
+                              self.work_rate if self.varying else self.rate, t.time_budget_min * 60 - elapsed,
+                              slack_steps=2 * t.log_every, cost=self.step_cost if self.varying else None)
+        if step >= self.plan.total or (step >= self.plan.decay_from and fitted.total > self.plan.total):
+            return 0.0  # the last step; or decaying already, where a longer plan would raise the rate again
+        return float(fitted.total) if not self.plan.by_clock or moved(self.plan, fitted, REPLAN_AT) else 0.0
+
+    def adopt(self, plan: Plan, elapsed: float, bar: Bar) -> None:
+        """Every rank takes rank 0's plan; rank 0 says so when it is the first fitted or moves by 5%."""
+        if self.rt.is_main and (not self.plan.by_clock or moved(self.plan, plan, ANNOUNCE_AT)):
+            step = self.progress.step
+            left = (remaining_work(step, plan.total, self.step_cost) / max(1e-9, self.work_rate)
+                    if self.varying else (plan.total - step) / max(1e-9, self.rate))
+            minutes = (elapsed + left) / 60
+            bar.write(f"train: {plan.describe(minutes)} (measured {self.rate:.2f} steps/s at step "
+                      f"{self.progress.step:,})")
+        self.plan = self.progress.plan = plan
 
     # -- checkpointing ------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -212,11 +274,12 @@ class _Session:
         self.log.finish()
         t, data, rt, step = self.cfg.train, self.data, self.rt, self.progress.step
         rate = (step - self.first_step) / max(1e-9, time.monotonic() - self.loop_start)
-        done = f"{step:,}/{data.total:,} steps at {rate:.1f} steps/s"
+        done = f"{step:,}/{self.plan.total:,} steps at {rate:.1f} steps/s"
         done += f" ({self.stopped})" if self.stopped else ""
         trained = ", ".join(f"{len(b):,} {k}" for k, b in data.banks.items())
         grids = len(list(self.log.samples_dir.glob("step_*.png")))
-        return (f"{t.model} {done}, {t.epochs} epoch(s) of {data.steps_per_epoch:,} steps on {trained} "
+        return (f"{t.model} {done}, epochs of {data.steps_per_epoch:,} steps over the {data.epoch_bank}s, "
+                f"on {trained} "
                 f"x{rt.world_size} {rt.device.type}; {grids} sample grids")
 
 
@@ -253,7 +316,8 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def _resume(out: Path, family: Family, trainer: Trainer, rt: Runtime, say: Callable[..., None]) -> Progress:
+def _resume(out: Path, family: Family, trainer: Trainer, rt: Runtime, nominal: int,
+            say: Callable[..., None]) -> Progress:
     """Load the newest readable checkpoint into `trainer`; a fresh run seeds each rank's own randomness.
 
     A checkpoint of either format resumes (see checkpoint.header): the architectures it compares are the
@@ -271,15 +335,24 @@ def _resume(out: Path, family: Family, trainer: Trainer, rt: Runtime, say: Calla
         raise UserError(f"{path} was trained with other model settings ({changed}); add --force to start "
                         "over, "
                         "or name another run with --set train.run=NAME")
-    trainer.load_state_dict({"models": payload["models"], **payload["training"]})
+    trainer.load_state_dict({"models": payload["models"], **payload["training"], **_ema_part(payload)})
     ranks = payload["training"]["ranks"]
     if len(ranks) == rt.world_size:
         trainer.load_rank_state(ranks[rt.rank]["family"])
         _set_rng_state(ranks[rt.rank]["rng"], rt.device)
     else:  # another number of processes: the weights carry over, the per-rank randomness starts afresh
         _seed_everything(t.seed, rt.rank, payload["step"])
-    say(f"resuming from step {payload['step']:,} ({path.name})")
-    return Progress(payload["step"], payload["seconds"], payload["best_mifid"])
+    plan = Plan.from_dict(payload["plan"]) if payload.get("plan") else None
+    step = payload["step"]
+    where = trainer.position((plan or Plan(nominal, t.decay_start)).progress(step))
+    say(f"resuming from step {step:,} ({where}), checkpoint {path.name}" if where
+        else f"resuming from step {step:,} ({path.name})")
+    return Progress(step, payload["seconds"], payload["best_mifid"], plan)
+
+
+def _ema_part(payload: dict[str, Any]) -> dict[str, Any]:
+    """The generators' averages of a checkpoint, where it has them (see Trainer.load_state_dict)."""
+    return {k: payload[k] for k in ("ema", "ema_updates") if k in payload}
 
 
 def _save(out: Path, trainer: Trainer, rt: Runtime, progress: Progress, session_start: float) -> None:
@@ -288,21 +361,24 @@ def _save(out: Path, trainer: Trainer, rt: Runtime, progress: Progress, session_
     if not rt.is_main:
         return
     state = trainer.state_dict()
+    averages = {k: state.pop(k) for k in ("ema", "ema_updates") if k in state}
     checkpoint.write(out, {**checkpoint.header(trainer.t, trainer.s, progress.step),
-                           "models": state.pop("models"),
+                           "models": state.pop("models"), **averages,
+                           "plan": progress.plan.as_dict() if progress.plan else None,
                            "seconds": progress.seconds + time.monotonic() - session_start,
                            "best_mifid": progress.best_mifid, "training": {**state, "ranks": ranks}},
                      trainer.t.keep_last)
 
 
-def _sync(rt: Runtime, acc: dict[str, torch.Tensor], n: int, flags: list[bool]) -> tuple[Any, ...]:
-    """Mean losses over the interval and all ranks, and rank 0's decisions: one collective, one host wait."""
+def _sync(rt: Runtime, acc: dict[str, torch.Tensor], n: int, decisions: list[float]) -> tuple[Any, ...]:
+    """Mean losses over the interval and all ranks, and rank 0's decisions (flags, or numbers below 2**24):
+    one collective, one host wait."""
     names = list(acc)
     vec = torch.stack([acc[k].float() for k in names]
-                      + [torch.tensor(float(f and rt.is_main), device=rt.device) for f in flags])
+                      + [torch.tensor(float(d) if rt.is_main else 0.0, device=rt.device) for d in decisions])
     values = rt.all_reduce_sum(vec).tolist()
     means = {k: v / (n * rt.world_size) for k, v in zip(names, values, strict=False)}
-    return (means, *(v > 0 for v in values[len(names):]))
+    return (means, *values[len(names):])
 
 
 def _check_finite(means: dict[str, float], step: int, out: Path) -> None:
@@ -337,6 +413,6 @@ def _select(out: Path, trainer: Trainer, progress: Progress,
     if score < progress.best_mifid:
         progress.best_mifid = score
         checkpoint.save(out / "best.pt", {**checkpoint.header(trainer.t, trainer.s, progress.step),
-                                          "models": trainer.generator_states(), "mifid": score})
+                                          **trainer.generator_states(), "mifid": score})
     bar.write(f"step {progress.step:,}: MiFID {score:.2f} (best {progress.best_mifid:.2f}"
               + (", saved best.pt)" if score == progress.best_mifid else ")"))

@@ -16,7 +16,8 @@ Discovery: the first lookup imports every subpackage of pipeline/training/famili
 `__init__`), so adding a family is one new folder that touches no other file.
 
 How to write one, in the order the loop asks: `images_per_step` (which banks, how many images per step and
-rank; it also fixes the epoch length), `data_size` (the resolution the banks are loaded at), the trainer's
+rank; it also fixes the epoch length), `total_steps` (the run's nominal length), `data_size` (the
+resolution the banks are loaded at), the trainer's
 `train_step`, `sample_inputs`/`sample` (progress grids) and `translate` (MiFID selection), `architecture`
 (what a resume compares) and `generator_key` (which network generate uses). A family that grows its
 resolution or batch by phase (ProGAN) chooses both here and in its step, not in the loop.
@@ -83,6 +84,16 @@ class Family(ABC):
     def noise_dim(self, settings: Any) -> int:
         """The noise vector's length for a NOISE family (generate feeds torch.randn(n, noise_dim)); 0 else."""
         return 0
+
+    def total_steps(self, train: Any, settings: Any, steps_per_epoch: int) -> int:
+        """The run's nominal length in steps (a time budget may plan fewer): train.epochs epochs, unless the
+        family's own schedule decides (ProGAN: its phases)."""
+        return train.epochs * steps_per_epoch
+
+    def step_cost(self, train: Any, settings: Any, progress: float) -> float | None:
+        """A step's relative cost at `progress`, where steps differ (ProGAN's grow with the resolution): a
+        time budget then plans by work, not by steps. None: every step costs the same."""
+        return None
 
     def data_size(self, train: Any, settings: Any) -> int:
         """The resolution training images are loaded at (random crops when smaller than the data's)."""

@@ -8,12 +8,19 @@ steps, so the step never waits on the device); `sample_inputs`/`sample` for the 
 
 A subclass implements the abstract methods below and names its networks in `generators` and
 `discriminators`; the first generator is the one `inference` uses. Optimiser "G" covers the generators,
-"D" the discriminators.
+"D" the discriminators. The learning rate is set by the loop before each step (`set_lr_factor`, from the
+run's plan), so a trainer keeps no schedule of its own.
+
+With train.ema > 0 every generator has an exponential moving average of its weights (Yazici et al. 2019,
+"The Unusual Effectiveness of Averaging in GAN Training"; Karras et al. 2018 sample ProGAN this way):
+averaged weights give better and steadier samples than the last step's. The averages live on the device,
+are updated after every step, saved in checkpoints, and are what `sampling_net`, the grids, MiFID
+selection and generate use.
 """
 from __future__ import annotations
 
 import contextlib
-import warnings
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -31,10 +38,11 @@ from .base import Family
 Losses = dict[str, torch.Tensor]
 
 
-def linear_decay(total_steps: int, decay_start: float) -> Callable[[int], float]:
-    """LR factor: 1 until decay_start x total_steps, then linearly down to 0 at the last step (CycleGAN)."""
-    start = int(total_steps * decay_start)
-    return lambda step: 1.0 if step < start else max(0.0, (total_steps - step) / max(1, total_steps - start))
+def ema_decay(decay: float, updates: int) -> float:
+    """The averaging weight of update number `updates` (1, 2, ...): train.ema, but lower while few updates
+    have been made (TensorFlow's ExponentialMovingAverage with num_updates), so that a short run's average
+    is not mostly its random initial weights."""
+    return min(decay, (1 + updates) / (10 + updates))
 
 
 class Trainer(ABC):
@@ -46,7 +54,7 @@ class Trainer(ABC):
     instance_noise: float = 0.0  # std of the noise added to D's inputs at the start, fading to 0
     extra_inputs: tuple = ()  # Family.extra_inputs(cfg), set by the loop after __init__ (most: none)
 
-    def __init__(self, family: Family, t: TrainConfig, settings: Any, rt: Runtime, total_steps: int) -> None:
+    def __init__(self, family: Family, t: TrainConfig, settings: Any, rt: Runtime) -> None:
         self.family, self.t, self.s, self.rt = family, t, settings, rt
         self.nets: dict[str, nn.Module] = {n: rt.place(self.make_generator()) for n in self.generators}
         self.nets.update({n: rt.place(self.make_discriminator()) for n in self.discriminators})
@@ -57,8 +65,10 @@ class Trainer(ABC):
                                      t.lr * scale),
             "D": self.make_optimizer("D", chain(*(self.nets[n].parameters() for n in self.discriminators)),
                                      t.lr_d * scale)}
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(total_steps, t.decay_start))
-                           for k, opt in self.optimizers.items()}
+        self.base_lrs = {k: [g["lr"] for g in opt.param_groups] for k, opt in self.optimizers.items()}
+        self.ema = {n: copy.deepcopy(self.nets[n]).requires_grad_(False).eval() for n in self.generators
+                    } if t.ema > 0 else {}
+        self.ema_updates = 0
         self.scaler = rt.grad_scaler()
         self.policy = parse_policy(t.diffaugment)
 
@@ -109,12 +119,34 @@ class Trainer(ABC):
 
     def end_step(self) -> None:
         self.scaler.update()
-        with warnings.catch_warnings():
-            # fp16's scaler skips an optimizer step whose gradients overflowed; torch then warns that the
-            # schedule stepped before the optimizer, which is expected here and changes nothing.
-            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-            for sched in self.schedulers.values():
-                sched.step()
+        if self.ema:
+            self.update_ema()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move each generator's average towards its current weights (buffers, e.g. batch norm's running
+        statistics, are copied: they are averages already)."""
+        self.ema_updates += 1
+        weight = 1.0 - ema_decay(self.t.ema, self.ema_updates)
+        for n, avg in self.ema.items():
+            net = self.nets[n]
+            torch._foreach_lerp_(list(avg.parameters()), list(net.parameters()), weight)
+            for b_avg, b in zip(avg.buffers(), net.buffers(), strict=True):
+                b_avg.copy_(b)
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Every optimiser's learning rate at `factor` x its initial one (the plan's schedule)."""
+        for k, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[k], strict=True):
+                group["lr"] = base * factor
+
+    def position(self, progress: float) -> str:
+        """Where training stands besides the step, for the resume line (ProGAN: "64x64, fade-in 40%")."""
+        return ""
+
+    def log_fields(self, progress: float) -> dict[str, float]:
+        """Columns of the loss log besides the losses (ProGAN: the resolution and fade-in)."""
+        return {}
 
     def freeze_discriminators(self, frozen: bool) -> None:
         """D's weights need no gradients while G learns; G's step calls the raw D, outside DDP, for the same
@@ -125,35 +157,48 @@ class Trainer(ABC):
     def lr(self) -> float:
         return self.optimizers["G"].param_groups[0]["lr"]
 
+    def sampling_net(self, name: str) -> nn.Module:
+        """The generator `name` as samples are drawn from it: its average when train.ema is on."""
+        return self.ema[name] if name in self.ema else self.nets[name]
+
     @contextlib.contextmanager
     def inference(self) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
-        """A function photos -> Monets (float32, [-1, 1]) with the generator in eval mode, restored
-        afterwards."""
-        g = self.nets[self.generators[0]]
+        """A function photos -> Monets (float32, [-1, 1]) with the sampling generator in eval mode, restored
+        afterwards (an average stays in eval mode)."""
+        g = self.sampling_net(self.generators[0])
         g.eval()
         try:
             with torch.no_grad(), self.rt.autocast():
                 yield lambda x: self.translate(g, x).float()
         finally:
-            g.train()
+            g.train(not self.ema)
 
     def generator_states(self) -> dict[str, Any]:
-        """The generators' weights alone (best.pt)."""
-        return {n: net.state_dict() for n, net in self.nets.items() if n in self.generators}
+        """The generators' weights alone, and their averages when kept (best.pt)."""
+        return {"models": {n: net.state_dict() for n, net in self.nets.items() if n in self.generators},
+                **self._ema_state()}
+
+    def _ema_state(self) -> dict[str, Any]:
+        return {"ema": {n: avg.state_dict() for n, avg in self.ema.items()},
+                "ema_updates": self.ema_updates} if self.ema else {}
 
     def state_dict(self) -> dict[str, Any]:
+        """"models" (and "ema") go to the checkpoint's top level, the rest under "training"."""
         return {"models": {n: net.state_dict() for n, net in self.nets.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                "scaler": self.scaler.state_dict()}
+                "scaler": self.scaler.state_dict(), **self._ema_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Also a checkpoint from before EMA was on (the averages start from its weights) or from before the
+        plan (its LR schedulers are ignored: the loop sets the rate from the plan)."""
         for n, net in self.nets.items():
             net.load_state_dict(state["models"][n])
         for k in self.optimizers:
             self.optimizers[k].load_state_dict(state["optimizers"][k])
-            self.schedulers[k].load_state_dict(state["schedulers"][k])
         self.scaler.load_state_dict(state["scaler"])
+        for n, avg in self.ema.items():
+            avg.load_state_dict(state["ema"][n] if "ema" in state else self.nets[n].state_dict())
+        self.ema_updates = int(state.get("ema_updates", 0))
 
     def rank_state(self) -> dict[str, Any]:
         return {}
@@ -178,7 +223,7 @@ class NoiseTrainer(Trainer):
 
     def sample(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         with self.inference():
-            return self.nets["G"](z).float(), 4
+            return self.sampling_net("G")(z).float(), 4
 
     def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
         return g(self.noise(photos.shape[0]))

@@ -67,7 +67,7 @@ class CGANTrainer(NoiseTrainer):
         """The same noise under both labels: a photo row above a Monet row."""
         n = z.shape[0]
         with self.inference():
-            g = self.nets["G"]
+            g = self.sampling_net("G")
             return torch.cat([g(z, labels(n, 0, z.device)), g(z, labels(0, n, z.device))]).float(), n
 
     def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,175 @@
+"""What the leaderboard page says about each run: one entry per run that was trained here or scored.
+
+A trained run is a folder data/runs/<run>/ (config.toml, losses.csv, checkpoints, sample grids, loss plot,
+GIF). A scored set is a row of leaderboard.csv, filed under the run its provenance record names: the
+scorings of one run join its folder's entry, the scorings of a Kaggle kernel version make an entry of their
+own (its training files are the version's fetched output, submissions/kaggle/<version>/run/), and each set
+of unknown origin is an entry by itself. Reading all this needs no torch.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, load_config, tomllib
+from ..engine.errors import UserError
+from ..generate.provenance import UNKNOWN_RUN
+from . import table
+
+COMPARED = ("augment", "train")  # with the family's own section: what makes one run differ from another
+NOT_COMPARED = {("train", "run")}  # the name, not a setting of the model
+_KERNEL_VERSION = re.compile(r"\bv(\d+)$")
+
+
+@dataclass
+class Entry:
+    """One row of the page."""
+
+    key: str  # unique: the run, "run (owner/slug vN)" for a Kaggle version, or "unknown <images>"
+    run: str
+    kernel: str = ""  # "owner/slug vN" for a Kaggle kernel version's images
+    family: str = ""
+    run_dir: Path | None = None  # its training files, when they are here
+    changed: list[str] = field(default_factory=list)  # settings that differ from its preset: "train.epochs=5"
+    steps: int | None = None
+    seconds: float | None = None
+    scored: dict[str, str] | None = None  # the leaderboard row whose FID, d and MiFID are shown
+    public: str = ""  # Kaggle's public MiFID
+    latest: str = ""  # ISO time of the last training or scoring: the order of entries with no MiFID
+    images: list[Path] = field(default_factory=list)  # scored sets of this entry, newest first
+
+    @property
+    def local_mifid(self) -> float:
+        return table.as_float(self.scored["mifid"]) if self.scored else float("inf")
+
+
+def collect(cfg: Config) -> list[Entry]:
+    """Every entry, best first: by local MiFID where known, then by public MiFID, then newest first."""
+    entries: dict[str, Entry] = {}
+    runs_dir = cfg.data_dir / "runs"
+    for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+        if (folder / "config.toml").is_file():
+            entries[folder.name] = Entry(key=folder.name, run=folder.name, run_dir=folder)
+    for row in table.read(table.csv_path(cfg.submissions_dir)):
+        key = _key(row)
+        if key not in entries:
+            entries[key] = _kaggle_entry(cfg, key, row) if row["kernel"] else Entry(
+                key=key, run=row["run"] or UNKNOWN_RUN)
+        _add_row(entries[key], row)
+    for entry in entries.values():
+        _read_run(entry)
+    newest_first = sorted(entries.values(), key=lambda e: e.latest, reverse=True)
+    return sorted(newest_first, key=_rank)  # stable: entries without a MiFID stay newest first
+
+
+def _key(row: dict[str, str]) -> str:
+    run = row["run"] or UNKNOWN_RUN
+    if row["kernel"]:
+        return f"{run} ({row['kernel']})"
+    return f"{UNKNOWN_RUN} {row['images']}" if run == UNKNOWN_RUN else run
+
+
+def _kaggle_entry(cfg: Config, key: str, row: dict[str, str]) -> Entry:
+    """A Kaggle kernel version's entry, with its fetched output where it is here: the training files the
+    notebook keeps under run/, and its images.zip."""
+    entry = Entry(key=key, run=row["run"] or UNKNOWN_RUN, kernel=row["kernel"])
+    found = _KERNEL_VERSION.search(row["kernel"])
+    fetched = cfg.submissions_dir / "kaggle" / found.group(1) if found else None
+    if fetched is not None and (fetched / "run").is_dir():
+        entry.run_dir = fetched / "run"
+    if fetched is not None and (fetched / "images.zip").is_file():
+        entry.images.append(fetched / "images.zip")
+    return entry
+
+
+def _add_row(entry: Entry, row: dict[str, str]) -> None:
+    """Fold one leaderboard row into its entry: a full scoring beats a subset, a later one an earlier one."""
+    entry.family = entry.family or row["model"]
+    entry.public = row["public_mifid"] or entry.public
+    entry.latest = max(entry.latest, row["time"])
+    if row["images"]:
+        entry.images.insert(0, Path(row["images"]))
+    if row["fid"]:
+        rank = (row["scope"] == "full", row["time"])
+        if entry.scored is None or rank >= (entry.scored["scope"] == "full", entry.scored["time"]):
+            entry.scored = row
+
+
+def _read_run(entry: Entry) -> None:
+    """Family, settings changed from the preset, steps and training time, from the run's own files."""
+    if entry.run_dir is None:
+        return
+    settings = _settings(entry.run_dir / "config.toml")
+    if settings:
+        entry.family = settings.get("train", {}).get("model", entry.family)
+        entry.changed = changed_settings(settings)
+    last = _last_log_row(entry.run_dir / "losses.csv")
+    if last:
+        entry.steps, entry.seconds = int(float(last["step"])), float(last["seconds"])
+        mtime = (entry.run_dir / "losses.csv").stat().st_mtime
+        entry.latest = max(entry.latest, _iso(mtime))
+
+
+def _settings(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+        values = tomllib.loads(text)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    first = text.splitlines()[0] if text else ""
+    values["preset"] = first.removeprefix("# preset:").strip() if first.startswith("# preset:") else "default"
+    return values
+
+
+def changed_settings(settings: dict[str, Any]) -> list[str]:
+    """`section.key=value` for each model-deciding setting of a run's config.toml that its preset does not
+    have; keys only one side knows (an older or newer pipeline's) are left out."""
+    preset = settings["preset"]
+    try:
+        base = load_config(preset)
+    except UserError:
+        return [f"(preset '{preset}' is not here: settings not compared)"]
+    model = settings.get("train", {}).get("model", base.train.model)
+    sections = base.sections()
+    changed = []
+    for name in (*COMPARED, model):
+        if name not in sections:
+            continue
+        theirs = json.loads(json.dumps(dataclasses.asdict(sections[name])))  # tuples as lists, as in TOML
+        changed += [f"{name}.{k}={json.dumps(v)}" for k, v in settings.get(name, {}).items()
+                    if (name, k) not in NOT_COMPARED and k in theirs and theirs[k] != v]
+    return changed
+
+
+def _last_log_row(path: Path) -> dict[str, str] | None:
+    """The last complete row of a run's losses.csv (a row cut short by a kill is skipped)."""
+    try:
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("step") and r.get("seconds")]
+    except OSError:
+        return None
+    for row in reversed(rows):
+        try:
+            float(row["step"]), float(row["seconds"])
+        except ValueError:
+            continue
+        return row
+    return None
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(seconds))
+
+
+def _rank(entry: Entry) -> tuple[int, float]:
+    if entry.local_mifid < float("inf"):
+        return (0, entry.local_mifid)
+    if entry.public:
+        return (1, table.as_float(entry.public))
+    return (2, 0.0)
