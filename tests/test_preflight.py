@@ -157,7 +157,8 @@ def test_the_plan_gives_training_what_is_left(elapsed, finish, user, expected):
 
 
 def test_the_finish_estimate_is_measured_on_this_machine(tmp_path, monkeypatch):
-    """The estimate follows what rendering really costs here: a generator 10 ms slower per image says so."""
+    """The estimate follows what rendering really costs here: a generator 250 ms slower per image says so
+    (large enough to stand out of a loaded machine's noise)."""
     from pipeline.generate.render import Renderer
 
     cfg = tiny_config(tmp_path, "cyclegan.generator=resnet", "cyclegan.ngf=4", "cyclegan.n_blocks=1",
@@ -168,10 +169,11 @@ def test_the_finish_estimate_is_measured_on_this_machine(tmp_path, monkeypatch):
     forward = Renderer.forward
 
     def slow(self, jobs, batch):
-        time.sleep(0.01 * len(jobs))
+        time.sleep(0.25 * len(jobs))
         return forward(self, jobs, batch)
 
     monkeypatch.setattr(Renderer, "forward", slow)
     slower = notebook_clock.measure_finish_s(cfg)
     assert fast >= notebook_clock.FIXED_S
-    assert slower - fast >= 0.8 * notebook_clock.SAFETY * 0.01 * 40  # 40 photos, 10 ms more each
+    # 40 photos, 250 ms more each; at least half of it shows (decode and encode overlap the forward)
+    assert slower - fast >= 0.5 * notebook_clock.SAFETY * 0.25 * 40
