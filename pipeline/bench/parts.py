@@ -111,8 +111,9 @@ def bench_demo(work: Path) -> list[dict]:
         done = subprocess.run([sys.executable, "-m", "pipeline", stage, "--config", "demo", *sets],
                               check=False, capture_output=True, text=True, cwd=REPO)
         seconds = time.perf_counter() - start
-        last = ((done.stdout.strip() or done.stderr.strip()).splitlines()[-1:] or [""])[0]
-        # The stage's own summary, less its name, its time and the temp folder it wrote to.
+        # The stage's own summary (its last line naming it), less its name, its time and the temp folder.
+        lines = (done.stdout + "\n" + done.stderr).strip().splitlines() or [""]
+        last = next((line for line in reversed(lines) if line.startswith(f"{stage}: ")), lines[-1])
         summary = re.sub(r" \[[0-9.]+s\]$", "", last.rsplit(" -> ", 1)[0].removeprefix(f"{stage}: "))
         status = "" if done.returncode in (0, 3) else f"failed ({done.returncode}): "
         rows.append({"stage": stage, "seconds": seconds, "summary": status + summary[:110]})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from ..metrics.features import WEIGHTS_FILE
 
 N_GEN, N_REAL = 7000, 300  # the competition: 7,000-10,000 generated images, 300 Monets
 N_CHANGED = 10
+CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -97,20 +99,20 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
     tfit = Fit(t_mid.seconds - extraction_s, (n_mid + N_REAL) / extraction_s)
     if full:
         t_cold, t_warm = theirs.run(sets.gen, sets.real), theirs.run(sets.gen, theirs.save_stats(sets.real))
-        theirs_cold, theirs_warm = (t_cold.seconds, "measured"), (t_warm.seconds, "measured")
+        theirs_cold, theirs_warm = t_cold.measured(), t_warm.measured()
     else:
         basis = (f"its {n_mid:,} vs {N_REAL} run: {t_mid.seconds:.0f} s, {extraction_s:.0f} s of them in "
-                 "its feature loop")
+                 f"its feature loop; {t_mid.cores()}")
         theirs_cold = (tfit.seconds(N_GEN + N_REAL), tfit.how(N_GEN + N_REAL, basis))
         theirs_warm = (tfit.seconds(N_GEN), tfit.how(N_GEN, basis))
     size = f"{N_GEN:,} vs {N_REAL}"
     rows = [
-        _row("cold: nothing cached", size, (cold.seconds, "measured"), theirs_cold),
+        _row("cold: nothing cached", size, cold.measured(), theirs_cold),
         _row("warm: real set cached (ours: its features; pytorch-fid: --save-stats)", size,
              (cold.seconds - real_s, f"derived: the cold run less its {N_REAL} real images' {real_s:.1f} s"),
              theirs_warm),
-        _row(f"re-score after {N_CHANGED} images changed", size, (changed.seconds, "measured"), theirs_warm),
-        _row("re-score, nothing changed", size, (cached.seconds, "measured"), theirs_warm),
+        _row(f"re-score after {N_CHANGED} images changed", size, changed.measured(), theirs_warm),
+        _row("re-score, nothing changed", size, cached.measured(), theirs_warm),
     ]
     checks = [_fid_check(f"{n_mid:,} vs {N_REAL}", ours_mid, t_mid)]
     if full:
@@ -120,11 +122,13 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
 
 
 def _tqdm_seconds(log: str) -> float:
-    """Seconds in the loops of finished tqdm bars (`N/N [MM:SS<` or `[H:MM:SS<`), summed over the bars."""
-    done = re.findall(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<", log)
-    if not done:
+    """Seconds in the loops of finished tqdm bars (`N/N [MM:SS<` or `[H:MM:SS<`), summed over the bars: a
+    bar redraws on one line (and draws its last state twice), so each line's last state counts."""
+    finished = [found[-1] for line in log.split("\n")
+                if (found := re.findall(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<", line))]
+    if not finished:
         raise RuntimeError(f"no finished progress bar in pytorch-fid's output: {log[-300:]}")
-    return float(sum(int(h or 0) * 3600 + int(m) * 60 + int(s) for _, _, h, m, s in done))
+    return float(sum(int(h or 0) * 3600 + int(m) * 60 + int(s) for _, _, h, m, s in finished))
 
 
 def _our_extraction_seconds(log: str, desc: str) -> float:
@@ -148,21 +152,41 @@ def _fid_check(size: str, ours: Run, theirs: Run) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One command: its wall time, its stderr and what it found."""
+class Timed:
+    """A finished command: its wall time, the CPU time of it and its worker processes, its output."""
 
     seconds: float
+    cpu_s: float
+    done: subprocess.CompletedProcess
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scoring command: its times, its stderr and what it found."""
+
+    seconds: float
+    cpu_s: float
     log: str
     fid: float
     distance: float = float("nan")
     mifid: float = float("nan")
     note: str = ""
 
+    def cores(self) -> str:
+        """How much of the machine the command had (other processes' work lowers it, and slows the run)."""
+        return f"it kept {self.cpu_s / self.seconds / CORES:.0%} of the {CORES} cores busy"
 
-def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    def measured(self) -> tuple[float, str]:
+        return self.seconds, f"measured; {self.cores()}"
+
+
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> Timed:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
-    return time.perf_counter() - start, done
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Timed(seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done)
 
 
 def _failed(done: subprocess.CompletedProcess) -> RuntimeError:
@@ -181,13 +205,14 @@ class _Ours:
         self.out = home / "score.json"
 
     def run(self, images: Path, real: Path) -> Run:
-        seconds, done = _timed([sys.executable, "-m", "pipeline", "score", "--config", "default",
-                                *[a for s in self.sets for a in ("--set", s)],
-                                "--images", str(images), "--real", str(real), "--out", str(self.out)])
-        if done.returncode:
-            raise _failed(done)
+        timed = _timed([sys.executable, "-m", "pipeline", "score", "--config", "default",
+                        *[a for s in self.sets for a in ("--set", s)],
+                        "--images", str(images), "--real", str(real), "--out", str(self.out)])
+        if timed.done.returncode:
+            raise _failed(timed.done)
         result = json.loads(self.out.read_text())
-        return Run(seconds, done.stderr, result["fid"], result["distance"], result["mifid"])
+        return Run(timed.seconds, timed.cpu_s, timed.done.stderr, result["fid"], result["distance"],
+                   result["mifid"])
 
 
 class _PytorchFid:
@@ -204,7 +229,7 @@ class _PytorchFid:
     def save_stats(self, real: Path) -> Path:
         out = self.work / "real-stats.npz"
         command = [sys.executable, "-m", "pytorch_fid", "--save-stats", str(real), str(out), *self.args]
-        _, done = _timed(command, self.env)
+        done = _timed(command, self.env).done
         if done.returncode:
             raise _failed(done)
         return out
@@ -212,13 +237,14 @@ class _PytorchFid:
     def run(self, images: Path, real: Path) -> Run:
         """Its time and FID; a FID its own sqrtm refuses (a complex root: it happens with the random
         stand-in's features) is NaN with the reason, the time still its whole run's."""
-        seconds, done = _timed([sys.executable, "-m", "pytorch_fid", str(images), str(real), *self.args],
-                               self.env)
-        if match := re.search(r"FID:\s+([-+0-9.eE]+)", done.stdout):
-            return Run(seconds, done.stderr, float(match.group(1)))
-        if refusal := re.search(r"ValueError: (Imaginary component.*)", done.stderr):
-            return Run(seconds, done.stderr, float("nan"), note=f"pytorch-fid stopped: {refusal.group(1)}")
-        raise _failed(done)
+        timed = _timed([sys.executable, "-m", "pytorch_fid", str(images), str(real), *self.args], self.env)
+        out, err = timed.done.stdout, timed.done.stderr
+        if match := re.search(r"FID:\s+([-+0-9.eE]+)", out):
+            return Run(timed.seconds, timed.cpu_s, err, float(match.group(1)))
+        if refusal := re.search(r"ValueError: (Imaginary component.*)", err):
+            return Run(timed.seconds, timed.cpu_s, err, float("nan"),
+                       note=f"pytorch-fid stopped: {refusal.group(1)}")
+        raise _failed(timed.done)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Every row times the family's Trainer.train_step on images already on the device (the loop keeps data on
 the device too), so it measures the model and optimiser, not data loading. Each row is also given as a
 fraction of the device's peak: the step's FLOPs (counted by PyTorch) per second over the device's
-measured matrix-multiply rate. On a CPU each preset's own step only (its batch and channels_last; fp32, as
-AMP is CUDA-only); on a GPU also batch 1, 4 and 16 with AMP, channels_last and torch.compile on and off.
+measured peak (timing.peak_flops). On a CPU each preset's own step (its batch; fp32, as AMP is CUDA-only)
+with channels_last off and on; on a GPU also batch 1, 4 and 16 with AMP, channels_last and torch.compile
+on and off.
 """
 from __future__ import annotations
 
@@ -41,11 +42,12 @@ GPU_VARIANTS = [Variant(1, False, False), Variant(1, False, True), Variant(1, Tr
 
 
 def variants(cfg: Config, gpu: bool) -> list[Variant]:
-    """The preset's own step first; on a GPU then every other batch and option (a CPU step at 256 px takes
-    tens of seconds)."""
+    """The preset's own step first; then on a GPU every other batch and option, on a CPU (where a step at
+    256 px takes seconds) the other memory format only."""
     own = Variant(cfg.train.batch_size, gpu and cfg.hardware.amp, cfg.hardware.channels_last,
                   gpu and cfg.hardware.compile)
-    return [own] + [v for v in GPU_VARIANTS if v != own] if gpu else [own]
+    others = GPU_VARIANTS if gpu else [dataclasses.replace(own, channels_last=not own.channels_last)]
+    return [own] + [v for v in others if v != own]
 
 
 def bench_train(sets: list[str], presets: tuple[str, ...] = PRESETS) -> list[dict]:
