@@ -16,7 +16,7 @@ from pipeline.training import loop as train
 from pipeline.training.families import get_family
 from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.families.trainer import ema_decay
-from pipeline.training.plan import Plan, fit_to_clock
+from pipeline.training.plan import Plan, fit_to_clock, revise
 from pipeline.training.runtime import Runtime
 
 
@@ -38,6 +38,17 @@ def test_the_plan_decays_to_zero_over_its_own_length_and_never_outgrows_the_epoc
     assert fit_to_clock(500, 0.5, 100, 10.0, -5).total == 101  # late: one more (decayed) step
     assert fit_to_clock(10_000, 0.5, 100, 10.0, 60, slack_steps=100).total == 570
     assert Plan.from_dict(plan.as_dict()) == plan
+
+
+def test_a_re_plan_ignores_rate_noise_but_never_lets_the_plan_overrun_the_budget():
+    long = Plan(3_300, 0.5, by_clock=True)  # 1% of it is 33 steps: more than the last second's worth
+    assert revise(Plan(5_000, 0.5), Plan(3_300, 0.5, True), 4, fits=True) == Plan(3_300, 0.5, True)  # first
+    assert revise(long, Plan(3_320, 0.5, True), 100, fits=True) is None  # noise: kept
+    assert revise(long, Plan(3_400, 0.5, True), 100, fits=True).total == 3_400  # moved by 3%: adopted
+    assert revise(long, Plan(3_400, 0.5, True), 2_000, fits=True) is None  # decaying: never longer
+    assert revise(long, Plan(3_280, 0.5, True), 3_200, fits=True) is None  # ends in time: kept
+    assert revise(long, Plan(3_280, 0.5, True), 3_200, fits=False).total == 3_280  # would overrun: shorter
+    assert revise(long, Plan(3_280, 0.5, True), 3_300, fits=False) is None  # the last step
 
 
 def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_rate_decayed(config, capsys,
@@ -64,6 +75,25 @@ def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_
     assert f"{plan.total}/{plan.total} steps" in summary and "stopped" not in summary
     rows = losses(cfg)
     assert rows[-1]["step"] == plan.total and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]
+
+
+def test_a_run_whose_steps_slow_down_still_ends_its_plan_inside_the_budget(config, monkeypatch):
+    """A fast machine's many cheap steps slowing as it runs (64 -> 45 steps/s): the plan fitted early is a
+    little too long, by less than the 1% that rate noise may move it, and is shortened in time."""
+    clock = types.SimpleNamespace(now=0.0, steps=0)
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+
+    def step(self, batch, progress):  # the clock's step only: the loop's plan is under test, not the nets
+        clock.steps += 1
+        clock.now += 1 / 64 + (1 / 45 - 1 / 64) * min(1.0, clock.steps / 3000)
+        return {"loss": torch.tensor(1.0)}
+
+    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
+    cfg = config("train.epochs=10000", "train.time_budget_min=1", "train.log_every=2",
+                 "train.sample_every=100000", "train.checkpoint_every=100000")
+    summary = train.build(cfg, cfg.run_dir)
+    total = checkpoint.read(cfg.run_dir / "last.pt")["step"]
+    assert "stopped" not in summary and f"{total:,}/{total:,} steps" in summary and clock.now < 60
 
 
 def test_without_a_budget_the_epochs_decide_the_schedule(config):

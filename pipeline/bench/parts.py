@@ -111,9 +111,11 @@ def bench_demo(work: Path) -> list[dict]:
         done = subprocess.run([sys.executable, "-m", "pipeline", stage, "--config", "demo", *sets],
                               check=False, capture_output=True, text=True, cwd=REPO)
         seconds = time.perf_counter() - start
-        # The stage's own summary (its last line naming it), less its name, its time and the temp folder.
+        # The stage's summary (`stage: ... [1.2s] -> out`; else its last line naming it, a skip or an error),
+        # less its name, its time and the temp folder.
         lines = (done.stdout + "\n" + done.stderr).strip().splitlines() or [""]
-        last = next((line for line in reversed(lines) if line.startswith(f"{stage}: ")), lines[-1])
+        named = [line for line in lines if line.startswith(f"{stage}: ")]
+        last = ([line for line in named if re.search(r" \[[0-9.]+s\] -> ", line)] or named or lines)[-1]
         summary = re.sub(r" \[[0-9.]+s\]$", "", last.rsplit(" -> ", 1)[0].removeprefix(f"{stage}: "))
         status = "" if done.returncode in (0, 3) else f"failed ({done.returncode}): "
         rows.append({"stage": stage, "seconds": seconds, "summary": status + summary[:110]})

@@ -122,10 +122,10 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
 
 
 def _tqdm_seconds(log: str) -> float:
-    """Seconds in the loops of finished tqdm bars (`N/N [MM:SS<` or `[H:MM:SS<`), summed over the bars: a
-    bar redraws on one line (and draws its last state twice), so each line's last state counts."""
-    finished = [found[-1] for line in log.split("\n")
-                if (found := re.findall(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<", line))]
+    """Seconds in the loops of tqdm bars, summed over the bars: each bar from its start (`| 0/N [`) to its
+    last finished state (`N/N [MM:SS<` or `[H:MM:SS<`), however its redraws were split into lines."""
+    state = re.compile(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<")
+    finished = [found[-1] for bar in re.split(r"\| 0/\d+ \[", log)[1:] if (found := state.findall(bar))]
     if not finished:
         raise RuntimeError(f"no finished progress bar in pytorch-fid's output: {log[-300:]}")
     return float(sum(int(h or 0) * 3600 + int(m) * 60 + int(s) for _, _, h, m, s in finished))

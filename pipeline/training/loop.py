@@ -34,7 +34,7 @@ from .banks import ImageBank, Shards, load_bank
 from .families import Family
 from .families.trainer import Trainer
 from .log import TrainLog
-from .plan import ANNOUNCE_AT, REPLAN_AT, Plan, fit_to_clock, moved, remaining_work
+from .plan import ANNOUNCE_AT, Plan, fit_to_clock, moved, remaining_work, revise
 from .runtime import Runtime, setup, teardown
 
 
@@ -246,20 +246,25 @@ class _Session:
             return 0.0
         seconds = max(1e-9, now - self.warm[0])
         self.rate, self.work_rate = (step - self.warm[1]) / seconds, (self.work - self.warm[2]) / seconds
+        left, slack = t.time_budget_min * 60 - elapsed, 2 * t.log_every
         fitted = fit_to_clock(self.data.nominal, t.decay_start, step,
-                              self.work_rate if self.varying else self.rate, t.time_budget_min * 60 - elapsed,
-                              slack_steps=2 * t.log_every, cost=self.step_cost if self.varying else None)
-        if step >= self.plan.total or (step >= self.plan.decay_from and fitted.total > self.plan.total):
-            return 0.0  # the last step; or decaying already, where a longer plan would raise the rate again
-        return float(fitted.total) if not self.plan.by_clock or moved(self.plan, fitted, REPLAN_AT) else 0.0
+                              self.work_rate if self.varying else self.rate, left,
+                              slack_steps=slack, cost=self.step_cost if self.varying else None)
+        fits = self.seconds_to(self.plan.total) + slack / max(1e-9, self.rate) <= left
+        revised = revise(self.plan, fitted, step, fits)
+        return 0.0 if revised is None else float(revised.total)
+
+    def seconds_to(self, total: int) -> float:
+        """Seconds from this step to `total` at the rate measured since the warm-up."""
+        step = self.progress.step
+        if self.varying:
+            return remaining_work(step, total, self.step_cost) / max(1e-9, self.work_rate)
+        return (total - step) / max(1e-9, self.rate)
 
     def adopt(self, plan: Plan, elapsed: float, bar: Bar) -> None:
         """Every rank takes rank 0's plan; rank 0 says so when it is the first fitted or moves by 5%."""
         if self.rt.is_main and (not self.plan.by_clock or moved(self.plan, plan, ANNOUNCE_AT)):
-            step = self.progress.step
-            left = (remaining_work(step, plan.total, self.step_cost) / max(1e-9, self.work_rate)
-                    if self.varying else (plan.total - step) / max(1e-9, self.rate))
-            minutes = (elapsed + left) / 60
+            minutes = (elapsed + self.seconds_to(plan.total)) / 60
             bar.write(f"train: {plan.describe(minutes)} (measured {self.rate:.2f} steps/s at step "
                       f"{self.progress.step:,})")
         self.plan = self.progress.plan = plan

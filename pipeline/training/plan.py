@@ -90,3 +90,14 @@ def remaining_work(step: int, total: int, cost: Callable[[float], float], sample
 def moved(old: Plan, new: Plan, share: float) -> bool:
     """Whether `new` ends more than `share` of `old`'s length away from it."""
     return abs(new.total - old.total) > share * old.total
+
+
+def revise(current: Plan, fitted: Plan, step: int, fits: bool) -> Plan | None:
+    """The plan to follow from `step` on, None to keep `current`: the first fitted one; then one that moves
+    the end by more than REPLAN_AT (rate noise), or any shorter one once `current` no longer ends inside the
+    budget at the measured rate (`fits`: near the end, 1% of a long plan is more than the time left); never a
+    longer one once the decay has begun, where it would raise the learning rate again."""
+    if step >= current.total or (step >= current.decay_from and fitted.total > current.total):
+        return None
+    overruns = not fits and fitted.total < current.total
+    return fitted if not current.by_clock or moved(current, fitted, REPLAN_AT) or overruns else None
