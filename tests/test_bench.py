@@ -1,15 +1,19 @@
 """The score bench reads each command's feature-loop time from its progress output: the parsers against the
-formats the two tools really print (the bench itself takes ~20 minutes and is not run here)."""
+formats the two tools really print; and its FID check's fallback on pytorch-fid's statistics (the bench
+itself takes ~20 minutes and is not run here)."""
 from __future__ import annotations
 
 import io
 
 import pytest
+from conftest import make_jpegs
 from tqdm import tqdm
 
-from pipeline.bench.score import _our_extraction_seconds, _tqdm_seconds
+from pipeline.bench.score import _our_extraction_seconds, _PytorchFid, _tqdm_seconds
 from pipeline.engine import progress
 from pipeline.engine.progress import LineProgress
+from pipeline.metrics.features import InceptionFeatures, open_images
+from pipeline.metrics.mifid import fid_from_features
 
 
 def test_our_summary_line_gives_the_bars_seconds(monkeypatch):
@@ -38,3 +42,18 @@ def test_pytorch_fids_tqdm_bars_give_their_summed_seconds():
         assert _tqdm_seconds(drawn) == 3725.0  # the two fast bars count 0 s each
     with pytest.raises(RuntimeError, match="no finished progress bar"):
         _tqdm_seconds("  0%|          | 0/2 [00:00<?, ?it/s] 50%|#####     | 1/2 [00:03<00:03,  3.1s/it]")
+
+
+def test_where_pytorch_fids_sqrtm_refuses_its_own_statistics_check_our_fid(inception_weights, tmp_path):
+    """The full bench's FID check at 7,000 vs 300 when pytorch-fid's command stops on a complex root: its
+    --save-stats of both sets, through our Fréchet formula, equal our FID of the same files."""
+    gen, real = tmp_path / "gen", tmp_path / "real"
+    make_jpegs(gen, 6, size=32, seed=0)
+    make_jpegs(real, 5, size=32, seed=1)
+    theirs = _PytorchFid(inception_weights, "cpu", 8, tmp_path / "runs")
+    checked = theirs.from_stats(gen, theirs.save_stats(real, "real"), "pytorch-fid stopped: complex")
+    extractor = InceptionFeatures(inception_weights, progress=False)
+    with open_images(gen) as g, open_images(real) as r:
+        ours = fid_from_features(extractor.of_set(g), extractor.of_set(r))
+    assert checked.fid == pytest.approx(ours, rel=1e-4) and ours > 0
+    assert checked.note.startswith("pytorch-fid stopped: complex; its --save-stats of both sets")

@@ -124,7 +124,9 @@ def test_the_notebooks_texts_name_the_chosen_family_and_its_settings(tmp_path, c
     assert "7,500 noise vectors go through the trained generator" in markdown
     assert "cyclegan" not in markdown.lower() and "every photo" not in markdown.lower()
     notebook.describe(kernel_settings(cfg))  # what the settings cell prints on Kaggle
-    assert "model:       progan (4 -> 64 px" in capsys.readouterr().out
+    described = capsys.readouterr().out
+    assert "model:       progan (4 -> 64 px" in described and "steps in 9 phases" in described
+    assert "epochs" not in described  # its schedule, not train.epochs, decides its length
     photos = "\n".join(c.source for c in cells(build(tmp_path, force=True)) if c.cell_type == "markdown")
     assert "train a cyclegan" in photos and "turn every photo into a Monet-style painting" in photos
 

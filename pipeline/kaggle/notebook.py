@@ -63,7 +63,8 @@ def describe(cfg: Config) -> None:
     budget = f"at most {t.time_budget_min:g} min" if t.time_budget_min else "set by the notebook's clock"
     print(f"data:        {cfg.download.source}")
     print(f"run folder:  {cfg.run_dir}")
-    print(f"model:       {cfg.family.summary(cfg.model_settings)}, {t.epochs} epochs, training time {budget}")
+    family, settings = cfg.family, cfg.model_settings
+    print(f"model:       {family.summary(settings)}, {family.length(t, settings)}, training time {budget}")
     print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
           f"Kaggle's limit {k.time_limit_min:g} min with a {k.margin_min:g}-min margin")
     print(f"output:      {cfg.zip_path}")

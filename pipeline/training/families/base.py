@@ -90,6 +90,10 @@ class Family(ABC):
         family's own schedule decides (ProGAN: its phases)."""
         return train.epochs * steps_per_epoch
 
+    def length(self, train: Any, settings: Any) -> str:
+        """The run's nominal length in words for the notebook's settings cell, in `total_steps`' unit."""
+        return f"{train.epochs} epochs"
+
     def step_cost(self, train: Any, settings: Any, progress: float) -> float | None:
         """A step's relative cost at `progress`, where steps differ (ProGAN's grow with the resolution): a
         time budget then plans by work, not by steps. None: every step costs the same."""

@@ -37,6 +37,10 @@ class ProGAN(Family):
         """The schedule's, not train.epochs': images_per_phase at each phase's batch, summed."""
         return schedule(s).total
 
+    def length(self, train: Any, s: ProGANSettings) -> str:
+        plan = schedule(s)
+        return f"{plan.total:,} steps in {len(plan.phases)} phases"
+
     def step_cost(self, train: Any, s: ProGANSettings, progress: float) -> float:
         """A step's work grows with its phase's resolution: a time budget plans by it (see Schedule.cost)."""
         return schedule(s).cost(progress)
