@@ -119,11 +119,10 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
         _row("re-score, nothing changed", size, cached.measured(), theirs_warm),
     ]
     checks = [_fid_check(f"{n_mid:,} vs {N_REAL}", ours_mid, t_mid)]
-    # against `changed`, our score of the files pytorch-fid read (10 of `cold`'s were replaced since)
-    if full and t_cold.note:  # its sqrtm refused: check our FID against its own statistics instead
-        checks.insert(0, _fid_check(size, changed, theirs.from_stats(sets.gen, real_stats, t_cold.note)))
-    elif full:
-        checks.insert(0, _fid_check(size, changed, t_cold))
+    if full:  # where its sqrtm refused, against its own statistics; against `changed`, our score of the
+        # files it read (10 of `cold`'s were replaced since)
+        full_fid = theirs.from_stats(sets.gen, real_stats, t_cold.note) if t_cold.note else t_cold
+        checks.insert(0, _fid_check(size, changed, full_fid))
     return {"rows": rows, "fid_checks": checks, "n_gen": N_GEN, "n_real": N_REAL, "n_mid": n_mid,
             "pytorch_fid_fit": vars(tfit), "full": full}
 
