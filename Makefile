@@ -5,6 +5,12 @@
 CONFIG ?= default
 SET ?=
 GPUS ?= 1
+NODES ?= 1
+NODE_RANK ?= 0
+RDZV ?=
+SESSIONS ?=
+SUBMIT ?=
+SWEEP ?=
 DRY_RUN ?=
 FORCE ?=
 PYTHON ?= python3
@@ -15,14 +21,19 @@ STAMP := $(VENV)/.installed-stamp
 SETS := $(foreach s,$(SET),--set $(s))
 ARGS = --config $(CONFIG) $(SETS) $(if $(FORCE),--force)
 RUN = $(PY) -m pipeline
-ifneq ($(GPUS),1)
+# One machine: GPUS=N processes. Several: NODES=M machines, this one NODE_RANK=i, all meeting at RDZV=host:port
+# (torchrun's c10d rendezvous); each machine needs the data at the same paths, rank 0 alone writes the run.
+ifneq ($(NODES),1)
+TRAIN_RUN = $(VENV)/bin/torchrun --nnodes=$(NODES) --node-rank=$(NODE_RANK) --nproc-per-node=$(GPUS) \
+	--rdzv-backend=c10d --rdzv-endpoint=$(RDZV) --rdzv-id=monet-pipeline -m pipeline
+else ifneq ($(GPUS),1)
 TRAIN_RUN = $(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m pipeline
 else
 TRAIN_RUN = $(RUN)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip leaderboard check-page kernel push submit test kaggle-check bench lint clean
+.PHONY: help setup demo download augment train generate score zip leaderboard check-page kernel push submit train-kaggle sweep test test-fast kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
@@ -49,7 +60,8 @@ download: $(STAMP) ## fetch the competition data into data/raw (download.source=
 augment: $(STAMP) ## 300 Monets -> 1,500 in data/augmented/monet, with a contact sheet
 	$(RUN) augment $(ARGS)
 
-train: $(STAMP) ## train the model into data/runs/<run> (GPUS=N for multi-GPU, resumable)
+train: $(STAMP) ## train into data/runs/<run> (resumable; GPUS=N GPUs, NODES=M NODE_RANK=i RDZV=host:port machines)
+	$(if $(filter-out 1,$(NODES)),$(if $(RDZV),,$(error NODES=$(NODES) needs RDZV=host:port, the rendezvous of node 0)))
 	$(TRAIN_RUN) train $(ARGS)
 
 generate: $(STAMP) ## write the Monet-style JPEGs into submissions/images
@@ -76,8 +88,15 @@ push: $(STAMP) ## build the kernel and push it to Kaggle
 submit: $(STAMP) ## push, wait, fetch, check, score, submit, wait for the public score (DRY_RUN=1: no submit)
 	$(RUN) submit $(ARGS) $(if $(DRY_RUN),--set submit.dry_run=true)
 
+train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=1 then submits from its last checkpoint
+	$(RUN) kaggle-train $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(SUBMIT),--submit) \
+	  $(if $(DRY_RUN),--set submit.dry_run=true)
+
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the suite without the tests marked slow (notebook runs, kills, several processes)
+	$(PY) -m pytest -m "not slow"
 
 kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (builds .venv-kaggle once)
 	$(PY) -m pytest tests/test_kaggle_image.py tests/test_preflight.py tests/test_kernel.py tests/test_submit.py
@@ -85,8 +104,9 @@ kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (bui
 bench: $(STAMP) ## run the benchmarks; writes submissions/bench/bench.md and .json
 	$(PY) -m pipeline.bench $(ARGS)
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, then import-linter: the layers and the families' independence (pyproject.toml)
 	$(VENV)/bin/ruff check pipeline tests
+	$(VENV)/bin/lint-imports --no-logo
 
 clean: ## remove generated data, runs, submissions and built kernels (keeps .venv)
 	find data submissions -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitignore -exec rm -rf {} +

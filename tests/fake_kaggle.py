@@ -16,11 +16,18 @@ stream). ListSubmissions lists what CreateCodeSubmission received, newest first:
 first `pending_lists` listings, then COMPLETE with `public_score` (or ERROR with `submission_error`).
 
 Executing mode (`execute_with(competition_dir, datasets)`): Kaggle runs what it is sent. SaveKernel lays
-out a fresh `<tmp>/kaggle-runs/<version>/` (`input/<competition>/` and `input/<dataset-slug>/` copied
-from the given folders, for the sources the push names; an empty `working/`) and runs the pushed
+out a fresh `<tmp>/kaggle-runs/<slug>/<version>/` (`input/<competition>/` and `input/<dataset-slug>/` copied
+from the given folders, for the sources the push names; `input/<slug>/` for each kernel in its
+kernel_sources, from that kernel's latest completed output; an empty `working/`) and runs the pushed
 notebook there in the Kaggle-like Python (tests/kaggle_image.py) in a background thread. The status is
 `queued`, then `running` while it runs, then `complete` or `error` (with a failureMessage) from what
-really happened; the output is the real files under that run's `working/` and its real log.
+really happened; the output is the real files under that run's `working/` and its real log. At most
+`max_sessions` run at once: a push beyond them is answered as Kaggle answers one beyond the GPU session cap
+(the tests' kernels run on the CPU, so every running session counts), and `session_log` records how many ran
+at every start and end.
+
+Versions count per kernel, as Kaggle's do. GetAcceleratorQuotaStatistics answers `quota` (hours used,
+total, refresh time); GetSubmissionLimits answers what `submissions_per_day` leaves today.
 
 The log stream (`GET /api/v1/kernels/logs/stream/{owner}/{slug}`, what `kaggle kernels logs --follow`
 reads) answers as Kaggle's does: while the notebook runs, server-sent events (`data: {json}` per log
@@ -102,7 +109,12 @@ class FakeKaggle:
     submission_error: str = ""  # instead: every submission ends in ERROR with this description
     pending_lists: int = 1  # listings of a new submission that show it PENDING before it is scored
     execution: Execution | None = None  # set by execute_with: Kaggle runs what it is sent
-    runs: dict[int, KaggleRun] = field(default_factory=dict)  # version -> its run (executing mode)
+    runs: dict[tuple[str, int], KaggleRun] = field(default_factory=dict)  # (owner/slug, version) -> its run
+    max_sessions: int = 2  # sessions running at once (executing mode); Kaggle's GPU cap
+    refuse_pushes: int = 0  # scripted mode: refuse the next N pushes for the session cap
+    session_log: list[tuple[str, str, int]] = field(default_factory=list)  # (event, owner/slug vN, running)
+    quota: tuple[float, float, str] | None = (10.0, 30.0, "2026-12-06T00:00:00Z")  # used h, total h, refresh
+    submissions_per_day: int = 5
     workdir: Path | None = None  # where runs are laid out (serving() sets the test's tmp_path)
     # What the server saw
     calls: list[str] = field(default_factory=list)
@@ -111,7 +123,7 @@ class FakeKaggle:
     port: int = 0
     _faults: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     _files: dict[str, bytes] = field(default_factory=dict)
-    _status_calls: int = 0
+    _status_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per kernel
     _listed: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # submission -> times listed
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -159,37 +171,54 @@ class FakeKaggle:
         return 302, {}, self._serve(f"{self.competition}.zip", self.competition_zip)
 
     def _SaveKernel(self, body: dict) -> tuple[int, dict, str]:
-        owner, _, slug = body.get("slug", "").partition("/")
+        ref = body.get("slug", "")
+        owner, _, slug = ref.partition("/")
         if owner != self.username:
             return 403, {"code": 403, "message": "Permission 'kernels.create' was denied"}, ""
         if self.execution is not None:
             unknown = [d for d in body.get("datasetDataSources") or [] if d not in self.execution.datasets]
             if unknown:  # Kaggle answers HTTP 200 and lists them
                 return 200, {"invalidDatasetSources": unknown}, ""
+        running = sum(not run.done.is_set() for run in self.runs.values())
+        if self.refuse_pushes or self.execution is not None and running >= self.max_sessions:
+            self.refuse_pushes = max(0, self.refuse_pushes - 1)
+            self.session_log.append(("refused", ref, running))
+            return 200, {"error": f"Maximum batch GPU session count of {self.max_sessions} reached"}, ""
         self.pushes.append(body)
         if self.push_error:
             return 200, {"error": self.push_error}, ""
-        self._status_calls = 0
+        version = self.versions(ref)
+        self._status_calls[ref] = 0
         if self.execution is not None:
-            self._start_run(len(self.pushes), body)
-        return 200, {"ref": f"/code/{owner}/{slug}", "url": f"{HOST}/code/{owner}/{slug}",
-                     "versionNumber": len(self.pushes), "kernelId": 1}, ""
+            self._start_run(ref, version, body)
+        return 200, {"ref": f"/code/{ref}", "url": f"{HOST}/code/{ref}", "versionNumber": version,
+                     "kernelId": 1}, ""
 
-    def _start_run(self, version: int, body: dict) -> None:
+    def versions(self, ref: str) -> int:
+        """How many versions of the kernel `ref` were pushed (its latest version's number)."""
+        return sum(p["slug"] == ref for p in self.pushes)
+
+    def _start_run(self, ref: str, version: int, body: dict) -> None:
         """Lay out the run's folder like Kaggle's /kaggle and run the pushed notebook there, in a thread."""
         ex = self.execution
-        run = KaggleRun(version, ex.runs_dir / str(version))
+        run = KaggleRun(version, ex.runs_dir / ref.partition("/")[2] / str(version))
         inputs = run.folder / "input"
         for name in body.get("competitionDataSources") or []:
             if name == self.competition:
                 shutil.copytree(ex.competition_dir, inputs / name)
-        for ref in body.get("datasetDataSources") or []:
-            shutil.copytree(ex.datasets[ref], inputs / ref.split("/", 1)[1])
+        for dataset in body.get("datasetDataSources") or []:
+            shutil.copytree(ex.datasets[dataset], inputs / dataset.split("/", 1)[1])
+        for source in body.get("kernelDataSources") or []:  # the kernel's latest completed output
+            done = [r for (k, _), r in sorted(self.runs.items())
+                    if k == source and r.done.is_set() and r.result is not None and r.result.ok]
+            if done:
+                shutil.copytree(done[-1].working, inputs / source.partition("/")[2])
         inputs.mkdir(parents=True, exist_ok=True)
         run.working.mkdir(parents=True)
         notebook = run.folder / "__notebook_source__.ipynb"  # beside input/ and working/: not an output
         notebook.write_text(body.get("text") or "")
-        self.runs[version] = run
+        self.runs[(ref, version)] = run
+        self._log_session("start", ref, version)
 
         def execute() -> None:
             try:
@@ -201,31 +230,55 @@ class FakeKaggle:
                 run.log.append({"stream_name": "stderr", "time": 0.0, "data": run.failure + "\n"})
                 raise
             finally:
-                run.done.set()
+                with self._lock:
+                    run.done.set()
+                    self._log_session("end", ref, version)
 
-        threading.Thread(target=execute, name=f"kaggle-run-{version}", daemon=True).start()
+        threading.Thread(target=execute, name=f"kaggle-run-{ref}-{version}", daemon=True).start()
 
-    def latest_run(self) -> KaggleRun | None:
-        return self.runs.get(len(self.pushes)) if self.execution is not None else None
+    def _log_session(self, event: str, ref: str, version: int) -> None:
+        running = sum(not run.done.is_set() for run in self.runs.values())
+        self.session_log.append((event, f"{ref} v{version}", running))
+
+    @property
+    def most_running(self) -> int:
+        """The most sessions that ever ran at once (the fake's own log)."""
+        return max((n for _, _, n in self.session_log), default=0)
+
+    def latest_run(self, ref: str) -> KaggleRun | None:
+        return self.runs.get((ref, self.versions(ref))) if self.execution is not None else None
 
     def _pushed(self, body: dict) -> bool:
-        return any(p["slug"] == f"{body.get('userName')}/{body.get('kernelSlug')}" for p in self.pushes)
+        return self.versions(_ref(body)) > 0
 
     def _GetKernelSessionStatus(self, body: dict) -> tuple[int, dict, str]:
         if not self._pushed(body):  # Kaggle answers 403, not 404, for a kernel it does not know
             return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, ""
-        run = self.latest_run()
+        run = self.latest_run(_ref(body))
         if run is not None:
             status, message = run.status()
         else:
-            status, message = self.statuses[min(self._status_calls, len(self.statuses) - 1)]
-            self._status_calls += 1
+            calls = self._status_calls[_ref(body)]
+            status, message = self.statuses[min(calls, len(self.statuses) - 1)]
+            self._status_calls[_ref(body)] += 1
         return 200, {"status": status, **({"failureMessage": message} if message else {})}, ""
+
+    def _GetAcceleratorQuotaStatistics(self, body: dict) -> tuple[int, dict, str]:
+        if self.quota is None:
+            return 200, {}, ""
+        used, total, refresh = self.quota
+        gpu = {"timeUsed": f"{used * 3600:.0f}s", "totalTimeAllowed": f"{total * 3600:.0f}s"}
+        return 200, {"quotaRefreshTime": refresh, "gpuQuota": gpu}, ""
+
+    def _GetSubmissionLimits(self, body: dict) -> tuple[int, dict, str]:
+        today = len(self.submissions)
+        return 200, {"numToday": today, "numTotal": today,
+                     "numAllowedNow": max(0, self.submissions_per_day - today)}, ""
 
     def _ListKernelSessionOutput(self, body: dict) -> tuple[int, dict, str]:
         if not self._pushed(body):
             return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, ""
-        run = self.latest_run()
+        run = self.latest_run(_ref(body))
         if run is not None:  # what the notebook really left in /kaggle/working, and its real log
             outputs = {p.relative_to(run.working).as_posix(): p.read_bytes()
                        for p in sorted(run.working.rglob("*")) if p.is_file()}
@@ -243,7 +296,8 @@ class FakeKaggle:
         label = (parse_qs(query).get("versionLabel") or [""])[0].lstrip("v")
         if self.execution is None:
             return 200, None, self.log
-        run = self.runs.get(int(label)) if label.isdigit() else self.latest_run()
+        ref = f"{owner}/{slug}"
+        run = self.runs.get((ref, int(label))) if label.isdigit() else self.latest_run(ref)
         if run is None:
             return 404, None, []
         return 200, (None if run.done.is_set() else run), list(run.log)
@@ -289,6 +343,11 @@ class FakeKaggle:
         with self._lock:
             self.calls.append(method)
             return self._faults[method].pop(0) if self._faults[method] else None
+
+
+def _ref(body: dict) -> str:
+    """owner/slug of a kernel request's body."""
+    return f"{body.get('userName')}/{body.get('kernelSlug')}"
 
 
 def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:

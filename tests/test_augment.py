@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 from PIL import Image
 
 from pipeline.config import AugmentConfig
 from pipeline.data.augment import augment_image, recipe
-from pipeline.data.images import check_image, read_rgb
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.images import check_image, read_rgb
+from pipeline.stages import STAGES
 
 N = 5
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, make_jpegs, one_line_error, tiny_config
+from helpers import cli, make_jpegs, one_line_error, tiny_config
 from PIL import Image
 from test_generate import save_generator
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.config import Config, load_config
 from pipeline.engine.errors import UserError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import make_jpegs
+from helpers import make_jpegs
 from tqdm import tqdm
 
 from pipeline.bench.score import _our_extraction_seconds, _PytorchFid, _tqdm_seconds
@@ -44,6 +44,7 @@ def test_pytorch_fids_tqdm_bars_give_their_summed_seconds():
         _tqdm_seconds("  0%|          | 0/2 [00:00<?, ?it/s] 50%|#####     | 1/2 [00:03<00:03,  3.1s/it]")
 
 
+@pytest.mark.slow
 def test_where_pytorch_fids_sqrtm_refuses_its_own_statistics_check_our_fid(inception_weights, tmp_path):
     """The full bench's FID check at 7,000 vs 300 when pytorch-fid's command stops on a complex root: its
     --save-stats of both sets, through our Fréchet formula, equal our FID of the same files."""

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from pipeline.__main__ import main
+from pipeline.cli import COMMANDS, main
 from pipeline.config import Config, available_presets, build_config, load_config, to_toml
-from pipeline.engine.chain import COMMANDS
 from pipeline.engine.errors import UserError
 
 try:

@@ -12,12 +12,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 from PIL import Image
 
 from pipeline.data.download import safe_extract
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.stages import STAGES
 
 DEMO = ("download.source=demo", "download.demo_monet=3", "download.demo_photos=5", "download.image_size=32")
 

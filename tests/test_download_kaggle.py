@@ -6,12 +6,12 @@ import io
 import zipfile
 
 import pytest
-from conftest import tiny_config
 from fake_kaggle import serving, zip_bytes
+from helpers import tiny_config
 
-from pipeline.__main__ import main
-from pipeline.engine.chain import STAGES
+from pipeline.cli import main
 from pipeline.engine.errors import UserError
+from pipeline.stages import STAGES
 
 TINY = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=3",
         "download.expect_photos=4")

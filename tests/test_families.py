@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, resume_from_step, tiny_config
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.config import build_config, load_config, to_toml, tomllib
 from pipeline.engine.errors import UserError
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import (
+from pipeline.training.family import (
     NOISE,
     Family,
     families,
@@ -28,7 +28,6 @@ from pipeline.training.families import (
     register_family,
     unregister_family,
 )
-from pipeline.training.log import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
@@ -62,7 +61,7 @@ def test_settings_of_a_family_name_each_key_with_its_default_and_meaning(capsys)
 
 
 def test_settings_and_the_families_command_import_no_torch():
-    code = ("import sys\nfrom pipeline.__main__ import main\nfrom pipeline.config import load_config\n"
+    code = ("import sys\nfrom pipeline.cli import main\nfrom pipeline.config import load_config\n"
             "load_config('default', ['train.model=dcgan', 'dcgan.loss=lsgan']).run_dir\n"
             "main(['families', '--settings', 'dcgan'])\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -144,7 +143,7 @@ def test_a_family_registered_anywhere_is_listed_configured_trained_and_loaded(to
 # ---------------------------------------------------------------- a family added as one folder
 FOLDER = {
     "__init__.py": '''"""Fake: noise -> Monet, the smallest family there is (a test's)."""
-from ..base import NOISE, Family, register_family
+from ...family import NOISE, Family, register_family
 from .settings import FakeSettings
 
 
@@ -153,22 +152,17 @@ class Fake(Family):
     maps_from = NOISE
     description = "one transposed convolution from noise, for tests."
     settings = FakeSettings
-    generator = ".networks:make_generator"
     trainer = ".step:FakeTrainer"
-    generator_key = "G"
 
     def images_per_step(self, train, settings):
         return {"monet": train.batch_size}
 
     def architecture(self, train, settings):
         return {"model": self.name, "z_dim": settings.z_dim, "image_size": train.image_size}
-
-    def noise_dim(self, settings):
-        return settings.z_dim
 ''',
     "settings.py": '''from dataclasses import dataclass
 
-from ..base import option, require
+from ...family import option, require
 
 
 @dataclass(frozen=True)
@@ -199,7 +193,7 @@ def make_discriminator(train, settings):
 ''',
     "step.py": '''import torch
 
-from ..trainer import Trainer
+from ...trainer import Trainer
 from .networks import make_discriminator, make_generator
 
 
@@ -207,13 +201,13 @@ class FakeTrainer(Trainer):
     generators, discriminators = ("G",), ("D",)
 
     def make_generator(self):
-        return make_generator(self.t, self.s)
+        return make_generator(self.train, self.settings)
 
     def make_discriminator(self):
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def noise(self, n):
-        return torch.randn(n, self.s.z_dim, device=self.rt.device)
+        return torch.randn(n, self.settings.z_dim, device=self.rt.device)
 
     def train_step(self, batch, progress):
         real = batch["monet"]
@@ -229,7 +223,8 @@ class FakeTrainer(Trainer):
         return {"G": loss_g.detach(), "D": loss_d.detach()}
 
     def sample_inputs(self, banks):
-        return torch.randn(4, self.s.z_dim, generator=torch.Generator().manual_seed(0)).to(self.rt.device)
+        gen = torch.Generator().manual_seed(0)
+        return torch.randn(4, self.settings.z_dim, generator=gen).to(self.rt.device)
 
     def sample(self, z):
         with self.inference():
@@ -241,6 +236,7 @@ class FakeTrainer(Trainer):
 }
 
 
+@pytest.mark.slow
 def test_adding_a_family_is_one_new_folder(tmp_path):
     """README's "How to add a model family", followed: one folder in a copy of the package, nothing else
     touched; the CLI lists it, shows its settings, trains it and generates from it."""
@@ -343,26 +339,15 @@ def test_a_checkpoint_of_the_old_format_loads_in_generate_and_resumes(tmp_path, 
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
     cfg = tiny_config(tmp_path, *TINY, *options)
-    train.build(cfg, cfg.run_dir)
-    uninterrupted = read_csv(cfg.run_dir / "losses.csv")
-    step3 = cfg.run_dir / "ckpt_000003.pt"
-    checkpoint.save(step3, old_format(checkpoint.read(step3), cfg))
-    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
-        path.unlink()  # as if the run had stopped at step 3 under the old code
 
-    loaded = checkpoint.load_generator(step3)
-    assert loaded.kind == cfg.train.model and loaded.settings == cfg.model_settings and loaded.step == 3
-    saved = checkpoint.read(step3)["models"][cfg.family.generator_key]
-    assert all(torch.equal(v, loaded.generator.state_dict()[k]) for k, v in saved.items())
+    def as_the_old_code_left_it(step3: Path) -> None:
+        checkpoint.save(step3, old_format(checkpoint.read(step3), cfg))
+        loaded = checkpoint.load_generator(step3)
+        assert loaded.kind == cfg.train.model and loaded.settings == cfg.model_settings and loaded.step == 3
+        saved = checkpoint.read(step3)["models"][get_family(cfg.train.model).generator_key]
+        assert all(torch.equal(v, loaded.generator.state_dict()[k]) for k, v in saved.items())
 
-    capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
-    assert "resuming from step 3" in capsys.readouterr().out
-    resumed = read_csv(cfg.run_dir / "losses.csv")
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:], strict=False):
-        for key in a.keys() - {"seconds"}:
-            assert float(b[key]) == pytest.approx(float(a[key]), abs=1e-6), (a["step"], key)
+    resume_from_step(cfg, capsys, meanwhile=as_the_old_code_left_it)
     assert "family" in checkpoint.read(cfg.run_dir / "last.pt")  # written in the new format from then on
 
 

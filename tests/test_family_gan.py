@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
+from helpers import assert_same_weights, make_jpegs, planted_copy_is_made_again, resume_from_step, tiny_config
 
 from pipeline.config import TrainConfig
-from pipeline.data.images import check_image, list_images
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.images import check_image, list_images
+from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
+from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
 
@@ -56,7 +56,8 @@ def test_settings_are_checked():
 
 def test_it_trains_on_images_loaded_at_gan_image_size(config):
     cfg = config()
-    data = train.load_data(cfg, cfg.family, cfg.model_settings, Runtime(device=torch.device("cpu")))
+    cpu = Runtime(device=torch.device("cpu"))
+    data = train.load_data(cfg, get_family(cfg.train.model), cfg.model_settings, cpu)
     assert data.batch(0)["monet"].shape == (2, 3, 32, 32)  # not train.image_size's 64 (nor the data's 40)
     assert "8/8 steps" in train.build(cfg, cfg.run_dir)
     rows = read_csv(cfg.run_dir / "losses.csv")
@@ -70,23 +71,8 @@ def test_it_trains_on_images_loaded_at_gan_image_size(config):
 
 
 def test_resumed_training_repeats_the_uninterrupted_losses_and_weights(config, capsys):
-    cfg = config()
-    train.build(cfg, cfg.run_dir)
-    uninterrupted = read_csv(cfg.run_dir / "losses.csv")
-    final = checkpoint.read(cfg.run_dir / "last.pt")["models"]
-    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
-        path.unlink()  # as if the run had died right after its step-3 checkpoint
-    capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
-    assert "resuming from step 3" in capsys.readouterr().out
-    resumed = read_csv(cfg.run_dir / "losses.csv")
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:], strict=True):
-        assert (a["G"], a["D"]) == (b["G"], b["D"]), a["step"]
-    again = checkpoint.read(cfg.run_dir / "last.pt")
-    assert again["step"] == 8
-    for net in ("G", "D"):
-        assert all(torch.equal(v, again["models"][net][k]) for k, v in final[net].items()), net
+    resumed = resume_from_step(config(), capsys)
+    assert_same_weights(resumed.uninterrupted, resumed.resumed)
 
 
 def test_fp16_with_a_grad_scaler_steps_both_optimizers():
@@ -105,16 +91,11 @@ def test_fp16_with_a_grad_scaler_steps_both_optimizers():
 
 def test_generate_scales_to_the_submission_size_and_the_guard_watches_it(config, inception_weights, capsys):
     settings = ("generate.count=6", "zip.min_images=1", "zip.max_images=10",
-                f"score.weights={inception_weights}")
-    cfg = config(*settings, "train.epochs=1")
+                f"score.weights={inception_weights}", "train.epochs=1")
+    cfg = config(*settings)
     train.build(cfg, cfg.run_dir)
     make_jpegs(cfg.raw_dir / "monet_jpg", 2, size=32, seed=5, prefix="monet")
-    before = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(cfg))}
-    assert len(before) == 6 and all(check_image(p, 256) is None for p in list_images(cfg.images_dir))
+    planted_copy_is_made_again(cfg, config(*settings, "generate.max_memorization=0.0001"), capsys)
+    assert len(list_images(cfg.images_dir)) == 6
+    assert all(check_image(p, 256) is None for p in list_images(cfg.images_dir))
     assert STAGES["zip"].run(cfg).is_file()
-    copied = sorted(before)[3]
-    (cfg.raw_dir / "monet_jpg" / "monet_copy.jpg").write_bytes(before[copied])  # as if memorised
-    guarded = config(*settings, "train.epochs=1", "generate.max_memorization=0.0001")
-    after = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(guarded))}
-    assert "1 near-copies made again, 0 removed" in capsys.readouterr().out
-    assert after[copied] != before[copied] and all(after[n] == before[n] for n in before if n != copied)

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cli, make_jpegs, one_line_error, tiny_config
+from helpers import assert_same_weights, cli, make_jpegs, one_line_error, resume_from_step, tiny_config
 
-from pipeline.__main__ import main
-from pipeline.engine.chain import STAGES
+from pipeline.cli import main
 from pipeline.engine.errors import UserError
+from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
-from pipeline.training.families.cyclegan.networks import PatchDiscriminator
 from pipeline.training.families.pix2pix.pairing import smooth
 from pipeline.training.families.pix2pix.settings import Pix2PixSettings
+from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
+from pipeline.training.networks import PatchDiscriminator
 from pipeline.training.runtime import Runtime
 
 TINY = ("train.model=pix2pix", "train.image_size=32", "pix2pix.ngf=4", "pix2pix.ndf=4", "train.batch_size=2",
@@ -120,22 +120,9 @@ def test_pix2pix_trains_generates_and_zips(config):
 def test_resumed_training_ends_with_the_uninterrupted_weights(config, capsys):
     cfg = config("train.epochs=2", "train.checkpoint_every=3", "train.sample_every=100",
                  "train.diffaugment=translation,cutout")
-    train.build(cfg, cfg.run_dir)
-    uninterrupted = read_csv(cfg.run_dir / "losses.csv")
-    final = checkpoint.read(cfg.run_dir / "last.pt")
-    assert final["step"] == 8
-    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
-        path.unlink()  # as if the run had died right after its step-3 checkpoint
-    capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
-    assert "resuming from step 3" in capsys.readouterr().out
-    resumed = read_csv(cfg.run_dir / "losses.csv")
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    again = checkpoint.read(cfg.run_dir / "last.pt")
-    assert again["step"] == 8
-    for net in ("G", "D"):
-        for k, v in final["models"][net].items():
-            assert torch.equal(v, again["models"][net][k]), (net, k)
+    resumed = resume_from_step(cfg, capsys)
+    assert checkpoint.read(cfg.run_dir / "last.pt")["step"] == 8
+    assert_same_weights(resumed.uninterrupted, resumed.resumed)
 
 
 # ---------------------------------------------------------------- the teacher pairing

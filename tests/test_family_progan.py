@@ -11,17 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_jpegs, tiny_config
+from helpers import (
+    assert_same_weights,
+    make_jpegs,
+    planted_copy_is_made_again,
+    resume_from_step,
+    tiny_config,
+    train_two_ranks,
+)
 from PIL import Image
-from test_train import train_then_resume_from_step_3, train_two_ranks
 
 from pipeline.config import TrainConfig
-from pipeline.data.images import check_image, list_images
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.images import check_image, list_images
+from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
 from pipeline.training.families.progan.networks import (
     EqualizedConv2d,
     MinibatchStdDev,
@@ -32,6 +37,7 @@ from pipeline.training.families.progan.networks import (
 from pipeline.training.families.progan.schedule import Schedule
 from pipeline.training.families.progan.settings import ProGANSettings
 from pipeline.training.families.progan.step import ProGANTrainer
+from pipeline.training.family import get_family
 from pipeline.training.log import phase_changes, read_csv
 from pipeline.training.plan import Plan
 from pipeline.training.runtime import Runtime
@@ -201,7 +207,8 @@ def test_fp16_with_a_grad_scaler_steps_every_phase():
 
 def test_it_trains_logs_its_phases_and_samples_at_max_size(config):
     cfg = config()
-    data = train.load_data(cfg, cfg.family, cfg.model_settings, Runtime(device=torch.device("cpu")))
+    cpu = Runtime(device=torch.device("cpu"))
+    data = train.load_data(cfg, get_family(cfg.train.model), cfg.model_settings, cpu)
     assert data.batch(0)["monet"].shape == (4, 3, 16, 16)  # at progan.max_size, not train.image_size
     assert "8/8 steps" in train.build(cfg, cfg.run_dir)
     rows = read_csv(cfg.run_dir / "losses.csv")
@@ -218,28 +225,14 @@ def test_it_trains_logs_its_phases_and_samples_at_max_size(config):
         assert loaded.generator(torch.randn(2, 8)).shape == (2, 3, 16, 16)
 
 
-class Recorded:
-    """capsys, keeping what the shared resume helper reads from it (to check the resume line's position)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys, self.out = capsys, ""
-
-    def readouterr(self):
-        read = self.capsys.readouterr()
-        self.out += read.out
-        return read
-
-
 def test_resumed_in_a_fade_in_it_says_where_and_repeats_the_uninterrupted_run(config, capsys):
     cfg = config()
-    recorded = Recorded(capsys)
-    final = train_then_resume_from_step_3(cfg, recorded)
-    assert "resuming from step 3 (8x8, fade-in 50%)" in recorded.out
-    again = checkpoint.read(cfg.run_dir / "last.pt")["models"]
-    for net in ("G", "D"):
-        assert all(torch.equal(v, again[net][k]) for k, v in final[net].items()), net
+    resumed = resume_from_step(cfg, capsys)
+    assert_same_weights(resumed.uninterrupted, resumed.resumed)
+    assert "resuming from step 3 (8x8, fade-in 50%)" in resumed.out
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     ranks = train_two_ranks(tmp_path, TINY)  # each phase's layers alone under DDP: no unused parameters
@@ -256,12 +249,7 @@ def test_generate_scales_to_the_submission_size_and_the_guard_watches_it(config,
     cfg = config(*settings)
     train.build(cfg, cfg.run_dir)
     make_jpegs(cfg.raw_dir / "monet_jpg", 2, size=32, seed=5, prefix="monet")
-    before = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(cfg))}
-    assert len(before) == 5 and all(check_image(p, 256) is None for p in list_images(cfg.images_dir))
+    planted_copy_is_made_again(cfg, config(*settings, "generate.max_memorization=0.0001"), capsys)
+    assert len(list_images(cfg.images_dir)) == 5
+    assert all(check_image(p, 256) is None for p in list_images(cfg.images_dir))
     assert STAGES["zip"].run(cfg).is_file()
-    copied = sorted(before)[3]
-    (cfg.raw_dir / "monet_jpg" / "monet_copy.jpg").write_bytes(before[copied])  # as if memorised
-    guarded = config(*settings, "generate.max_memorization=0.0001")
-    after = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(guarded))}
-    assert "1 near-copies made again, 0 removed" in capsys.readouterr().out
-    assert after[copied] != before[copied] and all(after[n] == before[n] for n in before if n != copied)

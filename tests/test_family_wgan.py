@@ -3,25 +3,19 @@ critic steps per generator step; trains, resumes exactly after a kill -9, runs u
 processes, and generates submission-size JPEGs."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
+from helpers import assert_same_weights, kill_then_resume, make_jpegs, tiny_config, train_two_ranks
 from PIL import Image
-from test_train import train_two_ranks
 
 from pipeline.config import TrainConfig
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
+from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
 
@@ -88,37 +82,18 @@ def test_settings_are_checked():
         tiny_config(Path("/nonexistent"), *TINY, "wgan.n_critic=0")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     long = ("train.epochs=12", "train.checkpoint_every=3", "train.sample_every=1000")
     reference = tiny_config(tmp_path, *TINY, *long, "train.run=reference")
     assert "24/24 steps" in train.build(reference, reference.run_dir)
-
-    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo",
-            "--set", f"paths.data={tmp_path / 'data'}",
-            *[a for o in (*TINY, *long, "train.run=killed") for a in ("--set", o)]]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     run_dir = tmp_path / "data" / "runs" / "killed"
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = len(read_csv(run_dir / "losses.csv"))
-    assert 0 < killed_at < 24, "the run should have been killed part-way"
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming from step" in done.stdout
+    kill_then_resume(tmp_path / "data", run_dir, (*TINY, *long, "train.run=killed"), total=24)
     ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference.run_dir / "last.pt")
-    assert ours["step"] == theirs["step"] == 24
-    for net in ("G", "D"):
-        for k, v in theirs["models"][net].items():
-            assert torch.equal(ours["models"][net][k], v), (net, k)
+    assert_same_weights(theirs["models"], ours["models"])
     assert max(v.abs().max().item() for v in ours["models"]["D"].values()) <= 0.01
-    rows = read_csv(run_dir / "losses.csv")
-    assert [int(r["step"]) for r in rows] == list(range(1, 25))
-    ref_rows = read_csv(reference.run_dir / "losses.csv")
+    rows, ref_rows = read_csv(run_dir / "losses.csv"), read_csv(reference.run_dir / "losses.csv")
     assert [r["W"] for r in rows[-10:]] == [r["W"] for r in ref_rows[-10:]]
 
 
@@ -143,6 +118,7 @@ def built_params(name: str):
     return net.named_parameters()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     ranks = train_two_ranks(tmp_path, (*TINY, "train.batch_size=1"))

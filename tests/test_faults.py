@@ -24,16 +24,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli, make_jpegs, one_line_error, tiny_config
 from fake_kaggle import serving, zip_bytes
+from helpers import TINY, cli, make_data, make_jpegs, one_line_error, tiny_config
 from test_generate import save_generator
 from test_submit import SMALL as SUBMIT
 from test_submit import images_zip
-from test_train import TINY, make_data
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.engine.stage import read_stamp
-from pipeline.leaderboard import table
+from pipeline.scoring import table
 from pipeline.training import checkpoint
 from pipeline.training.log import read_csv
 
@@ -195,6 +194,7 @@ KILL_CASES = {c.name: c for c in [
 ]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(KILL_CASES))
 def test_kill_9_mid_stage_then_a_rerun_equals_an_uninterrupted_run(tmp_path, request, capsys, start, name):
     case = KILL_CASES[name]
@@ -287,6 +287,7 @@ def test_disk_full_while_writing_the_zip_keeps_the_previous_zip(tmp_path, capsys
 
 
 # ---------------------------------------------------------------- two runs on one output
+@pytest.mark.slow
 def test_a_second_train_on_the_same_run_folder_refuses_while_the_first_goes_on(tmp_path, capsys, start):
     make_data(tmp_path)
     settings = (*TINY, "train.epochs=8", "train.checkpoint_every=4", "train.sample_every=1000")
@@ -319,7 +320,8 @@ def test_network_down_is_retried_then_one_clear_line_and_nothing_is_pushed(tmp_p
     assert main(cli(tmp_path, "push", *SUBMIT, "submit.retries=2")) == 2
     err = capsys.readouterr().err.splitlines()
     assert any("retrying in 0s (try 2 of 2)" in line for line in err)  # refused: it never reached Kaggle
-    assert err[-1].startswith("push: error: push tester/monet-pipeline: Kaggle still failing after 2 tries (")
+    # the first request (the GPU quota, read before any push) is the one that says so
+    assert err[-1].startswith("push: error: read the GPU quota: Kaggle still failing after 2 tries (")
     assert err[-1].endswith("check your connection and try again later")
     assert fake_kaggle.pushes == [] and not any("Traceback" in line for line in err)
 
@@ -333,6 +335,7 @@ def test_a_rate_limited_submission_is_retried_and_made_once(tmp_path, fake_kaggl
 
 
 # ---------------------------------------------------------------- secrets
+@pytest.mark.slow
 def test_the_key_is_in_no_file_log_or_message(tmp_path, fake_kaggle, monkeypatch, capfd, inception_weights):
     key = fake_kaggle.key
     competition = tmp_path / "competition"

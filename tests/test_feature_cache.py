@@ -9,12 +9,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 
 from pipeline.metrics.feature_cache import FeatureCache
 from pipeline.metrics.features import InceptionFeatures, open_images
 from pipeline.metrics.mifid import real_features
-from pipeline.metrics.score import score_images
+from pipeline.scoring.score import score_images
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ def extracted(monkeypatch) -> list[int]:
     return counts
 
 
+@pytest.mark.slow
 def test_rescoring_after_changing_10_images_extracts_those_10_only(inception_weights, tmp_path, extracted):
     cfg = tiny_config(tmp_path, f"score.weights={inception_weights}")
     images = make_jpegs(cfg.images_dir, 16, size=40, seed=1)

@@ -195,6 +195,7 @@ def test_kaggle_json_readable_by_others_gives_a_warning(fake_kaggle, capsys):
     assert fake_kaggle.key not in err
 
 
+@pytest.mark.slow
 def test_the_log_of_a_running_kernel_is_streamed_and_a_cut_is_said(fake_kaggle, tmp_path):
     (tmp_path / "competition").mkdir()
     fake_kaggle.execute_with(tmp_path / "competition")
@@ -215,7 +216,7 @@ def test_the_log_of_a_running_kernel_is_streamed_and_a_cut_is_said(fake_kaggle, 
     assert kaggle_api.kernel_status(REF)[0] in ("queued", "running")
     events = read()  # Kaggle replays the log from its start
     assert next(events) == {"stream_name": "stdout", "time": pytest.approx(0, abs=60), "data": "first\n"}
-    (fake_kaggle.runs[version].working / "go").touch()
+    (fake_kaggle.latest_run(REF).working / "go").touch()
     assert [e["data"] for e in events] == ["second\n"]
     fake_kaggle.wait_for_runs()
     assert kaggle_api.kernel_status(REF) == ("complete", "")

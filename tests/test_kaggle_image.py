@@ -18,6 +18,8 @@ from kaggle_image import (
     satisfies,
 )
 
+pytestmark = pytest.mark.slow  # every test here builds or uses the Kaggle-like Python
+
 
 @pytest.fixture(scope="module")
 def report():

@@ -14,17 +14,17 @@ from pathlib import Path
 import nbformat
 import pytest
 import pytorch_fid
-from conftest import tiny_config
+from helpers import tiny_config
 from kaggle_image import NotebookRun, run_kaggle_notebook
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.config import to_toml
 from pipeline.data.demo import write_demo
-from pipeline.engine.chain import PACKAGE_DIR, STAGES
 from pipeline.engine.errors import UserError
 from pipeline.engine.fingerprint import iter_files
-from pipeline.kaggle import notebook
-from pipeline.kaggle.kernel import kernel_settings
+from pipeline.kernels.builder import kernel_settings
+from pipeline.notebook import runtime as notebook
+from pipeline.stages import PACKAGE_DIR, STAGES
 
 KERNEL = Path("kernels") / "monet-pipeline"
 # The kaggle preset made tiny: 32 px demo data, a one-block ResNet CycleGAN, one short epoch on the CPU.
@@ -92,7 +92,7 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
     names = set(carried.namelist())
     assert {f"pytorch_fid-{version}.dist-info/METADATA", f"pytorch_fid-{version}.dist-info/LICENSE"} <= names
     assert {name: carried.read(name) for name in names if ".dist-info/" not in name} == expected
-    assert "pipeline/kaggle/kernel.py" in expected and "pipeline/config/presets/kaggle.toml" in expected
+    assert "pipeline/kernels/builder.py" in expected and "pipeline/config/presets/kaggle.toml" in expected
     assert "pip install" not in source
     markdown = [c.source for c in cells(folder) if c.cell_type == "markdown"]
     for stage in ("download", "augment", "train", "generate", "score"):
@@ -182,6 +182,7 @@ def cell_text(run: NotebookRun, source_start: str) -> str:
     return "".join(o.get("text", "") for o in cell.outputs)
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
     """A minute of training on Kaggle's package set (no pytorch-fid), then images.zip; the train cell's text
     stays small (progress lines, not redrawn bars)."""
@@ -208,6 +209,7 @@ def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
     assert not [p for p in left if p.name.endswith((".lock", ".stage.json"))]  # no pipeline bookkeeping
 
 
+@pytest.mark.slow
 def test_notebook_scores_with_weights_attached_and_trains_under_torchrun(tmp_path, inception_weights):
     """Stand-in FID weights attached: the carried pytorch-fid scores inside the notebook; two CPU processes
     train under torchrun, launched by the notebook, their output streamed into the cell."""
@@ -222,6 +224,7 @@ def test_notebook_scores_with_weights_attached_and_trains_under_torchrun(tmp_pat
     assert (root / "working" / "leaderboard.csv").is_file()
 
 
+@pytest.mark.slow
 def test_preflight_stops_a_notebook_without_its_input_in_one_line(tmp_path):
     root = kaggle_folder(tmp_path, with_input=False)
     run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL)

@@ -11,16 +11,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.engine.errors import UserError
 from pipeline.generate import provenance
-from pipeline.leaderboard import table, thumbs
+from pipeline.leaderboard import thumbs
 from pipeline.leaderboard.browser import check_page, find_browser
 from pipeline.leaderboard.page import COLUMNS, refresh
 from pipeline.leaderboard.runs import Entry
+from pipeline.scoring import table
 
 TINY = ("train.image_size=32", "cyclegan.generator=resnet", "cyclegan.ngf=4", "cyclegan.ndf=4",
         "cyclegan.n_blocks=1", "dcgan.width=4", "dcgan.z_dim=8", "train.batch_size=2", "train.epochs=1",

@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 from pytorch_fid.inception import FID_WEIGHTS_URL
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -32,13 +32,13 @@ from pipeline.metrics.features import (
 from pipeline.metrics.mifid import (
     fid_from_features,
     frechet_distance,
-    make_selector,
     memorization_distance,
     mifid,
     nearest_real_distance,
     real_features,
     score_features,
 )
+from pipeline.training.selection import make_selector
 
 
 def kaggle_distance(gen: np.ndarray, real: np.ndarray) -> float:

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from pipeline.config import TrainConfig
 from pipeline.training.diffaugment import color, cutout, diff_augment, parse_policy, translation
-from pipeline.training.families import get_family
 from pipeline.training.families.cyclegan import networks as cyclegan_networks
-from pipeline.training.families.cyclegan.networks import PatchDiscriminator, UnetGenerator, unet_depth
 from pipeline.training.families.dcgan import networks as dcgan_networks
+from pipeline.training.family import get_family
 from pipeline.training.losses import AdversarialLoss, gradient_penalty, reconstruction_loss
+from pipeline.training.networks import PatchDiscriminator, UnetGenerator, unet_depth
 
 
 def make_generator(t: TrainConfig, **settings) -> torch.nn.Module:

@@ -6,21 +6,20 @@ import importlib.metadata
 import re
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from pipeline.config import tomllib
 from pipeline.data.demo import write_demo
-from pipeline.kaggle import clock as notebook_clock
-from pipeline.kaggle import preflight
-from pipeline.kaggle.kernel import CARRIED_DISTRIBUTIONS
-from pipeline.kaggle.preflight import Gpu, PreflightError, TorchFacts
+from pipeline.kernels.builder import CARRIED_DISTRIBUTIONS
+from pipeline.notebook import clock as notebook_clock
+from pipeline.notebook import preflight
+from pipeline.notebook.preflight import Gpu, PreflightError, TorchFacts
 from pipeline.training import runtime as device
 
 IMAGE_LIST = Path(__file__).resolve().parents[1] / "kernels" / "kaggle-image.toml"
@@ -30,6 +29,7 @@ KAGGLE_TORCH = ("2.10.0+cu128",
 T4X2 = TorchFacts(*KAGGLE_TORCH, (Gpu("Tesla T4", (7, 5)), Gpu("Tesla T4", (7, 5))))
 P100 = TorchFacts(*KAGGLE_TORCH, (Gpu("Tesla P100-PCIE-16GB", (6, 0)),))
 NO_GPU = TorchFacts("2.10.0+cu128", (), ())
+NO_INPUTS = Path("/nonexistent/input")  # nothing attached besides the competition
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def kaggle_input(tmp_path):
 
 def test_t4x2_passes_every_check(kaggle_input, capsys, monkeypatch):
     monkeypatch.setattr(preflight, "gpu_smoke_test", lambda: None)  # no CUDA here to run it on
-    preflight.preflight(kaggle_input, T4X2)
+    preflight.preflight(kaggle_input, NO_INPUTS, T4X2)
     out = capsys.readouterr().out
     assert "2 x Tesla T4 (sm_75) with torch 2.10.0+cu128" in out and "3 paintings, 4 photos" in out
     assert out.rstrip().endswith("preflight: ok")
@@ -57,13 +57,13 @@ def test_t4x2_passes_every_check(kaggle_input, capsys, monkeypatch):
 ])
 def test_a_gpu_torch_cannot_use_is_refused_in_one_line(kaggle_input, facts, message):
     with pytest.raises(PreflightError, match=message) as err:
-        preflight.preflight(kaggle_input, facts)
+        preflight.preflight(kaggle_input, NO_INPUTS, facts)
     assert "\n" not in str(err.value)
 
 
 def test_cpu_kernels_need_no_gpu(kaggle_input, capsys):
     cfg = replace(kaggle_input, kernel=replace(kaggle_input.kernel, accelerator="none"))
-    preflight.preflight(cfg, NO_GPU)
+    preflight.preflight(cfg, NO_INPUTS, NO_GPU)
     assert "training on the CPU" in capsys.readouterr().out
 
 
@@ -85,7 +85,7 @@ def test_missing_input_is_refused(tmp_path, monkeypatch):
     cfg = tiny_config(tmp_path, f"download.source=dir:{tmp_path / 'input' / 'gan-getting-started'}")
     with pytest.raises(PreflightError, match=r"competition data is not attached: no images in .*monet_jpg; "
                                              r"add it with Add Input → Competitions → gan-getting-started"):
-        preflight.preflight(cfg, T4X2)
+        preflight.preflight(cfg, NO_INPUTS, T4X2)
 
 
 def test_missing_or_incompatible_packages_are_refused(monkeypatch):
@@ -105,7 +105,7 @@ def test_too_little_disk_is_refused(kaggle_input, monkeypatch):
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(2**34, 2**34 - 2**20, 2**20))
     with pytest.raises(PreflightError, match=r"only 0\.0 GB free in .*submissions, and this run writes about "
                                              r"1\.0 GB: delete earlier outputs"):
-        preflight.preflight(kaggle_input, T4X2)
+        preflight.preflight(kaggle_input, NO_INPUTS, T4X2)
 
 
 def test_the_memorisation_guard_without_weights_is_refused(tmp_path):
@@ -123,6 +123,7 @@ def test_the_kaggle_image_list_satisfies_what_the_notebook_imports():
     assert set(CARRIED_DISTRIBUTIONS) <= set(image["absent"]["packages"])  # carried because Kaggle lacks them
 
 
+@pytest.mark.slow
 def test_the_stages_a_notebook_runs_import_without_pytorch_fid():
     """Kaggle's image has no pytorch-fid: importing every stage a notebook runs must not need it."""
     blocker = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
@@ -130,7 +131,7 @@ def test_the_stages_a_notebook_runs_import_without_pytorch_fid():
                "sys.meta_path.insert(0, Block())\n"
                "import pipeline.data.download, pipeline.data.augment, pipeline.training.loop, "
                "pipeline.generate.render, pipeline.submission.archive\n"
-               "import pipeline.kaggle.notebook, pipeline.kaggle.preflight, pipeline.kaggle.clock\n"
+               "import pipeline.notebook.runtime, pipeline.notebook.preflight, pipeline.notebook.clock\n"
                "print('ok')")
     proc = subprocess.run([sys.executable, "-c", blocker], check=False, capture_output=True, text=True,
                           timeout=120)
@@ -157,23 +158,22 @@ def test_the_plan_gives_training_what_is_left(elapsed, finish, user, expected):
 
 
 def test_the_finish_estimate_is_measured_on_this_machine(tmp_path, monkeypatch):
-    """The estimate follows what rendering really costs here: a generator 250 ms slower per image says so
-    (large enough to stand out of a loaded machine's noise)."""
+    """The estimate follows what rendering costs here, read on the clock it is given: a generator that takes
+    0.25 s an image on that clock puts exactly that, with the safety factor, on every image to make."""
     from pipeline.generate.render import Renderer
 
     cfg = tiny_config(tmp_path, "cyclegan.generator=resnet", "cyclegan.ngf=4", "cyclegan.n_blocks=1",
                       "generate.batch_size=4", "hardware.device=cpu", "zip.min_images=1", "zip.image_size=32",
                       "generate.count=5")
     write_demo(cfg.raw_dir, 2, 40, 32, seed=0, workers=1)
-    fast = notebook_clock.measure_finish_s(cfg)
+    now = [0.0]
     forward = Renderer.forward
 
     def slow(self, jobs, batch):
-        time.sleep(0.25 * len(jobs))
+        now[0] += 0.25 * len(jobs)  # the fake clock moves only while the model runs
         return forward(self, jobs, batch)
 
     monkeypatch.setattr(Renderer, "forward", slow)
-    slower = notebook_clock.measure_finish_s(cfg)
-    assert fast >= notebook_clock.FIXED_S
-    # 40 photos, 250 ms more each; at least half of it shows (decode and encode overlap the forward)
-    assert slower - fast >= 0.5 * notebook_clock.SAFETY * 0.25 * 40
+    estimate = notebook_clock.measure_finish_s(cfg, clock=lambda: now[0])
+    assert estimate == pytest.approx(notebook_clock.FIXED_S + notebook_clock.SAFETY * 0.25 * 40)  # 40 photos
+    assert notebook_clock.measure_finish_s(cfg) < estimate  # the real clock: this tiny model is far faster

@@ -6,8 +6,8 @@ import io
 import re
 import sys
 
-from conftest import tiny_config
-from test_train import TINY, make_data
+import pytest
+from helpers import TINY, make_data, tiny_config
 from tqdm import tqdm
 
 from pipeline.engine import progress as progress_module
@@ -161,6 +161,7 @@ def test_a_training_run_off_a_terminal_writes_a_few_plain_lines(tmp_path, capsys
     assert lines[0].startswith("loading monet: img 8/8 (100%) in 0s, ")
 
 
+@pytest.mark.slow
 def test_short_epochs_do_not_print_a_line_each(tmp_path, capsys, monkeypatch):
     clock = FakeClock()
 

@@ -5,14 +5,15 @@ import json
 import zipfile
 
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 from test_generate import SMALL, save_generator
 
-from pipeline.engine.chain import STAGES
 from pipeline.engine.fingerprint import fingerprint
 from pipeline.generate import provenance
+from pipeline.stages import STAGES
 from pipeline.submission.archive import check_zip
 from pipeline.training import checkpoint
+from pipeline.training.family import get_family
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def test_the_record_says_ema_when_the_averaged_weights_made_the_images(tmp_path,
     make_jpegs(cfg.raw_dir / "photo_jpg", 2, size=32, prefix="photo")
     G = save_generator(cfg)
     payload = checkpoint.read(cfg.checkpoint_path)
-    checkpoint.save(cfg.checkpoint_path, {**payload, "step": 7,
-                                           "ema": {cfg.family.generator_key: G.state_dict()}})
+    key = get_family(cfg.train.model).generator_key
+    checkpoint.save(cfg.checkpoint_path, {**payload, "step": 7, "ema": {key: G.state_dict()}})
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")  # as inside a Kaggle notebook
     made = provenance.read(STAGES["generate"].run(cfg))
     assert (made.weights, made.step, made.kaggle) == ("ema", 7, True)

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_jpegs
+from helpers import make_jpegs
 from PIL import Image, ImageEnhance
 
 from pipeline.engine.errors import UserError

@@ -6,18 +6,17 @@ import types
 
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
-from test_train import TINY, losses, make_trainer, train_then_resume_from_step_3
+from helpers import TINY, losses, make_jpegs, make_trainer, resume_from_step, tiny_config
 
-from pipeline.engine.chain import STAGES
 from pipeline.generate import render
+from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
 from pipeline.training.families.cyclegan.step import CycleGANTrainer
-from pipeline.training.families.trainer import ema_decay
+from pipeline.training.family import get_family
 from pipeline.training.plan import Plan, fit_to_clock, revise
 from pipeline.training.runtime import Runtime
+from pipeline.training.trainer import ema_decay
 
 
 @pytest.fixture
@@ -51,6 +50,7 @@ def test_a_re_plan_ignores_rate_noise_but_never_lets_the_plan_overrun_the_budget
     assert revise(long, Plan(3_280, 0.5, True), 3_300, fits=False) is None  # the last step
 
 
+@pytest.mark.slow
 def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_rate_decayed(config, capsys,
                                                                                              monkeypatch):
     clock = types.SimpleNamespace(now=0.0)  # the loop's clock: 0.1 s a step, whatever this machine's load
@@ -110,10 +110,10 @@ def test_an_epoch_over_the_photos_draws_every_photo_once_and_recycles_the_painti
     cfg = config("train.epoch_over=photos", "train.batch_size=1", "train.epochs=2")
     make_jpegs(cfg.raw_dir / "photo_jpg", 12, size=40, seed=1, prefix="photo")  # 12 photos, 8 paintings
     rt = Runtime(device=torch.device("cpu"), world_size=world_size)
-    data = train.load_data(cfg, cfg.family, cfg.model_settings, rt)
+    data = train.load_data(cfg, get_family(cfg.train.model), cfg.model_settings, rt)
     assert data.epoch_bank == "photo" and len(data.banks["photo"]) == 12
     assert data.steps_per_epoch == 12 // world_size and data.nominal == 2 * data.steps_per_epoch
-    ranks = [train.load_data(cfg, cfg.family, cfg.model_settings,
+    ranks = [train.load_data(cfg, get_family(cfg.train.model), cfg.model_settings,
                              Runtime(device=torch.device("cpu"), rank=r, world_size=world_size)).shards
              for r in range(world_size)]
     for epoch in range(2):
@@ -129,13 +129,14 @@ def test_an_epoch_over_the_photos_draws_every_photo_once_and_recycles_the_painti
 
 def test_epoch_over_photos_falls_back_to_the_paintings_for_a_family_without_photos(config, capsys):
     cfg = config("train.model=dcgan", "train.epoch_over=photos")
-    data = train.load_data(cfg, cfg.family, cfg.model_settings, Runtime(device=torch.device("cpu")))
+    cpu = Runtime(device=torch.device("cpu"))
+    data = train.load_data(cfg, get_family(cfg.train.model), cfg.model_settings, cpu)
     assert data.epoch_bank == "monet" and "dcgan trains on no photos" in capsys.readouterr().out
 
 
 def test_an_epoch_over_the_photos_with_ema_resumes_exactly(config, capsys):
     cfg = config("train.epoch_over=photos", "train.epochs=2", "train.checkpoint_every=3", "train.ema=0.9")
-    train_then_resume_from_step_3(cfg, capsys)
+    resume_from_step(cfg, capsys)
     assert checkpoint.read(cfg.run_dir / "last.pt")["ema_updates"] == 8
 
 

@@ -9,15 +9,15 @@ import zipfile
 
 import pytest
 import torch
-from conftest import make_jpegs, tiny_config
+from helpers import make_jpegs, tiny_config
 
-from pipeline.__main__ import EXIT_SKIPPED, EXIT_USER_ERROR, main
-from pipeline.engine.chain import STAGES
+from pipeline.cli import EXIT_SKIPPED, EXIT_USER_ERROR, main
 from pipeline.generate import provenance
-from pipeline.leaderboard.table import COLUMNS, PRINTED, format_table
 from pipeline.metrics.features import WEIGHTS_FILE
 from pipeline.metrics.mifid import mifid
-from pipeline.metrics.score import result_path, score_images
+from pipeline.scoring.score import result_path, score_images
+from pipeline.scoring.table import COLUMNS, PRINTED, format_table
+from pipeline.stages import STAGES
 
 KEYS = {"fid", "distance", "mifid", "n_gen", "n_real", "weights", "subset", "n_available"}
 

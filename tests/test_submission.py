@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_jpegs, tiny_config
+from helpers import cli, make_jpegs, tiny_config
 from PIL import Image
 
-from pipeline.engine.chain import STAGES
 from pipeline.engine.errors import UserError
+from pipeline.stages import STAGES
 from pipeline.submission.archive import check_zip, command
 
 # A submission of 7..10 images of 32x32 stands in for Kaggle's 7,000..10,000 of 256x256.
@@ -141,17 +141,19 @@ def test_check_lists_many_bad_files_with_a_count(cfg, tmp_path):
         check_zip(write_zip(tmp_path / "gray.zip", members), cfg.zip)
 
 
-def test_command_check_prints_ok_and_runs_stage_without_check(cfg, tmp_path, capsys):
+def test_check_prints_ok_and_plain_zip_runs_the_stage(cfg, tmp_path, capsys):
+    from pipeline.cli import main
+
     path = write_zip(tmp_path / "ok.zip", jpeg_bytes(7, tmp_path))
     assert command(cfg, argparse.Namespace(check=str(path), force=False)) == 0
     assert "OK (7 images" in capsys.readouterr().out
     make_jpegs(cfg.images_dir, 7)
-    assert command(cfg, argparse.Namespace(check=None, force=False)) == 0
+    assert main(cli(tmp_path, "zip", *RULES)) == 0
     assert check_zip(cfg.zip_path, cfg.zip).images == 7
 
 
 def test_cli_check_exit_code_2_on_bad_zip(tmp_path, capsys):
-    from pipeline.__main__ import main
+    from pipeline.cli import main
 
     path = write_zip(tmp_path / "few.zip", jpeg_bytes(3, tmp_path, size=256))
     assert main(["zip", "--check", str(path)]) == 2

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import make_jpegs, tiny_config
 from fake_kaggle import serving
+from helpers import make_jpegs, tiny_config
 
-from pipeline.__main__ import main
+from pipeline.cli import main
 from pipeline.engine.errors import UserError
 from pipeline.generate import provenance
 from pipeline.kaggle import api as kaggle_api
-from pipeline.kaggle.submit import push_command, submit_command
+from pipeline.kernels.submit import push_command, submit_command
 
 REF = "tester/monet-pipeline"
 # What the notebook's zip stage writes into images.zip's comment: the run that made the images.
@@ -88,9 +88,8 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
     [sub] = fake_kaggle.submissions
     assert (sub["kernelOwner"], sub["kernelSlug"], sub["kernelVersion"], sub["fileName"]) == (
         "tester", "monet-pipeline", 1, "images.zip")
-    from pipeline.kaggle.kernel import kernel_settings
-
-    assert sub["submissionDescription"] == f"kaggle {kernel_settings(cfg).train_hash()[:8]} ({REF} v1)"
+    # named after the run the zip's provenance record names: the images' own
+    assert sub["submissionDescription"] == f"kaggle {KERNEL_RUN.config_hash} ({REF} v1)"
     out = capsys.readouterr().out
     assert "4 images" in out and "local score skipped" in out
     assert "https://www.kaggle.com/competitions/gan-getting-started/submissions" in out
@@ -255,6 +254,7 @@ def test_submissions_fetches_the_public_scores_it_did_not_wait_for(tmp_path, fak
     assert (cfg.submissions_dir / "leaderboard.html").is_file()  # the page shows it too
 
 
+@pytest.mark.slow
 def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
     fake_kaggle.statuses = [("running", ""), ("complete", "")]
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
@@ -308,12 +308,13 @@ def streamed(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("kaggle | ")]
 
 
+@pytest.mark.slow
 def test_submit_runs_the_notebook_and_submits_its_own_zip(tmp_path, fake_kaggle, competition):
     fake_kaggle.execute_with(competition)
     fake_kaggle.cut_log_stream = [3]  # the first log stream drops after 3 lines: nothing is shown twice
     proc = submit_in_subprocess(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = fake_kaggle.runs[1]
+    run = fake_kaggle.runs[(REF, 1)]
     assert run.result.ok and len(fake_kaggle.pushes) == 1 and fake_kaggle.pushes[0]["enableGpu"] is False
     [sub] = fake_kaggle.submissions
     assert (sub["kernelSlug"], sub["kernelVersion"], sub["fileName"]) == ("monet-pipeline", 1, "images.zip")
@@ -336,13 +337,14 @@ def test_submit_runs_the_notebook_and_submits_its_own_zip(tmp_path, fake_kaggle,
                         f"leaderboard: {tmp_path / 'submissions' / 'leaderboard.html'} (1 run)"]
 
 
+@pytest.mark.slow
 def test_a_notebook_that_fails_on_kaggle_submits_nothing(tmp_path, fake_kaggle, competition):
     photoless = tmp_path / "competition" / competition.name
     shutil.copytree(competition / "monet_jpg", photoless / "monet_jpg")  # the photos are missing
     fake_kaggle.execute_with(photoless)
     proc = submit_in_subprocess(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    run = fake_kaggle.runs[1]
+    run = fake_kaggle.runs[(REF, 1)]
     assert not run.result.ok and fake_kaggle.submissions == []
     assert any("pipeline code unpacked to" in line for line in streamed(proc.stdout))
     assert "photo_jpg" in run.result.failure

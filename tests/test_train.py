@@ -2,52 +2,37 @@
 runs resume, two gloo processes stay in sync, the time budget stops cleanly, best.pt follows the selector."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import types
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
-from conftest import make_jpegs, tiny_config
+from helpers import (
+    TINY,
+    assert_same_weights,
+    kill_then_resume,
+    losses,
+    make_data,
+    make_trainer,
+    resume_from_step,
+    tiny_config,
+    train_two_ranks,
+)
 from PIL import Image
 
-from pipeline.config import Config, TrainConfig
-from pipeline.engine.chain import STAGES
+from pipeline.config import Config
 from pipeline.engine.errors import StageSkipped, UserError
-from pipeline.training import checkpoint
+from pipeline.stages import STAGES
+from pipeline.training import checkpoint, selection
 from pipeline.training import loop as train
-from pipeline.training.families import get_family
 from pipeline.training.families.cyclegan.step import CycleGANTrainer
-from pipeline.training.log import read_csv
+from pipeline.training.family import get_family
 from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
-# Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
-TINY = ("train.image_size=32", "cyclegan.ngf=4", "cyclegan.ndf=4", "cyclegan.n_blocks=1", "dcgan.width=4",
-        "dcgan.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "cyclegan.pool_size=3",
-        "hardware.workers=1", "hardware.device=cpu")  # CPU: exact, repeatable arithmetic
-
-
-def make_data(tmp_path: Path) -> None:
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
-
-
 @pytest.fixture
 def config(tmp_path):
     make_data(tmp_path)
     return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
-
-
-def losses(cfg: Config) -> list[dict[str, float]]:
-    return [{k: float(v) for k, v in row.items()} for row in read_csv(cfg.run_dir / "losses.csv")]
 
 
 def last_step(cfg: Config) -> int:
@@ -64,7 +49,8 @@ def last_step(cfg: Config) -> int:
 def test_each_family_trains_and_leaves_a_usable_run(config, options):
     cfg = config(*options)
     summary = train.build(cfg, cfg.run_dir)
-    total = 8 // cfg.family.images_per_step(cfg.train, cfg.model_settings)["monet"]  # 8 paintings
+    per_step = get_family(cfg.train.model).images_per_step(cfg.train, cfg.model_settings)
+    total = 8 // per_step["monet"]  # 8 paintings
     assert f"{total}/{total} steps" in summary
     rows = losses(cfg)
     assert [int(r["step"]) for r in rows] == list(range(1, total + 1))
@@ -89,52 +75,16 @@ def test_each_family_trains_and_leaves_a_usable_run(config, options):
 ], ids=["cyclegan", "dcgan"])
 def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, options):
     cfg = config("train.epochs=2", "train.checkpoint_every=3", *options)
-    train_then_resume_from_step_3(cfg, capsys)
+    resumed = resume_from_step(cfg, capsys)
+    assert_same_weights(resumed.uninterrupted, resumed.resumed)
 
 
-def train_then_resume_from_step_3(cfg: Config, capsys: pytest.CaptureFixture[str]) -> dict:
-    """Train 8 steps, drop every checkpoint after step 3 (as if the run died there), train again: the resumed
-    run says so and logs the uninterrupted run's losses. Returns the uninterrupted run's final weights."""
-    train.build(cfg, cfg.run_dir)
-    uninterrupted = losses(cfg)
-    final = checkpoint.read(cfg.run_dir / "last.pt")["models"]
-    assert len(uninterrupted) == 8
-    for path in checkpoint.history(cfg.run_dir)[:-1] + [cfg.run_dir / "last.pt"]:
-        path.unlink()  # as if the run had died right after its step-3 checkpoint
-    capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
-    assert "resuming from step 3" in capsys.readouterr().out
-    resumed = losses(cfg)
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    for a, b in zip(uninterrupted[3:], resumed[3:], strict=True):
-        for key in a.keys() - {"seconds"}:
-            assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
-    return final
-
-
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_full_step_count(tmp_path):
     make_data(tmp_path)
-    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo",
-            "--set", f"paths.data={tmp_path / 'data'}", *[a for o in TINY for a in ("--set", o)],
-            "--set", "train.epochs=40", "--set", "train.checkpoint_every=5", "--set",
-            "train.sample_every=1000"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run_dir = tmp_path / "data" / "runs" / "demo"
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = len(read_csv(run_dir / "losses.csv"))
-    assert 0 < killed_at < 160, "the run should have been killed part-way"
-    (run_dir / ".ckpt_000099.pt.tmp-killed").write_bytes(b"half a checkpoint")  # as a kill mid-write leaves
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert not list(run_dir.glob(".*.tmp-*"))
-    assert "resuming from step" in done.stdout
-    assert checkpoint.read(run_dir / "last.pt")["step"] == 160  # 40 epochs x 4 steps
-    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, 161))
+    kill_then_resume(tmp_path / "data", tmp_path / "data" / "runs" / "demo",
+                     (*TINY, "train.epochs=40", "train.checkpoint_every=5", "train.sample_every=1000"),
+                     total=160)  # 40 epochs x 4 steps
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(config, capsys):
@@ -206,8 +156,7 @@ def test_best_checkpoint_follows_the_selector(config, monkeypatch):
             return next(scores)
         return select
 
-    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid",
-                        types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setattr(selection, "make_selector", make_selector)
     cfg = config("train.select_by_mifid=1", "train.checkpoint_every=1")
     train.build(cfg, cfg.run_dir)
     assert seen == [(3, 3, 40, 40)] * 4
@@ -224,19 +173,11 @@ def test_training_goes_on_without_selection_when_mifid_cannot_run(config, monkey
     def make_selector(cfg, device):
         raise StageSkipped("no FID weights (pt_inception-2015-12-05-6726825d.pth)")
 
-    monkeypatch.setitem(sys.modules, "pipeline.metrics.mifid",
-                        types.SimpleNamespace(make_selector=make_selector))
+    monkeypatch.setattr(selection, "make_selector", make_selector)
     cfg = config("train.select_by_mifid=1")
     assert "4/4 steps" in train.build(cfg, cfg.run_dir)
     assert "select_by_mifid is off for this run: no FID weights" in capsys.readouterr().out
     assert not (cfg.run_dir / "best.pt").exists()
-
-
-def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):
-    """A family's trainer built the way the loop builds it, through the registry."""
-    family = get_family(name)
-    t, s = TrainConfig(model=name, **train), family.settings(**settings)
-    return family.trainer_class()(family, t, s, rt), family.images_per_step(t, s)
 
 
 @pytest.mark.parametrize("name, options", [
@@ -259,43 +200,14 @@ def test_learning_rates_grow_with_the_global_batch_as_set(scaling, factor):
     fam, _ = make_trainer("cyclegan", Runtime(device=torch.device("cpu")), {"ngf": 4, "ndf": 4,
                                                                             "n_blocks": 1},
                           image_size=32, batch_size=4, lr=1e-4, lr_d=3e-4, lr_scaling=scaling)
-    t = fam.t
+    t = fam.train
     assert fam.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-4 * factor)
     assert fam.optimizers["D"].param_groups[0]["lr"] == pytest.approx(3e-4 * factor)
     # Under torchrun the global batch counts every process's: 4 x 2 processes = 8.
     assert t.lr_factor(world_size=2) == pytest.approx({"sqrt": 8 ** 0.5, "linear": 8.0, "none": 1.0}[scaling])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tuple[str, ...]) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    built = []
-    cfg = tiny_config(tmp_path, *options)
-    family = cfg.family
-
-    class Recorded(family.trainer_class()):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            built.append(self)
-
-    family.trainer_class = lambda: Recorded  # this spawned process's registry only
-    STAGES["train"].run(cfg)
-    torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
-
-
-def train_two_ranks(tmp_path: Path, options: tuple[str, ...]) -> list[dict]:
-    """The train stage under two gloo processes (any family, by its options); each rank's final weights."""
-    mp.start_processes(_ddp_rank, args=(2, _free_port(), tmp_path, options), nprocs=2, start_method="spawn")
-    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-
-
+@pytest.mark.slow
 def test_two_gloo_processes_train_in_sync(tmp_path):
     make_data(tmp_path)
     options = ("train.batch_size=1", "train.epochs=2", "train.diffaugment=color,translation")

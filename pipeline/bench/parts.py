@@ -12,9 +12,9 @@ import torch
 
 from ..config import Config, PathsConfig
 from ..data.demo import write_demo
-from ..engine.chain import STAGES
 from ..engine.errors import StageSkipped
 from ..metrics.features import find_weights
+from ..stages import STAGES
 from ..training import checkpoint
 from ..training.runtime import pick_device
 from .timing import median_seconds

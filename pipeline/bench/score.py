@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.images import encode_jpeg, list_images, read_rgb
 from ..engine.errors import UserError
+from ..images import encode_jpeg, list_images, read_rgb
 from ..metrics.features import WEIGHTS_FILE
 from ..metrics.mifid import frechet_distance
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import Config, load_config
+from ..training.family import get_family
 from ..training.runtime import setup
 from .timing import count_flops, median_seconds, peak_flops
 
@@ -59,7 +60,7 @@ def bench_train(sets: list[str], presets: tuple[str, ...] = PRESETS) -> list[dic
         cfg = load_config(preset, sets)
         for v in variants(cfg, device.type == "cuda"):
             row = _time_variant(cfg, v, peak)
-            rows.append({"preset": preset, "model": cfg.family.summary(cfg.model_settings),
+            rows.append({"preset": preset, "model": get_family(cfg.train.model).summary(cfg.model_settings),
                          "size": f"{cfg.train.image_size} px", **row,
                          "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_how})"})
     return rows
@@ -84,7 +85,7 @@ def _step(cfg: Config, v: Variant) -> tuple[Callable[[], None], torch.device]:
     """One training step of cfg's family with variant v, on random images already on the device."""
     rt = setup(dataclasses.replace(cfg.hardware, amp=v.amp, channels_last=v.channels_last, compile=v.compile))
     t = dataclasses.replace(cfg.train, batch_size=v.batch)
-    family = cfg.family
+    family = get_family(cfg.train.model)
     trainer = family.trainer_class()(family, t, cfg.model_settings, rt)
     gen = torch.Generator(device=rt.device).manual_seed(0)
     size = t.image_size

@@ -1,13 +1,7 @@
-"""Settings: the sections (sections.py), how they are loaded (loader.py), and the presets (presets/*.toml)."""
-from .loader import (
-    DEPRECATED,
-    PRESETS_DIR,
-    available_presets,
-    build_config,
-    load_config,
-    to_toml,
-    tomllib,
-)
+"""Settings: the sections (sections.py), how they are loaded (loader.py), the presets (presets/*.toml), the
+model families' sections as they register them (models.py), and the old names still read (legacy.py)."""
+from .loader import PRESETS_DIR, available_presets, build_config, load_config, to_toml, tomllib
+from .models import model_sections, register_model, unregister_model
 from .sections import (
     ACCELERATORS,
     LR_SCALING,
@@ -23,11 +17,9 @@ from .sections import (
     SubmitConfig,
     TrainConfig,
     ZipConfig,
-    digest,
 )
 
-__all__ = ["ACCELERATORS", "DEPRECATED", "LR_SCALING", "PRESETS_DIR", "RUN_KEYS", "AugmentConfig", "Config",
+__all__ = ["ACCELERATORS", "LR_SCALING", "PRESETS_DIR", "RUN_KEYS", "AugmentConfig", "Config",
            "DownloadConfig", "GenerateConfig", "HardwareConfig", "KernelConfig", "PathsConfig", "ScoreConfig",
-           "SubmitConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config", "digest",
-           "load_config",
-           "to_toml", "tomllib"]
+           "SubmitConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config", "load_config",
+           "model_sections", "register_model", "to_toml", "tomllib", "unregister_model"]

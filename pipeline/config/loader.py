@@ -1,16 +1,14 @@
 """Loading settings: defaults, then a TOML preset, then `--set section.key=value` overrides, validated.
 
 Unknown sections or keys and values of the wrong type are UserErrors that name the key and list the valid
-ones, so a typo never silently falls back to a default. Deprecated keys still work, with a notice.
+ones, so a typo never silently falls back to a default. Old keys still work, with a notice (legacy.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 from ..engine.errors import UserError
-from ..training.families.base import families
+from .legacy import renew_settings
+from .models import model_sections
 from .sections import Config, family_sections_class
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -47,63 +46,24 @@ def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] 
         raise UserError(f"{path}: not valid TOML ({exc})") from None
     # Old keys are renamed within each layer (the preset, then the overrides), so that an override given
     # under an old name still overrides the preset's value under the new one.
-    values = _renew_deprecated(values)
+    values = renew_settings(values)
     layer: dict[str, dict[str, Any]] = {}
     for item in overrides:
         section, key, raw = _split_override(item)
         layer.setdefault(section, {})[key] = _parse_value(raw)
-    for section, entries in _renew_deprecated(layer).items():
+    for section, entries in renew_settings(layer).items():
         values.setdefault(section, {}).update(entries)
     return build_config(values, preset=preset)
-
-
-# Old keys that still work: (section, key) -> (new section, new key, how the old value maps to the new one).
-# Each use prints one notice naming the new key; the new key wins where both are given. The keys that moved
-# from [train] into a family's section are added from each family's legacy_keys (see deprecated_keys).
-DEPRECATED: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]] = {
-    ("kernel", "enable_gpu"): ("kernel", "accelerator", lambda on: "t4x2" if on else "none"),
-}
-
-
-def deprecated_keys() -> dict[tuple[str, str], tuple[str, str, Callable[[Any], Any]]]:
-    """DEPRECATED plus every `train.<old>` key a family moved into its own section."""
-    moved = {("train", old): (name, new, _same) for name, family in families().items()
-             for new, old in family.legacy_keys.items()}
-    return {**DEPRECATED, **moved}
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _renew_deprecated(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """`values` with every deprecated key moved to its new name, saying so once per key on stderr."""
-    values = {section: dict(entries) if isinstance(entries, dict) else entries for section,
-              entries in values.items()}
-    for (section, key), (new_section, new_key, convert) in deprecated_keys().items():
-        entries = values.get(section)
-        if not isinstance(entries, dict) or key not in entries:
-            continue
-        old = entries.pop(key)
-        target = values.setdefault(new_section, {})
-        if new_key in target:
-            note = f"{new_section}.{new_key} is also set and wins"
-        else:
-            target[new_key] = convert(old)
-            note = f"read as {new_section}.{new_key}={target[new_key]!r}"
-        print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})",
-              file=sys.stderr)
-    return values
 
 
 def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
     """Turn nested dicts (as from TOML) into a validated Config."""
     sections: dict[str, type] = {f.name: f.default_factory for f in fields(Config)  # type: ignore[misc]
                                  if f.name not in ("preset", "families")}
-    family_sections = {name: family.settings for name, family in families().items()}
+    family_sections = {name: section.settings for name, section in model_sections().items()}
     sections.update(family_sections)
     kwargs: dict[str, Any] = {}
-    for section, entries in _renew_deprecated(values).items():
+    for section, entries in renew_settings(values).items():
         if section not in sections:
             raise UserError(f"unknown settings section '{section}'; valid sections: {', '.join(sections)}")
         if not isinstance(entries, dict):

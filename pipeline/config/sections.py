@@ -6,15 +6,16 @@ what differs. Loading, overrides and the TOML form live in loader.py.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..engine.errors import UserError
-from ..training.families.base import Family, families, family_names, get_family
+from ..engine.keys import digest
+from . import legacy
+from .models import model_sections
 
 
 @dataclass(frozen=True)
@@ -119,15 +120,19 @@ class TrainConfig:
     checkpoint_every_s: float = 600.0  # and at least this often in seconds of training
     keep_last: int = 3  # checkpoints kept besides last.pt
     time_budget_min: float = 0.0  # 0 = no budget; else stop cleanly (checkpoint written) when spent
+    # sessions the run is planned over: with N > 1, time_budget_min is each session's and the first plans the
+    # whole run's steps for N of them (one learning-rate schedule); every `train` is one session
+    sessions: int = 1
     select_by_mifid: int = 0  # 0 = off; else every N steps score on a photo subset and keep best.pt
     select_photos: int = 256
 
     def __post_init__(self) -> None:
-        names = family_names()
+        names = list(model_sections())
         _require(self.model in names, "train.model", f"must be one of: {', '.join(names)}")
         _require(self.lr_scaling in LR_SCALING, "train.lr_scaling",
                  f"must be one of: {', '.join(LR_SCALING)}")
-        for name in ("epochs", "batch_size", "image_size", "log_every", "sample_every", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "image_size", "log_every", "sample_every", "checkpoint_every",
+                     "sessions"):
             _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         for name in ("keep_last", "time_budget_min", "select_by_mifid"):
             _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
@@ -206,6 +211,15 @@ class KernelConfig:
     weights_dataset: str = ""
     preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
     set: str = ""  # overrides on top of kernel.preset: "section.key=value" items separated by ";"
+    # submit: the notebook that makes images.zip (trains first, unless checkpoint_from) | train: one session
+    # of a run over train.sessions sessions, its output the run folder (docs/kaggle.md)
+    role: str = "submit"
+    session: int = 1  # role=train: which session this kernel is; its slug is <slug>-train-<session>
+    # role=train: Kaggle's limit for a notebook that only trains. 540 = the shorter of the published figures:
+    # a 9-hour session limit (Kaggle's quota message, 2026) and 12 hours (the client's help on --timeout)
+    train_limit_min: float = 540.0
+    # role=submit: owner/kernel-slug of a train kernel whose output holds the run: attach it and only generate
+    checkpoint_from: str = ""
 
     def __post_init__(self) -> None:
         _require(len(self.slug) >= 5 and self.slug.replace("-",
@@ -213,21 +227,48 @@ class KernelConfig:
                  "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
         _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
         _require(self.accelerator in ACCELERATORS, "kernel.accelerator",
-                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle torch "
-                 "does not "
-                 "run on it; TPUs do not run this PyTorch pipeline)")
+                 f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle "
+                 "torch does not run on it; TPUs do not run this PyTorch pipeline)")
         _require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
                  "must be one of: auto, torchrun, inprocess")
         _require(self.time_limit_min > 0 and self.margin_min >= 0, "kernel.time_limit_min/margin_min",
                  "must be > 0 / >= 0 minutes")
+        _require(self.role in ROLES, "kernel.role", f"must be one of: {', '.join(ROLES)}")
+        _require(self.session >= 1, "kernel.session", "must be >= 1 (the first session is 1)")
+        _require(self.train_limit_min > 0, "kernel.train_limit_min", "must be > 0 minutes")
+        owner_slug = re.fullmatch(r"[\w.-]+/[\w.-]+", self.checkpoint_from)
+        _require(not self.checkpoint_from or owner_slug is not None, "kernel.checkpoint_from",
+                 f"must be owner/kernel-slug, e.g. you/{self.slug}-train-3")
+        _require(not (self.checkpoint_from and self.role == "train"), "kernel.checkpoint_from",
+                 "is for a submit kernel (kernel.role=submit): a train kernel resumes its previous session")
 
     @property
     def machine_shape(self) -> str:
         """kernel-metadata.json's machine_shape ("" = no accelerator)."""
         return ACCELERATORS[self.accelerator]
 
+    @property
+    def kernel_slug(self) -> str:
+        """The kernel's slug on Kaggle: kernel.slug, or <slug>-train-<n> for session n (one kernel per
+        session: a kernel can attach another's output, not its own earlier one)."""
+        return self.slug if self.role == "submit" else self.train_slug(self.session)
+
+    def train_slug(self, session: int) -> str:
+        return f"{self.slug}-train-{session}"
+
+    @property
+    def kernel_title(self) -> str:
+        """Its title, which Kaggle turns into the same slug."""
+        return self.title if self.role == "submit" else f"{self.title} train {self.session}"
+
+    @property
+    def limit_min(self) -> float:
+        """Kaggle's limit for this kernel's run: the submission notebook's, or a train kernel's."""
+        return self.time_limit_min if self.role == "submit" else self.train_limit_min
+
 
 ACCELERATORS = {"t4x2": "NvidiaTeslaT4", "none": ""}  # kernel.accelerator -> Kaggle's machine_shape
+ROLES = ("submit", "train")  # kernel.role
 
 
 @dataclass(frozen=True)
@@ -274,7 +315,7 @@ class Config:
             for f in fields(group):
                 value = getattr(group, f.name)
                 _require(type(value) is not int or value >= 0, f"{name}.{f.name}", "must be >= 0")
-        self.family.check(self.train, self.model_settings)
+        model_sections()[self.train.model].check(self.train, self.model_settings)
         lo, hi = self.zip.min_images, self.zip.max_images
         _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
         _require(lo <= self.generate.count <= hi, "generate.count",
@@ -286,14 +327,16 @@ class Config:
         return {**own, **{f.name: getattr(self.families, f.name) for f in fields(self.families)}}
 
     @property
-    def family(self) -> Family:
-        """The model family train.model names (its light half: no torch)."""
-        return get_family(self.train.model)
-
-    @property
     def model_settings(self) -> Any:
         """The section of the family train.model names, e.g. cfg.families.cyclegan."""
         return getattr(self.families, self.train.model)
+
+    def inception_options(self, progress: bool = True) -> dict[str, Any]:
+        """How [score] and [hardware] ask the Inception feature extractor (metrics.features.InceptionFeatures)
+        to run: batch, fp16, worker threads, progress lines (none with progress=False)."""
+        return {"batch_size": self.score.batch_size, "half": self.score.half,
+                "workers": self.hardware.workers, "progress": progress,
+                "progress_every_s": self.hardware.progress_every_s}
 
     # Where things live, derived from paths.* so that every stage agrees.
     def bank_dir(self, bank: str) -> Path:
@@ -347,34 +390,20 @@ class Config:
     def train_hash(self) -> str:
         """Hash of what decides the trained model: the train settings minus how the run is named, watched and
         budgeted (so that a larger time budget continues the same run folder instead of starting over), and
-        the family's section.
-
-        The families that were once one flat [train] section (those with legacy_keys: cyclegan, dcgan) hash
-        all their sections under their old flat names, as that flat section hashed, so that their existing
-        runs keep their folders; any other family hashes its own section beside [train].
-        """
-        hashed = {k: v for k, v in dataclasses.asdict(self.train).items()
-                  if k not in RUN_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
-        if self.family.legacy_keys:
-            for name, family in families().items():
-                if family.legacy_keys:
-                    hashed.update(family.legacy_values(getattr(self.families, name)))
-        else:
-            hashed[self.train.model] = dataclasses.asdict(self.model_settings)
-        return digest(hashed)
+        the family's section, hashed as runs were named before (config/legacy.py)."""
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in RUN_KEYS}
+        sections = {name: getattr(self.families, name) for name in model_sections()}
+        return digest(legacy.run_name_values(self.train.model, train, sections))
 
 
-# [train] settings added after runs were named: hashed only when set, so existing runs keep their folders
-ADDED_KEYS = {"epoch_over": "paintings", "ema": 0.0}
 RUN_KEYS = ("run", "log_every", "sample_every", "checkpoint_every", "checkpoint_every_s", "keep_last",
-            "time_budget_min", "select_by_mifid", "select_photos")
+            "time_budget_min", "sessions", "select_by_mifid", "select_photos")
 
 
 def family_sections_class() -> type:
     """A frozen dataclass with one field per registered family, holding its settings section (made anew only
     when the registry changes, so that two configs of the same registry compare equal)."""
-    found = families()
-    key = tuple((name, family.settings) for name, family in found.items())
+    key = tuple((name, section.settings) for name, section in model_sections().items())
     if key not in _SECTIONS_CLASSES:
         _SECTIONS_CLASSES[key] = dataclasses.make_dataclass(
             "FamilySections", [(name, cls, field(default_factory=cls)) for name, cls in key], frozen=True)
@@ -382,17 +411,6 @@ def family_sections_class() -> type:
 
 
 _SECTIONS_CLASSES: dict[tuple[tuple[str, type], ...], type] = {}
-
-
-def digest(obj: Any) -> str:
-    """A stable sha256 of any JSON-able object (dataclasses included)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_jsonable).encode()).hexdigest()
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    return str(obj)
 
 
 def _require(ok: bool, key: str, rule: str) -> None:

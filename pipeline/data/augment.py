@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..config import AugmentConfig, Config
 from ..engine.progress import track
-from .images import encode_jpeg, list_images, read_rgb
+from ..images import encode_jpeg, list_images, read_rgb
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else importing it asks PyPI for a newer version
 import albumentations as A

@@ -25,8 +25,8 @@ from ..config import Config
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..engine.progress import track
-from .images import check_image, describe_bad, list_images
-from .sources import dir_source
+from ..images import check_image, describe_bad, list_images
+from .sources import archive_fetcher, dir_source
 
 FOLDERS = ("monet_jpg", "photo_jpg")  # what is kept; the archive's TFRecord folders are not
 MAX_ARCHIVE_BYTES = 8 << 30  # the real archive unpacks to ~0.4 GB (TFRecords included)
@@ -55,10 +55,8 @@ def build(cfg: Config, out: Path) -> str:
         write_demo(out, d.demo_monet, d.demo_photos, d.image_size, d.demo_seed, workers, every_s)
         good, bad = _inspect_in_place(out, d.image_size, workers, d.skip_bad, source, every_s)
     else:  # kaggle, or auto outside a Kaggle notebook
-        from ..kaggle.api import download_competition  # the only module that talks to Kaggle
-
         source = f"Kaggle competition {d.competition}"
-        archive = download_competition(d.competition, cfg.cache_dir / "downloads")
+        archive = archive_fetcher("kaggle")(d.competition, cfg.cache_dir / "downloads")
         try:
             safe_extract(archive, out, FOLDERS, every_s)
         finally:

@@ -1,10 +1,11 @@
 """The stage contract and its cache.
 
-A stage is a function `run(cfg) -> Path` registered by name. It declares its inputs (paths made by
-earlier stages), the slice of settings that affects it, and its output path. Its cache key is
-hash(stage name, the stage's source code, its settings slice, the fingerprints of its inputs); a
-stamp holding that key is written beside the output only once the output is complete. When the
-stamp matches, the stage prints `<stage>: up to date` and returns at once.
+A stage is a function `build(cfg, out) -> summary` named by "module:function". It declares its inputs
+(paths made by earlier stages), the slice of settings that affects it, and its output path. Its cache key
+is hash(stage name, the meaning of the code it runs (keys.py), its settings slice, the fingerprints of its
+inputs); a stamp holding that key is written beside the output only once the output is complete. When
+the stamp matches, the stage prints `<stage>: up to date` and returns at once. The machinery knows no
+settings type: a stage's settings are whatever its functions read (engine imports nothing of the domain).
 
 Atomic stages build into a temp path that is renamed into place at the end, so an interrupted
 stage never leaves a half output that looks done. Resumable stages (train) build in place, keep
@@ -12,11 +13,9 @@ their own atomic checkpoints, and still get their stamp written last.
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import ctypes
 import fcntl
-import hashlib
 import importlib
 import json
 import os
@@ -26,12 +25,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import Config, digest
 from . import atomic
 from .errors import UserError
 from .fingerprint import fingerprint
+from .keys import PACKAGE_ROOT, code_hash, digest
+
+
+class Settings(Protocol):
+    """What the stage machinery needs of a stage's settings: where fingerprints are cached."""
+
+    @property
+    def cache_dir(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -40,25 +46,33 @@ class Stage:
     help: str
     build: str  # "module:function"; build(cfg, out) -> one-line summary. Imported only when it must run,
     # so that an up-to-date check never pays for importing torch.
-    output: Callable[[Config], Path]
-    inputs: Callable[[Config], list[Path]]
-    settings: Callable[[Config], Any]
+    output: Callable[[Any], Path]
+    inputs: Callable[[Any], list[Path]]
+    settings: Callable[[Any], Any]
     atomic: bool = True
+    # modules whose code decides the output besides what `build` imports: plug-ins a registry finds by name
+    # (the model family's networks and step)
+    plugins: Callable[[Any], list[str]] = lambda cfg: []
 
-    def builder(self) -> Callable[[Config, Path], str]:
+    def builder(self) -> Callable[[Any, Path], str]:
         module, _, func = self.build.partition(":")
         return getattr(importlib.import_module(module), func)
 
-    def key(self, cfg: Config) -> str:
+    def key(self, cfg: Settings) -> str:
         parts = {
             "stage": self.name,
-            "code": code_hash(self.build.partition(":")[0]),
+            "code": self.code_key(cfg),
             "settings": self.settings(cfg),
             "inputs": {str(p): fingerprint(p, cfg.cache_dir) for p in self.inputs(cfg)},
         }
         return digest(parts)
 
-    def run(self, cfg: Config, force: bool = False) -> Path:
+    def code_key(self, cfg: Any, root: Path = PACKAGE_ROOT) -> str:
+        """The part of the key that follows the code: the meaning of `build`'s module and of the plug-ins,
+        with every pipeline module they import (`root`: another copy of the package, for tests)."""
+        return code_hash([self.build.partition(":")[0], *self.plugins(cfg)], root)
+
+    def run(self, cfg: Settings, force: bool = False) -> Path:
         out = self.output(cfg)
         start = time.perf_counter()
         for missing in (p for p in self.inputs(cfg) if not p.exists()):
@@ -78,7 +92,7 @@ class Stage:
         print(f"{self.name}: {summary} [{time.perf_counter() - start:.1f}s] -> {out}")
         return out
 
-    def _build(self, cfg: Config, out: Path, key: str, start: float, force: bool, main: bool) -> str:
+    def _build(self, cfg: Settings, out: Path, key: str, start: float, force: bool, main: bool) -> str:
         stamp = stamp_path(out)
         if self.atomic:
             with atomic.atomic_path(out) as tmp:
@@ -182,59 +196,3 @@ def read_stamp(out: Path) -> dict[str, Any]:
 def _write_stamp(path: Path, key: str, summary: str, start: float) -> None:
     atomic.write_json(path, {"key": key, "summary": summary, "seconds": round(time.perf_counter() - start, 2),
                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def code_hash(module: str) -> str:
-    """Hash of the source of `module` and of every pipeline module it imports, directly or not."""
-    h = hashlib.sha256()
-    for path in code_files(module):
-        h.update(path.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # pipeline/
-
-
-def code_files(module: str) -> list[Path]:
-    """The files of `module` and of the pipeline modules it imports, transitively, function-level imports
-    included.
-
-    Read from the import statements, never imported: an up-to-date check must not pay for torch. So a stage's
-    key follows the code it really runs (the generate stage's covers the checkpoint loader, not the training
-    loop).
-    """
-    seen: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        path = _module_file(name)
-        if name in seen or path is None:
-            continue
-        seen[name] = path
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom):
-                base = _absolute(node.module or "", node.level, package)
-                todo += [base] + [f"{base}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                todo += [alias.name for alias in node.names]
-    return sorted(seen.values())
-
-
-def _absolute(module: str, level: int, package: str) -> str:
-    if level == 0:
-        return module
-    parts = package.split(".")[:len(package.split(".")) - (level - 1)]
-    return ".".join(parts + ([module] if module else []))
-
-
-def _module_file(name: str) -> Path | None:
-    """The source file of a module of this package ("pipeline.x.y"), or None for anything else."""
-    head, _, rest = name.partition(".")
-    if head != PACKAGE_ROOT.name:
-        return None
-    base = PACKAGE_ROOT.joinpath(*rest.split(".")) if rest else PACKAGE_ROOT
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None

@@ -40,6 +40,8 @@ class Provenance:
     weights: str = "raw"  # raw | ema (the averaged generator)
     kaggle: bool = False  # made inside a Kaggle notebook
     kernel: str = ""  # "owner/slug vN" for a Kaggle kernel's output (added by submit)
+    # the train kernel whose run made the checkpoint ("owner/slug-train-3"; submit adds " vN" if it knows)
+    trained_by: str = ""
     # No time of making: the record, like the images, is a pure function of what made them (a re-run
     # writes the same bytes, and the zip that carries it stays deterministic).
 
@@ -55,7 +57,7 @@ class Provenance:
         """The record's cells in a leaderboard row (pipeline/leaderboard/table.py)."""
         return {"run": self.run, "model": self.family, "config_hash": self.config_hash,
                 "step": str(self.step) if self.step else "", "weights": self.weights if self.family else "",
-                "kernel": self.kernel}
+                "kernel": self.kernel, "trained_by": self.trained_by}
 
 
 UNKNOWN = Provenance()

@@ -36,9 +36,9 @@ from PIL import Image
 from torchvision.io import ImageReadMode
 
 from ..config import Config
-from ..data.images import encode_jpeg, list_images, read_rgb
 from ..engine.errors import StageSkipped, UserError
 from ..engine.progress import progress
+from ..images import encode_jpeg, list_images, read_rgb
 from ..metrics.features import ImageSet, InceptionFeatures, decode_rgb, find_weights
 from ..metrics.mifid import nearest_real_distance, real_features, to_uint8
 from ..training import runtime as device
@@ -138,10 +138,9 @@ class Renderer:
         # download checked them all; a file put into raw/ later was not
         for job, photo in zip(jobs, photos, strict=False):
             if photo.shape != photos[0].shape:
+                first = photos[0].shape
                 raise UserError(f"{job.photo}: {photo.shape[1]}x{photo.shape[0]}, but {jobs[0].photo.name} "
-                                "beside "
-                                f"it is {photos[0].shape[1]}x{photos[0].shape[0]}: the photos must all have "
-                                "one size "
+                                f"beside it is {first[1]}x{first[0]}: the photos must all have one size "
                                 "(download.image_size); remove the odd one or re-run download")
         # NHWC arrays viewed as NCHW: channels_last in memory, as the model wants them.
         return torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2)
@@ -253,7 +252,7 @@ def guard_memorization(cfg: Config, renderer: Renderer, jobs: list[Job], out: Pa
     except StageSkipped as exc:
         raise UserError(f"generate.max_memorization needs the FID Inception weights: {exc}; "
                         "or set generate.max_memorization=0") from None
-    extractor = InceptionFeatures.for_settings(cfg, weights, renderer.runtime.device)
+    extractor = InceptionFeatures(weights, renderer.runtime.device, **cfg.inception_options())
     real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
     threshold = cfg.generate.max_memorization
     close = near_copies(ImageSet(out, tuple(j.name for j in jobs)), extractor, real, threshold)

@@ -13,21 +13,28 @@ Why a wrapper rather than calling the client directly:
   `kernel_log` says None where the installed one cannot;
 - not every client version can wait for a submission's score (`competition_submit_code(wait=...)`):
   `list_submissions` reads the list of your submissions, which every version offers, and the caller polls;
+- the GPU quota and the day's submissions left are read only by newer clients (`quota_view`,
+  `competition_get_submission_limits`): `gpu_quota` and `submissions_left` say None where they cannot;
+- a push refused because the user's GPU sessions all run comes back as the response's error:
+  `SessionCapReached`, so the caller can wait and push again;
 - the key never appears in a message: every message we build is scrubbed of it.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -54,6 +61,16 @@ RETRY = Retry()  # the default; callers with settings pass their own
 
 class KaggleUnavailable(UserError):
     """Kaggle kept failing transiently after every retry: worth trying again later (a poll loop goes on)."""
+
+
+class SessionCapReached(UserError):
+    """Kaggle refused a push because the user's GPU sessions are all running: nothing was pushed, and the same
+    push goes through once one of them ends."""
+
+
+# How Kaggle words a push refused for the concurrent-session cap (KAGGLE.md: "Maximum batch GPU session count
+# of 2 reached"), in the push response's error field.
+SESSION_CAP = re.compile(r"maximum batch gpu session count", re.I)
 
 
 
@@ -199,12 +216,18 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
     return target
 
 
-def push_kernel(folder: Path, retry: Retry | None = None) -> tuple[str, int, str]:
-    """Push the kernel folder (kernel-metadata.json + notebook); returns (owner/slug, version, URL)."""
+def push_kernel(folder: Path, retry: Retry | None = None, timeout_s: float = 0) -> tuple[str, int, str]:
+    """Push the kernel folder (kernel-metadata.json + notebook); returns (owner/slug, version, URL).
+    `timeout_s`: the session's time limit to ask for, where the installed client can (kaggle >= 2.2.5)."""
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
     kernel_id = json.loads((Path(folder) / "kernel-metadata.json").read_text())["id"]
-    resp = _call(f"push {kernel_id}", lambda: api.kernels_push(str(folder)), creds, retry, idempotent=False)
+    asks_timeout = timeout_s and "timeout" in inspect.signature(api.kernels_push).parameters
+    options = {"timeout": int(timeout_s)} if asks_timeout else {}
+    push = functools.partial(api.kernels_push, str(folder), **options)
+    resp = _call(f"push {kernel_id}", push, creds, retry, idempotent=False)
+    if resp.error and SESSION_CAP.search(resp.error):
+        raise SessionCapReached(_scrub(f"push {kernel_id}: {resp.error}", creds))
     problems = [resp.error] if resp.error else []
     for label, items in (("invalid competition sources", resp.invalid_competition_sources),
                          ("invalid dataset sources", resp.invalid_dataset_sources),
@@ -276,8 +299,10 @@ def kernel_log(ref: str, version: int | None = None,
     return read
 
 
-def kernel_output(ref: str, dest: Path, retry: Retry | None = None) -> list[Path]:
-    """Download the output files and the log (<slug>.log) of the kernel's latest version into `dest`.
+def kernel_output(ref: str, dest: Path, retry: Retry | None = None,
+                  wanted: Callable[[str], bool] = lambda name: True) -> list[Path]:
+    """Download the output files (those `wanted`) and the log (<slug>.log) of the kernel's latest version
+    into `dest`.
 
     Listed through the client; fetched here, because the client writes whatever name the listing
     gives (an absolute or ../ name lands outside `dest`) and never checks the HTTP status.
@@ -305,7 +330,7 @@ def kernel_output(ref: str, dest: Path, retry: Retry | None = None) -> list[Path
             break
     dest = Path(dest)
     written = []
-    for item in files:
+    for item in (f for f in files if wanted(f.file_name or "")):
         target = _inside(dest, item.file_name, ref)
         _call(f"download {item.file_name} of {ref}", functools.partial(_fetch, item.url, target),
               creds, retry)
@@ -333,6 +358,49 @@ def _fetch(url: str, target: Path) -> None:
             expected = resp.headers.get("Content-Length")
             if expected and not resp.headers.get("Content-Encoding") and int(expected) != size:
                 raise requests.exceptions.ChunkedEncodingError(f"got {size} of {expected} bytes")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The user's weekly GPU hours, as Kaggle counts them."""
+
+    used_h: float
+    total_h: float
+    refresh: datetime | None  # when the quota is reset (UTC)
+
+    @property
+    def left_h(self) -> float:
+        return max(0.0, self.total_h - self.used_h)
+
+
+def gpu_quota(retry: Retry | None = None) -> Quota | None:
+    """The GPU quota, or None where the installed client cannot read it (kaggle < 2.2.1: `quota_view`)."""
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+    if not hasattr(api, "quota_view"):
+        return None
+    resp = _call("read the GPU quota", api.quota_view, creds, retry)
+    gpu = resp.gpu_quota
+    if gpu is None or gpu.total_time_allowed is None:
+        return None
+    used = gpu.time_used.total_seconds() / 3600 if gpu.time_used is not None else 0.0
+    refresh = resp.quota_refresh_time
+    if refresh is not None and refresh.tzinfo is None:
+        refresh = refresh.replace(tzinfo=timezone.utc)  # the client parses Kaggle's UTC times without a zone
+    return Quota(used, gpu.total_time_allowed.total_seconds() / 3600, refresh)
+
+
+def submissions_left(competition: str, retry: Retry | None = None) -> int | None:
+    """How many submissions the competition still accepts today, or None where the installed client cannot
+    tell (`competition_get_submission_limits`)."""
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+    if not hasattr(api, "competition_get_submission_limits"):
+        return None
+    limits = _call(f"read the submission limits of {competition}",
+                   functools.partial(api.competition_get_submission_limits, competition), creds, retry,
+                   competition=competition)
+    return int(limits.num_allowed_now)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ differ from its preset, steps and training time, FID, d and MiFID where scored, 
 submitted, the same fixed inputs turned into Monets by it (thumbs.py), and its loss plot and sample GIF.
 Everything the page shows is copied into leaderboard_files/ beside it and referenced by relative paths, so
 the page needs no server and still works when submissions/ is moved or copied elsewhere. Every `train`,
-`score`, `submit` and `submissions` refreshes it (their commands' `after` hook, pipeline/engine/chain.py);
+`score`, `submit` and `submissions` refreshes it (their commands' `after` hook, pipeline/cli.py);
 pictures are made again only when their source changed.
 A small script marks each image loaded or not once the page has loaded: what `--check` reads back from a
 headless Chromium (browser.py).
@@ -93,6 +93,7 @@ def _row(rank: int, entry: Entry, assets: Path, photos: list[Path], not_scored: 
     links = [(label, _copy(entry.run_dir / name, folder / name)) for name, label in LINKED
              if entry.run_dir is not None and (entry.run_dir / name).is_file()]
     under = entry.kernel or (str(entry.images[0]) if entry.run == UNKNOWN_RUN and entry.images else "")
+    under += f", trained by {entry.trained_by}" if entry.trained_by else ""
     under_line = f'<br><span class="under">{_e(under)}</span>' if under else ""
     settings = ("<br>".join(_e(c) for c in entry.changed) or "as its preset") if entry.run_dir else "-"
     steps = f"{entry.steps:,}" if entry.steps is not None else "-"

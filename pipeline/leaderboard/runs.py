@@ -20,7 +20,7 @@ from typing import Any
 from ..config import Config, load_config, tomllib
 from ..engine.errors import UserError
 from ..generate.provenance import UNKNOWN_RUN
-from . import table
+from ..scoring import table
 
 COMPARED = ("augment", "train")  # with the family's own section: what makes one run differ from another
 NOT_COMPARED = {("train", "run")}  # the name, not a setting of the model
@@ -34,6 +34,7 @@ class Entry:
     key: str  # unique: the run, "run (owner/slug vN)" for a Kaggle version, or "unknown <images>"
     run: str
     kernel: str = ""  # "owner/slug vN" for a Kaggle kernel version's images
+    trained_by: str = ""  # "owner/slug-train-3 vN": the train kernel whose run the images came from
     family: str = ""
     run_dir: Path | None = None  # its training files, when they are here
     changed: list[str] = field(default_factory=list)  # settings that differ from its preset: "train.epochs=5"
@@ -77,11 +78,16 @@ def _key(row: dict[str, str]) -> str:
 
 def _kaggle_entry(cfg: Config, key: str, row: dict[str, str]) -> Entry:
     """A Kaggle kernel version's entry, with its fetched output where it is here: the training files the
-    notebook keeps under run/, and its images.zip."""
-    entry = Entry(key=key, run=row["run"] or UNKNOWN_RUN, kernel=row["kernel"])
+    notebook keeps under run/ (or, for images generated from a train kernel's run, that run's fetched
+    summary), and its images.zip."""
+    entry = Entry(key=key, run=row["run"] or UNKNOWN_RUN, kernel=row["kernel"], trained_by=row["trained_by"])
     found = _KERNEL_VERSION.search(row["kernel"])
     fetched = cfg.submissions_dir / "kaggle" / found.group(1) if found else None
-    if fetched is not None and (fetched / "run").is_dir():
+    trainer = entry.trained_by.split(" ")[0].rpartition("/")[2]
+    trained = cfg.submissions_dir / "kaggle" / "train" / trainer / "runs" / entry.run if trainer else None
+    if trained is not None and (trained / "config.toml").is_file():
+        entry.run_dir = trained
+    elif fetched is not None and (fetched / "run").is_dir():
         entry.run_dir = fetched / "run"
     if fetched is not None and (fetched / "images.zip").is_file():
         entry.images.append(fetched / "images.zip")

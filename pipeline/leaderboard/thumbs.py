@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.images import decode_rgb, list_images, read_rgb
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..generate import provenance
+from ..images import decode_rgb, list_images, read_rgb
 from .runs import Entry
 
 FIXED = 4  # fixed inputs per run

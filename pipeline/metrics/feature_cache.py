@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import digest
 from ..engine import atomic
+from ..engine.keys import digest
 
 CACHE_VERSION = 2  # bump when feature extraction changes what it returns
 _UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)

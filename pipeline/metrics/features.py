@@ -1,8 +1,10 @@
 """Inception pool_3 features (2048-d) exactly as pytorch-fid computes them, only faster.
 
-The network is pytorch-fid's `InceptionV3` (the port of the 2015-12-05 TensorFlow graph that
-Kaggle's MiFID uses) and the input handling is pytorch-fid's: PIL decode to RGB, scale to [0, 1]
-as `ToTensor` does, then the network's own bilinear resize to 299 and rescale to [-1, 1]. What
+The network is pytorch-fid's FID Inception (the port of the 2015-12-05 TensorFlow graph that Kaggle's
+MiFID uses), built from its parts as `pytorch_fid.inception.fid_inception_v3` builds it and given the
+weights file we name (pytorch-fid itself can only fetch its URL), cut at pool_3 as its `InceptionV3([3])`
+is; the input handling is pytorch-fid's: PIL decode to RGB, scale to [0, 1] as `ToTensor` does, then the
+network's bilinear resize to 299 and rescale to [-1, 1]. What
 differs is only throughput: JPEG decoding runs in worker threads a few batches ahead of the model,
 the model runs in inference mode, channels_last, with its batch norms folded into the convolutions
 (fused_inception.py; optional fp16 on CUDA), features are cached per image by content (feature_cache.py),
@@ -11,7 +13,8 @@ generate stage). On a 2-core CPU: channels_last 1.6x, the folding 1.2x; bf16 (na
 moved the FID by 1e-3, so it is not used.
 
 pytorch-fid is imported only where the network is built or downloaded: Kaggle's image lacks it, and
-a notebook that never scores must not need it (the kernel carries a copy for those that do).
+a notebook that never scores must not need it (the kernel carries a copy for those that do). This module
+works on paths, arrays and tensors and knows no settings (the callers pass what [score] asks for).
 """
 from __future__ import annotations
 
@@ -26,16 +29,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from ..config import Config
-from ..data.images import JPEG_SUFFIXES, decode_rgb, list_images
 from ..engine.errors import StageSkipped, UserError
 from ..engine.fingerprint import sha256_file
 from ..engine.progress import progress as progress_bar
+from ..images import JPEG_SUFFIXES, decode_rgb, list_images
 from .feature_cache import FeatureCache, content_keys
 from .fused_inception import fuse_conv_bn_relu
 
@@ -82,22 +85,60 @@ def find_weights(setting: str) -> Path:
     return path
 
 
-def load_inception(weights: Path) -> torch.nn.Module:
-    """pytorch-fid's FID Inception (pool_3 block) with the weights read from `weights`, in eval mode."""
-    import pytorch_fid.inception
-    from pytorch_fid.inception import InceptionV3
+def fid_inception() -> nn.Module:
+    """pytorch-fid's FID Inception with untrained weights: torchvision's Inception3 (1008 classes, no
+    auxiliary head) with the blocks the 2015 TensorFlow graph has in other shapes replaced by pytorch-fid's,
+    exactly as `pytorch_fid.inception.fid_inception_v3` builds it before it loads its URL's weights."""
+    import torchvision
+    from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
 
+    net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
+                                          init_weights=False)
+    net.Mixed_5b = FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = FIDInceptionE_1(1280)
+    net.Mixed_7c = FIDInceptionE_2(2048)
+    return net
+
+
+class Pool3(nn.Module):
+    """The FID Inception up to its pool_3 features, as pytorch-fid's `InceptionV3([3])` cuts it: images in
+    [0, 1] resized to 299 x 299 (bilinear) and scaled to [-1, 1], then its four blocks; returns
+    [N x 2048 x 1 x 1] (a list, as pytorch-fid's network does: its `get_activations` takes this one too)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(3, stride=2)),
+            nn.Sequential(net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(3, stride=2)),
+            nn.Sequential(net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c,
+                          net.Mixed_6d, net.Mixed_6e),
+            nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d((1, 1)))])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = 2 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1
+        for block in self.blocks:
+            x = block(x)
+        return [x]
+
+
+def load_inception(weights: Path) -> nn.Module:
+    """The FID Inception's pool_3 network with the weights read from `weights` (every key checked), in eval
+    mode; a file that is not those weights is a UserError naming it."""
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        # pytorch-fid has no parameter for a weights file: it always fetches its URL. Handing it our
-        # state dict at that one call keeps its network construction and strict key check unchanged.
-        with mock.patch.object(pytorch_fid.inception, "load_state_dict_from_url", lambda *_a, **_k: state):
-            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
+        net = fid_inception()
+        net.load_state_dict(state)
     except (RuntimeError, OSError, ValueError, AttributeError, TypeError, EOFError,
             pickle.UnpicklingError) as exc:
         first = " ".join(str(exc).split())[:120]
         raise UserError(f"{weights}: not the FID Inception weights {WEIGHTS_FILE} ({first})") from None
-    return model.eval()
+    return Pool3(net).requires_grad_(False).eval()
 
 
 @dataclass(frozen=True)
@@ -151,13 +192,6 @@ class InceptionFeatures:
         # channels_last whatever hardware.channels_last says (that one is for training): 1.6x on a CPU
         self.model = fuse_conv_bn_relu(load_inception(self.weights)).to(self.device,
                                                                        memory_format=torch.channels_last)
-
-    @classmethod
-    def for_settings(cls, cfg: Config, weights: Path, device: torch.device | str,
-                     progress: bool = True) -> InceptionFeatures:
-        """The extractor as [score] and [hardware] ask for it (batch, fp16, workers, progress)."""
-        return cls(weights, device, cfg.score.batch_size, cfg.score.half, cfg.hardware.workers, progress,
-                   cfg.hardware.progress_every_s)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> np.ndarray:

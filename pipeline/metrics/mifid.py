@@ -13,15 +13,13 @@ the eigen problem 300 x 300: exact, and seconds faster than any 2048 x 2048 squa
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import Config
-from .features import ImageSet, InceptionFeatures, decode_rgb, find_weights, open_images
+from .features import ImageSet, InceptionFeatures, open_images
 
 
 @dataclass(frozen=True)
@@ -131,30 +129,3 @@ def real_features(images: Path | ImageSet, extractor: InceptionFeatures, cache_d
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] quantised as the generate stage writes them, so scores match files."""
     return images.float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def make_selector(cfg: Config,
-                  device: torch.device | str) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], float]:
-    """A scorer for the training loop: translate a fixed photo subset, return its MiFID against the Monets.
-
-    The returned function takes `translate` (float NCHW photos in [-1, 1] on `device` -> Monets in
-    the same range); it runs under inference mode, so put the generator in eval mode first if it
-    needs it. Raises StageSkipped here when the FID weights cannot be found.
-    """
-    extractor = InceptionFeatures.for_settings(cfg, find_weights(cfg.score.weights), device, progress=False)
-    real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
-    with open_images(cfg.raw_dir / "photo_jpg") as photo_set:
-        subset = photo_set.sample(cfg.train.select_photos, cfg.score.seed)
-        photos = torch.from_numpy(np.stack([decode_rgb(subset.read(n), n) for n in subset.names]))
-    photos = photos.permute(0, 3, 1, 2)  # N x 3 x H x W uint8, kept on the host
-    batch = cfg.generate.batch_size
-
-    @torch.inference_mode()
-    def select(translate: Callable[[torch.Tensor], torch.Tensor]) -> float:
-        feats = []
-        for start in range(0, len(photos), batch):
-            x = photos[start:start + batch].to(device).float().div_(127.5).sub_(1.0)
-            feats.append(extractor(to_uint8(translate(x))))
-        return score_features(np.concatenate(feats), real, cfg.score.epsilon).mifid
-
-    return select

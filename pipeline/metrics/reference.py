@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.images import decode_rgb
 from ..engine.errors import UserError
+from ..images import decode_rgb
 from .features import ImageSet, open_images
 
 # Bits in which two difference hashes may differ and still be one painting. Measured on the 300 demo

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, ZipConfig
-from ..data.images import JPEG_SUFFIXES, check_image, describe_bad
 from ..engine.errors import UserError
 from ..engine.progress import track
 from ..generate import provenance
+from ..images import JPEG_SUFFIXES, check_image, describe_bad
 
 # A fixed member timestamp makes the archive a pure function of the images (same images, same bytes).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -127,15 +127,10 @@ def check_all(sources: list[tuple[str, Callable[[], bytes]]], size: int, workers
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
-    """`zip --check PATH` validates an existing archive; plain `zip` runs the stage."""
-    if args.check:
-        summary = check_zip(Path(args.check), cfg.zip, workers=cfg.hardware.workers,
-                            progress_every_s=cfg.hardware.progress_every_s)
-        print(f"{args.check}: OK ({summary})")
-        return 0
-    from ..engine.chain import STAGES
-
-    STAGES["zip"].run(cfg, force=args.force)
+    """`zip --check PATH` validates an existing archive (plain `zip` is the stage)."""
+    summary = check_zip(Path(args.check), cfg.zip, workers=cfg.hardware.workers,
+                        progress_every_s=cfg.hardware.progress_every_s)
+    print(f"{args.check}: OK ({summary})")
     return 0
 
 

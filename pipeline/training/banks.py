@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.images import read_rgb
 from ..engine.errors import UserError
 from ..engine.progress import track
+from ..images import read_rgb
 
 
 class ImageBank:
@@ -31,9 +31,8 @@ class ImageBank:
         self.channels_last = channels_last
         size = images.shape[1]
         if crop > size:
-            raise UserError(f"setting train.image_size={crop} is larger than the training images ({size} "
-                            "px); "
-                            f"use train.image_size <= {size}")
+            raise UserError(f"setting train.image_size={crop} is larger than the training images "
+                            f"({size} px); use train.image_size <= {size}")
 
     def __len__(self) -> int:
         return self.images.shape[0]

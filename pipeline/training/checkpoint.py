@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, legacy
 from ..engine import atomic
 from ..engine.errors import UserError
-from .families import Family, get_family
+from .family import Family, get_family
 
 FORMAT = 1
 _HISTORY = re.compile(r"ckpt_(\d+)\.pt")
@@ -36,19 +36,21 @@ def save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, fh)
 
 
-def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's contents; ValueError with the reason when the file is damaged or not ours.
+def read(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint's contents in today's layout (an older one's read through config/legacy.py); ValueError
+    with the reason when the file is damaged or not ours.
 
-    weights_only: a checkpoint holds tensors, numbers and strings only, so loading one never runs code.
+    weights_only: a checkpoint holds tensors, numbers and strings only, so loading one never runs code. mmap:
+    the tensors are read only when used (a look at a large checkpoint's header costs nothing).
     """
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - a cut-short zip, a pickle error, a missing file: all "unusable"
         first = str(exc).split(". ")[0].splitlines()[0][:100] if str(exc) else ""
         raise ValueError(f"{type(exc).__name__}: {first}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
         raise ValueError("not a checkpoint written by this pipeline")
-    return payload
+    return legacy.upgrade_checkpoint(payload)
 
 
 def history(run_dir: Path) -> list[Path]:
@@ -103,8 +105,7 @@ def load_newest(run_dir: Path, map_location: str | torch.device = "cpu",
 def header(train: TrainConfig, settings: Any, step: int) -> dict[str, Any]:
     """The part of every checkpoint that says how it was made: enough to rebuild its networks.
 
-    "train" holds the [train] section, "family" the family's own ([cyclegan], ...). Checkpoints written before
-    families had sections hold one flat "train" dict instead (see `train_settings`).
+    "train" holds the [train] section, "family" the family's own ([cyclegan], ...).
     """
     family = get_family(train.model)
     return {"format": FORMAT, "kind": train.model, "step": step, "train": dataclasses.asdict(train),
@@ -112,14 +113,10 @@ def header(train: TrainConfig, settings: Any, step: int) -> dict[str, Any]:
 
 
 def train_settings(payload: dict[str, Any]) -> tuple[TrainConfig, Any]:
-    """The [train] section and the family's section a checkpoint was made with, in either format."""
-    saved = payload["train"]
+    """The [train] section and the family's section a checkpoint (as `read` returns it) was made with."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    train = TrainConfig(**{k: v for k, v in saved.items() if k in known})
-    family = get_family(train.model)
-    if "family" in payload:
-        return train, family.settings_from(payload["family"])
-    return train, family.settings_from_legacy(saved)
+    train = TrainConfig(**{k: v for k, v in payload["train"].items() if k in known})
+    return train, get_family(train.model).settings_from(payload["family"])
 
 
 @dataclass(frozen=True)

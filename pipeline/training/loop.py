@@ -13,9 +13,7 @@ rate falls is the plan's (plan.py): the nominal length, or with a time budget wh
 from __future__ import annotations
 
 import functools
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,28 +22,20 @@ import numpy as np
 import torch
 
 from ..config import Config, to_toml
-from ..data.images import list_images
 from ..engine import atomic
-from ..engine.errors import StageSkipped, UserError
+from ..engine.errors import UserError
 from ..engine.progress import Bar, Pace
 from ..engine.progress import progress as progress_bar
-from . import checkpoint
+from ..images import list_images
 from .banks import ImageBank, Shards, load_bank
-from .families import Family
-from .families.trainer import Trainer
+from .family import Family, get_family
 from .log import TrainLog
 from .plan import ANNOUNCE_AT, Plan, fit_to_clock, moved, remaining_work, revise
+from .rng import seed_everything
 from .runtime import Runtime, setup, teardown
-
-
-@dataclass
-class Progress:
-    """Where training stands: what a checkpoint records besides the networks."""
-
-    step: int = 0
-    seconds: float = 0.0  # time spent by earlier sessions of this run (train.time_budget_min counts them all)
-    best_mifid: float = float("inf")
-    plan: Plan | None = None  # the checkpoint's plan (None: a fresh run, or one from before plans)
+from .selection import keep_best, selector_or_none
+from .state import SESSIONS_FILE, Progress, read_sessions, resume, save_checkpoint
+from .trainer import Trainer
 
 
 @dataclass
@@ -77,19 +67,19 @@ def build(cfg: Config, out: Path) -> str:
 
 
 def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
-    t, family, settings = cfg.train, cfg.family, cfg.model_settings
+    t, family, settings = cfg.train, get_family(cfg.train.model), cfg.model_settings
     say = print if rt.is_main else (lambda *a, **k: None)
 
     # -- data: every image training will draw, once, on the device ------------------------------------------
     data = load_data(cfg, family, settings, rt)
 
     # -- family: its trainer, with the same initial weights on every rank (DDP also broadcasts rank 0's) ----
-    _seed_everything(t.seed)
+    seed_everything(t.seed)
     trainer: Trainer = family.trainer_class()(family, t, settings, rt)
     trainer.extra_inputs = family.extra_inputs(cfg)  # files besides the banks (pix2pix's teacher)
 
     # -- resume: the newest readable checkpoint, else a fresh start -----------------------------------------
-    progress = _resume(out, family, trainer, rt, data.nominal, say)
+    progress = resume(out, family, trainer, rt, data.nominal, say)
     if rt.is_main:
         atomic.remove_stale_temps(out)  # half-written checkpoints of a killed run (they can be large)
         atomic.remove_stale_temps(out / "samples")
@@ -160,14 +150,16 @@ class _Session:
         t = self.cfg.train
         self.log = TrainLog(self.out, self.rt.is_main, self.progress.step)
         self.fixed = self.trainer.sample_inputs(self.data.banks)
-        self.selector = _make_selector(self.cfg, self.rt) if t.select_by_mifid and self.rt.is_main else None
+        self.selector = selector_or_none(self.cfg, self.rt.device) if t.select_by_mifid and self.rt.is_main \
+            else None
         self.last_save = self.loop_start = time.monotonic()
         self.first_step = self.progress.step
+        self.session = self.progress.sessions = self.progress.sessions + 1
         saved = self.progress.plan
         self.plan = saved if saved is not None and saved.by_clock and t.time_budget_min > 0 else Plan(
             self.data.nominal, t.decay_start)
         self.progress.plan = self.plan
-        self.step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.s)
+        self.step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.settings)
         self.varying = self.step_cost(0.0) is not None  # steps differ in cost: plan by work
         if self.rt.is_main:
             fitted = (f"; train.time_budget_min={t.time_budget_min:g}: re-planned to fit the clock after a "
@@ -209,7 +201,9 @@ class _Session:
         if self.rt.is_main and (step % t.sample_every == 0 or last or self.stopped):
             self.log.grid(step, *self.trainer.sample(self.fixed))  # -- sampling
         if self.selector is not None and step % t.select_by_mifid == 0:
-            _select(self.out, self.trainer, self.progress, self.selector, bar)  # -- selection
+            self.progress.best_mifid, line = keep_best(self.out, self.trainer, step, self.progress.best_mifid,
+                                                       self.selector)  # -- selection
+            bar.write(line)
         if due:
             self.save()
 
@@ -219,10 +213,11 @@ class _Session:
         time or budget."""
         t, step, now = self.cfg.train, self.progress.step, time.monotonic()
         elapsed = self.progress.seconds + now - self.session_start
+        session_left, run_left = self.budget_left(now)
         means, overdue, spent, planned = _sync(self.rt, self.acc, self.n_acc, [
             now - self.last_save >= t.checkpoint_every_s,
-            t.time_budget_min > 0 and elapsed >= t.time_budget_min * 60,
-            self.fit_plan(now, elapsed)])
+            t.time_budget_min > 0 and session_left <= 0,
+            self.fit_plan(now, run_left)])
         _check_finite(means, step, self.out)
         self.log.row({"step": step, "epoch": epoch + 1, "seconds": round(elapsed, 2), "lr": self.trainer.lr(),
                       **self.trainer.log_fields(self.plan.progress(step - 1)), **means})
@@ -231,13 +226,28 @@ class _Session:
         if planned:
             self.adopt(Plan(int(planned), t.decay_start, by_clock=True), elapsed, bar)
         if spent and step < self.plan.total:
-            self.stopped = f"stopped by train.time_budget_min={t.time_budget_min:g}"
+            self.stopped = (f"stopped by train.time_budget_min={t.time_budget_min:g}" if t.sessions == 1 else
+                            f"session {self.session} of {t.sessions} ended at its "
+                            f"train.time_budget_min={t.time_budget_min:g}")
         return overdue or bool(self.stopped)
 
+    def budget_left(self, now: float) -> tuple[float, float]:
+        """Seconds of train.time_budget_min left to this session, and to the whole run. With one session the
+        budget counts every call of train (a larger one continues the run); with train.sessions = N each
+        session has the budget, and the run has the later sessions' too."""
+        t = self.cfg.train
+        budget = t.time_budget_min * 60
+        if t.sessions == 1:
+            left = budget - (self.progress.seconds + now - self.session_start)
+            return left, left
+        left = budget - (now - self.session_start)
+        return left, left + max(0, t.sessions - self.session) * budget
+
     # -- the plan ----------------------------------------------------------------------------------------
-    def fit_plan(self, now: float, elapsed: float) -> float:
-        """Rank 0's plan for the time left at the step rate since the warm-up (the session's first log row:
-        data loading, compilation and cuDNN's search are behind it), as a step count; 0 = keep the plan."""
+    def fit_plan(self, now: float, left: float) -> float:
+        """Rank 0's plan for the run's `left` seconds at the step rate since the warm-up (the session's first
+        log row: data loading, compilation and cuDNN's search are behind it), as a step count; 0 = keep the
+        plan."""
         t, step = self.cfg.train, self.progress.step
         if t.time_budget_min <= 0 or not self.rt.is_main:
             return 0.0
@@ -246,7 +256,7 @@ class _Session:
             return 0.0
         seconds = max(1e-9, now - self.warm[0])
         self.rate, self.work_rate = (step - self.warm[1]) / seconds, (self.work - self.warm[2]) / seconds
-        left, slack = t.time_budget_min * 60 - elapsed, 2 * t.log_every
+        slack = 2 * t.log_every
         fitted = fit_to_clock(self.data.nominal, t.decay_start, step,
                               self.work_rate if self.varying else self.rate, left,
                               slack_steps=slack, cost=self.step_cost if self.varying else None)
@@ -265,27 +275,50 @@ class _Session:
         """Every rank takes rank 0's plan; rank 0 says so when it is the first fitted or moves by 5%."""
         if self.rt.is_main and (not self.plan.by_clock or moved(self.plan, plan, ANNOUNCE_AT)):
             minutes = (elapsed + self.seconds_to(plan.total)) / 60
-            bar.write(f"train: {plan.describe(minutes)} (measured {self.rate:.2f} steps/s at step "
-                      f"{self.progress.step:,})")
+            bar.write(f"train: {plan.describe(minutes, self.cfg.train.sessions)} (measured {self.rate:.2f} "
+                      f"steps/s at step {self.progress.step:,})")
         self.plan = self.progress.plan = plan
 
     # -- checkpointing ------------------------------------------------------------------------------------
     def save(self) -> None:
-        _save(self.out, self.trainer, self.rt, self.progress, self.session_start)
+        now = time.monotonic()
+        save_checkpoint(self.out, self.trainer, self.rt, self.progress,
+                        self.progress.seconds + now - self.session_start)
         self.last_save = time.monotonic()
 
     def finish(self) -> str:
         """Close the log (loss plot, samples.gif) and say what the session did in one line."""
         self.log.finish()
         t, data, rt, step = self.cfg.train, self.data, self.rt, self.progress.step
-        rate = (step - self.first_step) / max(1e-9, time.monotonic() - self.loop_start)
-        done = f"{step:,}/{self.plan.total:,} steps at {rate:.1f} steps/s"
+        if step > self.first_step:
+            rate = (step - self.first_step) / max(1e-9, time.monotonic() - self.loop_start)
+            done = f"{step:,}/{self.plan.total:,} steps at {rate:.1f} steps/s"
+        else:  # nothing left to train: the rate the run was trained at
+            rate = step / max(1e-9, self.progress.seconds)
+            done = f"{step:,}/{self.plan.total:,} steps, trained earlier at {rate:.1f} steps/s"
         done += f" ({self.stopped})" if self.stopped else ""
         trained = ", ".join(f"{len(b):,} {k}" for k, b in data.banks.items())
         grids = len(list(self.log.samples_dir.glob("step_*.png")))
+        if t.sessions > 1 and rt.is_main:
+            print(self.record_session(rate))
         return (f"{t.model} {done}, epochs of {data.steps_per_epoch:,} steps over the {data.epoch_bank}s, "
-                f"on {trained} "
-                f"x{rt.world_size} {rt.device.type}; {grids} sample grids")
+                f"on {trained} x{rt.world_size} {rt.device.type}; {grids} sample grids")
+
+    def record_session(self, rate: float) -> str:
+        """Add this session to the run's sessions.json (a session run again replaces itself and those after
+        it) and return its line: `session 2 of 3: steps 18,400 → 36,900 of 55,000; lr 1.6e-4`."""
+        t, step = self.cfg.train, self.progress.step
+        lr = f"{self.trainer.lr():.1e}".replace("e-0", "e-")
+        line = (f"session {self.session} of {t.sessions}: steps {self.first_step:,} → {step:,} of "
+                f"{self.plan.total:,}; lr {lr}")
+        record = {"session": self.session, "sessions": t.sessions, "from_step": self.first_step,
+                  "to_step": step, "total": self.plan.total, "lr": self.trainer.lr(),
+                  "steps_per_s": round(rate, 3), "seconds": round(time.monotonic() - self.session_start, 1),
+                  "stopped": self.stopped, "device": f"{self.rt.world_size} x {self.rt.device.type}",
+                  "line": line}
+        atomic.write_json(self.out / SESSIONS_FILE, [r for r in read_sessions(self.out)
+                                                     if r["session"] < self.session] + [record])
+        return line
 
 
 def _subset(files: list[Path], needed: int, seed: int) -> list[Path]:
@@ -295,84 +328,6 @@ def _subset(files: list[Path], needed: int, seed: int) -> list[Path]:
         return files
     pick = np.random.default_rng(seed).choice(len(files), needed, replace=False)
     return [files[i] for i in sorted(pick)]
-
-
-def _seed_everything(*key: int) -> None:
-    seed = int(np.random.SeedSequence(list(key)).generate_state(1)[0])
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """Every random generator training draws from (pool choices, DiffAugment, crops, noise), as plain data."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0)}
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if device.type == "cuda" and state["cuda"].numel():
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-
-
-def _resume(out: Path, family: Family, trainer: Trainer, rt: Runtime, nominal: int,
-            say: Callable[..., None]) -> Progress:
-    """Load the newest readable checkpoint into `trainer`; a fresh run seeds each rank's own randomness.
-
-    A checkpoint of either format resumes (see checkpoint.header): the architectures it compares are the
-    family's, and they read the same in both."""
-    t = trainer.t
-    found = checkpoint.load_newest(out, map_location=rt.device, report=say)
-    if found is None:
-        _seed_everything(t.seed, rt.rank, 1)
-        return Progress()
-    path, payload = found
-    saved, now = payload["architecture"], family.architecture(t, trainer.s)
-    if saved != now:
-        changed = ", ".join(f"{k}={saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now))
-                            if saved.get(k) != now.get(k))
-        raise UserError(f"{path} was trained with other model settings ({changed}); add --force to start "
-                        "over, "
-                        "or name another run with --set train.run=NAME")
-    trainer.load_state_dict({"models": payload["models"], **payload["training"], **_ema_part(payload)})
-    ranks = payload["training"]["ranks"]
-    if len(ranks) == rt.world_size:
-        trainer.load_rank_state(ranks[rt.rank]["family"])
-        _set_rng_state(ranks[rt.rank]["rng"], rt.device)
-    else:  # another number of processes: the weights carry over, the per-rank randomness starts afresh
-        _seed_everything(t.seed, rt.rank, payload["step"])
-    plan = Plan.from_dict(payload["plan"]) if payload.get("plan") else None
-    step = payload["step"]
-    where = trainer.position((plan or Plan(nominal, t.decay_start)).progress(step))
-    say(f"resuming from step {step:,} ({where}), checkpoint {path.name}" if where
-        else f"resuming from step {step:,} ({path.name})")
-    return Progress(step, payload["seconds"], payload["best_mifid"], plan)
-
-
-def _ema_part(payload: dict[str, Any]) -> dict[str, Any]:
-    """The generators' averages of a checkpoint, where it has them (see Trainer.load_state_dict)."""
-    return {k: payload[k] for k in ("ema", "ema_updates") if k in payload}
-
-
-def _save(out: Path, trainer: Trainer, rt: Runtime, progress: Progress, session_start: float) -> None:
-    """Checkpoint everything; every rank contributes its own random state and pools, rank 0 writes."""
-    ranks = rt.gather({"rng": _rng_state(rt.device), "family": trainer.rank_state()})
-    if not rt.is_main:
-        return
-    state = trainer.state_dict()
-    averages = {k: state.pop(k) for k in ("ema", "ema_updates") if k in state}
-    checkpoint.write(out, {**checkpoint.header(trainer.t, trainer.s, progress.step),
-                           "models": state.pop("models"), **averages,
-                           "plan": progress.plan.as_dict() if progress.plan else None,
-                           "seconds": progress.seconds + time.monotonic() - session_start,
-                           "best_mifid": progress.best_mifid, "training": {**state, "ranks": ranks}},
-                     trainer.t.keep_last)
 
 
 def _sync(rt: Runtime, acc: dict[str, torch.Tensor], n: int, decisions: list[float]) -> tuple[Any, ...]:
@@ -393,31 +348,3 @@ def _check_finite(means: dict[str, float], step: int, out: Path) -> None:
                         f"({', '.join(f'{k}={v}' for k, v in bad.items())}); the "
                         f"checkpoints in {out} are kept; lower train.lr / train.lr_d, then re-run with "
                         "--force")
-
-
-def _make_selector(cfg: Config, rt: Runtime) -> Callable[[Callable[[torch.Tensor], torch.Tensor]],
-                                                         float] | None:
-    """The MiFID scorer, or None (said in one line) where it cannot run: training goes on without best.pt."""
-    from ..metrics.mifid import make_selector  # Inception and its weights only when MiFID selection is on
-
-    try:
-        return make_selector(cfg, rt.device)
-    except StageSkipped as exc:
-        print(f"train: train.select_by_mifid is off for this run: {exc}")
-        return None
-
-
-def _select(out: Path, trainer: Trainer, progress: Progress,
-            selector: Callable[[Callable[[torch.Tensor], torch.Tensor]], float], bar: Bar) -> None:
-    """Score the current generator; keep it as best.pt when its MiFID is the lowest so far."""
-    # scoring must not move the training RNG, or resuming would not be exact
-    saved = _rng_state(trainer.rt.device)
-    with trainer.inference() as translate:
-        score = float(selector(translate))
-    _set_rng_state(saved, trainer.rt.device)
-    if score < progress.best_mifid:
-        progress.best_mifid = score
-        checkpoint.save(out / "best.pt", {**checkpoint.header(trainer.t, trainer.s, progress.step),
-                                          **trainer.generator_states(), "mifid": score})
-    bar.write(f"step {progress.step:,}: MiFID {score:.2f} (best {progress.best_mifid:.2f}"
-              + (", saved best.pt)" if score == progress.best_mifid else ")"))

@@ -42,10 +42,12 @@ class Plan:
         """The fraction of the plan done before `step` (what a family's schedule follows)."""
         return min(1.0, step / max(1, self.total))
 
-    def describe(self, minutes: float | None = None) -> str:
-        """'planned 41,200 steps in 226 min; decay from step 20,600' (the run's minutes where known)."""
-        when = "" if minutes is None else f" in {minutes:.{0 if minutes >= 10 else 1}f} min"
-        return f"planned {self.total:,} steps{when}; decay from step {self.decay_from:,}"
+    def describe(self, minutes: float | None = None, sessions: int = 1) -> str:
+        """'planned 41,200 steps in 226 min; decay from step 20,600' (the run's minutes where known, and the
+        sessions they span)."""
+        when = "" if minutes is None else f" in {minutes:,.{0 if minutes >= 10 else 1}f} min"
+        over = f" over {sessions} sessions" if sessions > 1 else ""
+        return f"planned {self.total:,} steps{when}{over}; decay from step {self.decay_from:,}"
 
     def as_dict(self) -> dict[str, float | int | bool]:
         return {"total": self.total, "decay_start": self.decay_start, "by_clock": self.by_clock}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.progress import progress
-from ..images import encode_jpeg
+from ...images import encode_jpeg
 from .landscape import F32, blur, mix, noise2d, rgb, scene
 
 QUALITY = 90

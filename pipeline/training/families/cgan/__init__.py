@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import NOISE, Family, register_family, require
+from ....config import TrainConfig
+from ...family import NOISE, Family, register_family, require
 from .settings import CGANSettings
 
 
 @register_family("cgan")
-class CGAN(Family):
+class CGAN(Family[CGANSettings]):
     """Concatenated label embedding in the generator, projection discriminator (Miyato & Koyama 2018)."""
 
     maps_from = NOISE
@@ -28,23 +29,18 @@ class CGAN(Family):
     good_for = ("new paintings from noise when 300 Monets alone are too few: the photos teach structure, "
                 "the label the style")
     settings = CGANSettings
-    generator = ".networks:make_generator"
     trainer = ".step:CGANTrainer"
-    generator_key = "G"
 
-    def images_per_step(self, train: Any, s: CGANSettings) -> dict[str, int]:
+    def images_per_step(self, train: TrainConfig, s: CGANSettings) -> dict[str, int]:
         photos, monets = s.split(train.batch_size)
         return {"monet": monets, **({"photo": photos} if photos else {})}
 
-    def check(self, train: Any, s: CGANSettings) -> None:
+    def check(self, train: TrainConfig, s: CGANSettings) -> None:
         require(s.split(train.batch_size)[1] >= 1, "cgan.photo_fraction",
                 f"leaves no Monet in a batch of train.batch_size={train.batch_size}; lower it")
 
-    def architecture(self, train: Any, s: CGANSettings) -> dict[str, Any]:
+    def architecture(self, train: TrainConfig, s: CGANSettings) -> dict[str, Any]:
         return {"model": self.name, "z_dim": s.z_dim, "width": s.width, "image_size": train.image_size}
-
-    def noise_dim(self, settings: CGANSettings) -> int:
-        return settings.z_dim
 
     def summary(self, s: CGANSettings) -> str:
         return (f"{self.name} ({s.loss} loss, z {s.z_dim}, width {s.width}, "

@@ -1,4 +1,4 @@
-"""The conditional networks: DCGAN's blocks (families/dcgan/networks.py) with a domain label in each.
+"""The conditional networks: DCGAN's blocks (training/networks.py) with a domain label in each.
 
 - generator: a learned label embedding (z_dim long) concatenated to the noise, then DCGAN's generator
   (Mirza & Osindero 2014 condition by concatenation).
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ...networks import DCDiscriminator, DCGenerator
 from ...weights import init_weights
-from ..dcgan.networks import DCDiscriminator, DCGenerator
 from .settings import CGANSettings
 
 PHOTO_LABEL, MONET_LABEL = 0, 1

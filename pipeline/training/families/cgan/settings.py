@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..base import option, require
+from ...family import option, require
 
 LOSSES = ("hinge", "lsgan", "bce")
 

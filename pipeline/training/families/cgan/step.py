@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...losses import AdversarialLoss
-from ..trainer import Losses, NoiseTrainer
+from ...trainer import Losses, NoiseTrainer
 from .networks import MONET_LABEL, PHOTO_LABEL, make_conditional_generator, make_discriminator
 
 
@@ -36,13 +36,14 @@ class CGANTrainer(NoiseTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.adversarial = HingeLoss() if self.s.loss == "hinge" else AdversarialLoss(self.s.loss)
+        loss = self.settings.loss
+        self.adversarial = HingeLoss() if loss == "hinge" else AdversarialLoss(loss)
 
     def make_generator(self) -> nn.Module:
-        return make_conditional_generator(self.t, self.s)
+        return make_conditional_generator(self.train, self.settings)
 
     def make_discriminator(self) -> nn.Module:
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
         adv, D = self.adversarial, self.train_nets["D"]

@@ -1,133 +1,21 @@
-"""CycleGAN networks (Zhu et al. 2017): ResNet and U-Net generators, and the 70x70 PatchGAN.
-
-Every generator maps a [-1, 1] image to a [-1, 1] image of the same size and is fully convolutional,
-so a model trained on 64 px crops can translate whole 256 px photos. Instance norm throughout, as in
-the paper: it normalises each image on its own, so batching several images is exact.
-"""
+"""CycleGAN's networks (Zhu et al. 2017): a ResNet or U-Net generator per direction and a 70x70 PatchGAN per
+domain, from the shared image-to-image networks (training/networks.py)."""
 from __future__ import annotations
 
-import math
-from typing import Any
-
-import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ....config import TrainConfig
+from ...networks import PatchDiscriminator, ResnetGenerator, UnetGenerator, unet_depth
 from ...weights import init_weights
 from .settings import CycleGANSettings
 
 
-def _conv_block(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel, stride, padding), nn.InstanceNorm2d(c_out), nn.ReLU(True)]
-
-
-class ResnetBlock(nn.Module):
-    """Two reflection-padded 3x3 convolutions with a skip connection."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), *_conv_block(channels, channels, 3),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class ResnetGenerator(nn.Module):
-    """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3 + tanh (the paper's
-    notation)."""
-
-    def __init__(self, ngf: int = 64, n_blocks: int = 9) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), *_conv_block(3, ngf, 7)]
-        for i in range(2):  # downsample
-            layers += _conv_block(ngf * 2**i, ngf * 2 ** (i + 1), 3, stride=2, padding=1)
-        layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
-        for i in range(2, 0, -1):  # upsample
-            layers += [nn.ConvTranspose2d(ngf * 2**i, ngf * 2 ** (i - 1), 3, 2, padding=1, output_padding=1),
-                       nn.InstanceNorm2d(ngf * 2 ** (i - 1)), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-class UnetGenerator(nn.Module):
-    """Encoder-decoder with skips between mirrored levels (pix2pix; Kaggle's Monet CycleGAN tutorial).
-
-    `depth` stride-2 levels take the image down to 1x1 (8 levels at 256 px); channels double from ngf up
-    to 8*ngf. The 1x1 bottleneck has no norm because instance norm of a single pixel is undefined.
-    """
-
-    def __init__(self, ngf: int = 64, depth: int = 8) -> None:
-        super().__init__()
-        widths = [ngf * min(2**i, 8) for i in range(depth)]
-        self.down = nn.ModuleList()
-        c_in = 3
-        for i, c in enumerate(widths):
-            norm = 0 < i < depth - 1
-            self.down.append(nn.Sequential(
-                nn.Conv2d(c_in, c, 4, 2, 1), *([nn.InstanceNorm2d(c)] if norm else []), nn.LeakyReLU(0.2,
-                                                                                                     True)))
-            c_in = c
-        self.up = nn.ModuleList()
-        for i in range(depth - 1, 0, -1):  # the deepest level has no skip partner yet
-            c_skip = 0 if i == depth - 1 else widths[i]
-            self.up.append(nn.Sequential(
-                nn.ConvTranspose2d(widths[i] + c_skip, widths[i - 1], 4, 2, 1),
-                nn.InstanceNorm2d(widths[i - 1]),
-                nn.ReLU(True)))
-        self.last = nn.Sequential(nn.ConvTranspose2d(widths[0] * 2, 3, 4, 2, 1), nn.Tanh())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Any size works: pad up to a multiple of 2**depth (edge pixels repeated), crop the result back.
-        h, w = x.shape[-2:]
-        m = 2 ** len(self.down)
-        x = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if (h % m or w % m) else x
-        skips = []
-        for layer in self.down:
-            x = layer(x)
-            skips.append(x)
-        skips.pop()  # the bottleneck itself
-        for layer in self.up:
-            x = layer(x)
-            x = torch.cat([x, skips.pop()], dim=1)
-        return self.last(x)[..., :h, :w]
-
-
-def unet_depth(image_size: int) -> int:
-    """Levels that take a training crop down to 1x1: 8 at 256 px, 5 at 32 px."""
-    return max(2, int(math.log2(image_size)))
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN: a grid of real/fake logits, each seeing a 70x70 patch when d_layers = 3."""
-
-    def __init__(self, ndf: int = 64, d_layers: int = 3, in_channels: int = 3) -> None:
-        super().__init__()  # in_channels: 6 for pix2pix's conditional D (input and output together)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        c_in = ndf
-        for n in range(1, d_layers + 1):
-            c_out = ndf * min(2**n, 8)
-            stride = 2 if n < d_layers else 1
-            layers += [nn.Conv2d(c_in, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2,
-                                                                                                    True)]
-            c_in = c_out
-        layers.append(nn.Conv2d(c_in, 1, 4, 1, 1))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-def make_generator(train: Any, s: CycleGANSettings) -> nn.Module:
+def make_generator(train: TrainConfig, s: CycleGANSettings) -> nn.Module:
     """Photo -> Monet (the same class serves Monet -> photo), from a checkpoint's or the current settings."""
     if s.generator == "unet":
         return init_weights(UnetGenerator(s.ngf, unet_depth(train.image_size)))
     return init_weights(ResnetGenerator(s.ngf, s.n_blocks))
 
 
-def make_discriminator(train: Any, s: CycleGANSettings) -> nn.Module:
+def make_discriminator(train: TrainConfig, s: CycleGANSettings) -> nn.Module:
     return init_weights(PatchDiscriminator(s.ndf, s.d_layers))

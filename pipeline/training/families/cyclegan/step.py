@@ -10,7 +10,7 @@ from torch import nn
 
 from ...banks import ImageBank
 from ...losses import AdversarialLoss, reconstruction_loss
-from ..trainer import Losses, Trainer
+from ...trainer import Losses, Trainer
 from .networks import make_discriminator
 
 
@@ -55,13 +55,13 @@ class CycleGANTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.adversarial = AdversarialLoss("lsgan")
-        self.pools = {"monet": ImagePool(self.s.pool_size), "photo": ImagePool(self.s.pool_size)}
+        self.pools = {bank: ImagePool(self.settings.pool_size) for bank in ("monet", "photo")}
 
     def make_discriminator(self) -> nn.Module:
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
-        s, adv = self.s, self.adversarial
+        s, adv = self.settings, self.adversarial
         monet, photo = batch["monet"], batch["photo"]
         G_photo2monet, G_monet2photo = self.train_nets["G_photo2monet"], self.train_nets["G_monet2photo"]
         n = photo.shape[0]

@@ -6,35 +6,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import NOISE, Family, register_family
+from ....config import TrainConfig
+from ...family import NOISE, Family, register_family
 from .settings import DCGANSettings
 
 
 @register_family("dcgan")
-class DCGAN(Family):
+class DCGAN(Family[DCGANSettings]):
     maps_from = NOISE
     description = ("Radford et al. 2016: a generator from noise to paintings, with bce, lsgan or wgan-gp "
                    "losses, spectral norm, dropout and instance noise.")
     good_for = "new paintings not tied to any photo; a baseline for noise-to-image families"
     settings = DCGANSettings
-    generator = ".networks:make_generator"
     trainer = ".step:DCGANTrainer"
-    generator_key = "G"
-    legacy_keys = {"z_dim": "z_dim", "width": "dcgan_width", "loss": "loss",
-                   "label_smoothing": "label_smoothing",
-                   "spectral_norm": "spectral_norm", "d_dropout": "d_dropout",
-                   "instance_noise": "instance_noise",
-                   "gp_weight": "gp_weight", "n_critic": "n_critic"}
 
-    def images_per_step(self, train: Any, settings: DCGANSettings) -> dict[str, int]:
+    def images_per_step(self, train: TrainConfig, settings: DCGANSettings) -> dict[str, int]:
         return {"monet": train.batch_size * settings.n_critic}  # a fresh real batch for each critic step
 
-    def architecture(self, train: Any, s: DCGANSettings) -> dict[str, Any]:
+    def architecture(self, train: TrainConfig, s: DCGANSettings) -> dict[str, Any]:
         return {"model": self.name, "z_dim": s.z_dim, "dcgan_width": s.width, "image_size": train.image_size,
                 "spectral_norm": s.spectral_norm, "d_batch_norm": s.d_batch_norm}
-
-    def noise_dim(self, settings: DCGANSettings) -> int:
-        return settings.z_dim
 
     def summary(self, s: DCGANSettings) -> str:
         return f"{self.name} ({s.loss} loss, z {s.z_dim}, width {s.width})"

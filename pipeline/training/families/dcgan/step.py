@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...losses import AdversarialLoss, gradient_penalty
-from ..trainer import Losses, NoiseTrainer
+from ...trainer import Losses, NoiseTrainer
 from .networks import make_discriminator
 
 
@@ -22,15 +22,15 @@ class DCGANTrainer(NoiseTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        s = self.s
+        s = self.settings
         self.adversarial = AdversarialLoss(s.loss, real_label=s.label_smoothing if s.loss == "bce" else 1.0)
         self.instance_noise = s.instance_noise
 
     def make_discriminator(self) -> nn.Module:
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
-        s, adv = self.s, self.adversarial
+        s, adv = self.settings, self.adversarial
         D = self.train_nets["D"]
         losses: Losses = {}
         for real in batch["monet"].chunk(s.n_critic):

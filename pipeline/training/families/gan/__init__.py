@@ -6,32 +6,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import NOISE, Family, register_family
+from ....config import TrainConfig
+from ...family import NOISE, Family, register_family
 from .settings import GANSettings
 
 
 @register_family("gan")
-class GAN(Family):
+class GAN(Family[GANSettings]):
     maps_from = NOISE
     description = ("Goodfellow et al. 2014: the original GAN, a fully connected generator and discriminator "
                    "on small flattened images (gan.image_size), binary cross-entropy.")
     good_for = "a baseline: expect blurry blobs in the paintings' palette, not brush strokes"
     settings = GANSettings
-    generator = ".networks:make_generator"
     trainer = ".step:GANTrainer"
-    generator_key = "G"
 
-    def images_per_step(self, train: Any, settings: GANSettings) -> dict[str, int]:
+    def images_per_step(self, train: TrainConfig, settings: GANSettings) -> dict[str, int]:
         return {"monet": train.batch_size}
 
-    def data_size(self, train: Any, settings: GANSettings) -> int:
+    def data_size(self, train: TrainConfig, settings: GANSettings) -> int:
         return settings.image_size  # not train.image_size: MLPs stay small only on small images
 
-    def architecture(self, train: Any, s: GANSettings) -> dict[str, Any]:
+    def architecture(self, train: TrainConfig, s: GANSettings) -> dict[str, Any]:
         return {"model": self.name, "z_dim": s.z_dim, "hidden": s.hidden, "image_size": s.image_size}
-
-    def noise_dim(self, settings: GANSettings) -> int:
-        return settings.z_dim
 
     def summary(self, s: GANSettings) -> str:
         return f"{self.name} (MLP, z {s.z_dim}, hidden {s.hidden}, {s.image_size} px)"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ...losses import AdversarialLoss
-from ..trainer import Losses, NoiseTrainer
+from ...trainer import Losses, NoiseTrainer
 from .networks import make_discriminator
 
 
@@ -21,7 +21,7 @@ class GANTrainer(NoiseTrainer):
         self.adversarial = AdversarialLoss("bce")  # no label smoothing: the paper's objective
 
     def make_discriminator(self) -> nn.Module:
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
         adv, D = self.adversarial, self.train_nets["D"]

@@ -8,27 +8,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ....config import TrainConfig
 from ....engine.errors import UserError
-from ..base import PHOTO, Family, register_family
+from ...family import PHOTO, Family, register_family
 from .settings import Pix2PixSettings
 
 
 @register_family("pix2pix")
-class Pix2Pix(Family):
+class Pix2Pix(Family[Pix2PixSettings]):
     maps_from = PHOTO
     description = ("Isola et al. 2017: a U-Net trained on (photo-like version, painting) pairs made from the "
                    "Monets themselves, with L1 + a conditional PatchGAN.")
     good_for = ("a fast, stable photo -> Monet baseline: one generator, supervised by L1, no cycle to "
                 "balance")
     settings = Pix2PixSettings
-    generator = ".networks:make_generator"
     trainer = ".step:Pix2PixTrainer"
-    generator_key = "G"
 
-    def images_per_step(self, train: Any, settings: Pix2PixSettings) -> dict[str, int]:
+    def images_per_step(self, train: TrainConfig, settings: Pix2PixSettings) -> dict[str, int]:
         return {"monet": train.batch_size}  # the inputs are made from the paintings: no photo bank
 
-    def architecture(self, train: Any, s: Pix2PixSettings) -> dict[str, Any]:
+    def architecture(self, train: TrainConfig, s: Pix2PixSettings) -> dict[str, Any]:
         return {"model": self.name, "ngf": s.ngf, "image_size": train.image_size, "ndf": s.ndf,
                 "d_layers": s.d_layers}
 

@@ -1,4 +1,4 @@
-"""pix2pix networks (Isola et al. 2017): CycleGAN's U-Net generator, and its PatchGAN seeing the input and
+"""pix2pix networks (Isola et al. 2017): the shared U-Net generator, and a PatchGAN seeing the input and
 the output together (6 channels), so the discriminator judges the pair, not the painting alone."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
+from ...networks import PatchDiscriminator, UnetGenerator, unet_depth
 from ...weights import init_weights
-from ..cyclegan.networks import PatchDiscriminator, UnetGenerator, unet_depth
 from .settings import Pix2PixSettings
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ....engine.errors import UserError
 from ... import checkpoint
-from ..base import get_family
+from ...family import get_family
 from .settings import Pix2PixSettings
 
 TEACHER_KEY = "G_monet2photo"  # CycleGANTrainer.generators[1]

@@ -11,7 +11,7 @@ from torch import nn
 
 from ...banks import ImageBank
 from ...losses import AdversarialLoss, reconstruction_loss
-from ..trainer import Losses, Trainer
+from ...trainer import Losses, Trainer
 from .networks import make_discriminator
 from .pairing import make_pairing
 
@@ -28,16 +28,16 @@ class Pix2PixTrainer(Trainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.adversarial = AdversarialLoss(self.s.loss)
+        self.adversarial = AdversarialLoss(self.settings.loss)
         self._pairing: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def make_discriminator(self) -> nn.Module:
-        return make_discriminator(self.t, self.s)
+        return make_discriminator(self.train, self.settings)
 
     def pair(self, monet: torch.Tensor) -> torch.Tensor:
         """The photo-like inputs of these paintings (no gradient, float32, deterministic)."""
         if self._pairing is None:  # built on first use: the loop sets extra_inputs after __init__
-            self._pairing = make_pairing(self.s, list(self.extra_inputs), self.rt.device)
+            self._pairing = make_pairing(self.settings, list(self.extra_inputs), self.rt.device)
         with torch.no_grad():
             return self._pairing(monet).to(monet.dtype)
 
@@ -49,7 +49,7 @@ class Pix2PixTrainer(Trainer):
             fake = self.train_nets["G"](source)
             g_adv = adv.g_loss(self.nets["D"](self.d_input(torch.cat([source, fake], 1), progress)))
         l1 = reconstruction_loss(fake, target)
-        self.update(g_adv + self.s.lambda_l1 * l1, "G")
+        self.update(g_adv + self.settings.lambda_l1 * l1, "G")
 
         self.freeze_discriminators(False)
         with self.rt.autocast():

@@ -13,7 +13,7 @@ from torch import nn
 
 from ....config import LR_SCALING
 from ...losses import AdversarialLoss, gradient_penalty
-from ..trainer import Losses, NoiseTrainer
+from ...trainer import Losses, NoiseTrainer
 from .networks import fade, make_critic
 from .schedule import Phase, Position, Schedule
 
@@ -24,19 +24,19 @@ class ProGANTrainer(NoiseTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.schedule = Schedule(self.s)
+        self.schedule = Schedule(self.settings)
         self.adversarial = AdversarialLoss("wgan-gp")
         self.at = self.schedule.at(0.0)  # where the last step stood (the progress grids show that phase)
         self._phase: tuple[Phase, dict[str, nn.Module]] | None = None
 
     def make_discriminator(self) -> nn.Module:
-        return make_critic(self.t, self.s)
+        return make_critic(self.train, self.settings)
 
     def make_optimizer(self, which: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         """Adam (0, 0.99) at progan.lr for both networks (the paper's), scaled for the number of processes
         as train.lr_scaling says (progan.batch is per process)."""
-        scale = LR_SCALING[self.t.lr_scaling](self.rt.world_size)
-        return self.rt.adam(params, self.s.lr * scale, (0.0, 0.99))
+        scale = LR_SCALING[self.train.lr_scaling](self.rt.world_size)
+        return self.rt.adam(params, self.settings.lr * scale, (0.0, 0.99))
 
     def set_lr_factor(self, factor: float) -> None:
         """Ignored: the rate stays constant, as in the paper (the plan's decay from train.decay_start would
@@ -73,7 +73,7 @@ class ProGANTrainer(NoiseTrainer):
         return x if alpha is None else fade(F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0), x, alpha)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
-        s, adv, self.at = self.s, self.adversarial, self.schedule.at(progress)
+        s, adv, self.at = self.settings, self.adversarial, self.schedule.at(progress)
         nets, alpha = self.phase_nets(self.at.phase), self.alpha(self.at)
         real = self.real_images(batch["monet"][:self.at.phase.batch], self.at.phase.resolution, alpha)
         with torch.no_grad(), self.rt.autocast():
@@ -104,4 +104,4 @@ class ProGANTrainer(NoiseTrainer):
         with self.inference():
             G = self.sampling_net("G").phase(self.at.phase.resolution, self.at.phase.fading)
             images = G(z, self.alpha(self.at)).float()
-        return F.interpolate(images, size=self.s.max_size), 4
+        return F.interpolate(images, size=self.settings.max_size), 4

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...networks import DCDiscriminator, DCGenerator
 from ...weights import init_weights
-from ..dcgan.networks import DCDiscriminator, DCGenerator
 from .settings import WGANSettings
 
 

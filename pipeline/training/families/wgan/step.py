@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ..trainer import Losses, NoiseTrainer
+from ...trainer import Losses, NoiseTrainer
 from .networks import clip_weights, make_critic
 
 
@@ -19,15 +19,15 @@ class WGANTrainer(NoiseTrainer):
     discriminators = ("D",)
 
     def make_discriminator(self) -> nn.Module:
-        return make_critic(self.t, self.s)
+        return make_critic(self.train, self.settings)
 
     def make_optimizer(self, which: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         """RMSprop (the paper's: momentum-based optimisers made the critic unstable) at wgan.lr for both
         networks, scaled for the global batch as train.lr_scaling says."""
-        return torch.optim.RMSprop(params, lr=self.s.lr * self.t.lr_factor(self.rt.world_size))
+        return torch.optim.RMSprop(params, lr=self.settings.lr * self.train.lr_factor(self.rt.world_size))
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
-        s = self.s
+        s = self.settings
         D = self.train_nets["D"]
         for real in batch["monet"].chunk(s.n_critic):
             with torch.no_grad(), self.rt.autocast():

@@ -17,8 +17,8 @@ from dataclasses import replace
 
 from ..config import Config
 from ..generate import provenance
-from ..leaderboard import table
-from . import api as kaggle_api
+from ..kaggle import api as kaggle_api
+from ..scoring import table
 
 _KERNEL = re.compile(r"\(([\w.-]+/[\w.-]+ v\d+)\)")  # "(owner/slug vN)" in a description
 LATER = "`python -m pipeline submissions` fetches its public score later"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,11 @@ class Plan:
         note = " (train.time_budget_min is smaller and wins)" if self.train_s == self.user_budget_s else ""
         short = " - less than the plan needs: training only to its first checkpoint" \
             if self.train_s == MIN_TRAIN_S else ""
+        finish = (f"generate+zip estimated {self.finish_s / 60:.0f} min" if self.finish_s
+                  else "no generate in this kernel")
         return (f"training until {_clock(until)} elapsed ({_clock(self.train_s)} of training{note}{short}); "
-                f"generate+zip estimated {self.finish_s / 60:.0f} min, margin {self.margin_s / 60:g} min, "
-                f"{_clock(self.elapsed_s)} spent so far of Kaggle's {_clock(self.limit_s)}")
+                f"{finish}, margin {self.margin_s / 60:g} min, {_clock(self.elapsed_s)} spent so far of "
+                f"Kaggle's {_clock(self.limit_s)}")
 
 
 def _clock(seconds: float) -> str:
@@ -57,11 +60,11 @@ def plan(cfg: Config, started: float, finish_s: float) -> Plan:
     """The plan for a train cell starting now, in a notebook whose first cell ran at `started`
     (time.time())."""
     k = cfg.kernel
-    return Plan(limit_s=k.time_limit_min * 60, elapsed_s=time.time() - started, finish_s=finish_s,
+    return Plan(limit_s=k.limit_min * 60, elapsed_s=time.time() - started, finish_s=finish_s,
                 margin_s=k.margin_min * 60, user_budget_s=cfg.train.time_budget_min * 60)
 
 
-def measure_finish_s(cfg: Config, batches: int = 2) -> float:
+def measure_finish_s(cfg: Config, batches: int = 2, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds that generate + zip (+ score with the FID weights) + tidy will take for this run, on this
     machine.
 
@@ -83,13 +86,13 @@ def measure_finish_s(cfg: Config, batches: int = 2) -> float:
     with tempfile.TemporaryDirectory(prefix="clock-") as tmp, ThreadPoolExecutor(renderer.workers) as pool:
         out = Path(tmp)
         renderer.render(warm, out, pool, desc="clock: warm-up")
-        start = time.perf_counter()
+        start = clock()
         renderer.render(timed, out, pool, desc="clock: timing generate")
         written = [out / j.name for j in timed]
         _zip(cfg, written, out / "timing.zip")
-        per_image = (time.perf_counter() - start) / len(timed)
+        per_image = (clock() - start) / len(timed)
         if cfg.score.weights:
-            per_image += _inception_per_image(cfg, out, [j.name for j in timed], runtime.device)
+            per_image += _inception_per_image(cfg, out, [j.name for j in timed], runtime.device, clock)
     del renderer, loaded
     if runtime.device.type == "cuda":
         torch.cuda.empty_cache()
@@ -106,15 +109,16 @@ def _zip(cfg: Config, files: list[Path], target: Path) -> None:
             zf.writestr(path.name, path.read_bytes())
 
 
-def _inception_per_image(cfg: Config, folder: Path, names: list[str], dev: object) -> float:
+def _inception_per_image(cfg: Config, folder: Path, names: list[str], dev: object,
+                         clock: Callable[[], float]) -> float:
     """Scoring (and the memorisation guard, a second pass) cost per image: Inception features of the
     images."""
     from ..metrics.features import ImageSet, InceptionFeatures
 
-    extractor = InceptionFeatures.for_settings(cfg, Path(cfg.score.weights), dev, progress=False)
+    extractor = InceptionFeatures(Path(cfg.score.weights), dev, **cfg.inception_options(progress=False))
     images = ImageSet(folder, tuple(names))
     extractor.of_set(images)  # warm-up
-    start = time.perf_counter()
+    start = clock()
     extractor.of_set(images)
     passes = 2 if cfg.generate.max_memorization > 0 else 1
-    return passes * (time.perf_counter() - start) / len(names)
+    return passes * (clock() - start) / len(names)

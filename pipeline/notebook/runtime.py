@@ -19,10 +19,14 @@ from pathlib import Path
 
 from ..config import Config, build_config, to_toml, tomllib
 from ..engine import atomic
-from ..engine.chain import STAGES
 from ..engine.errors import StageSkipped, UserError
+from ..stages import STAGES
+from ..training import checkpoint
+from ..training.family import get_family
+from ..training.state import read_sessions
+from . import attached
 from . import clock as notebook_clock
-from .preflight import preflight  # noqa: F401 - the notebook's first check, called from its cell
+from . import preflight as checks
 
 KAGGLE_ROOT = "/kaggle"  # where a Kaggle notebook sees its input/ and working/
 WEIGHTS_GLOB = "pt_inception-2015-12-05*.pth"  # the FID Inception weights, from an attached dataset
@@ -63,22 +67,40 @@ def describe(cfg: Config) -> None:
     budget = f"at most {t.time_budget_min:g} min" if t.time_budget_min else "set by the notebook's clock"
     print(f"data:        {cfg.download.source}")
     print(f"run folder:  {cfg.run_dir}")
-    family, settings = cfg.family, cfg.model_settings
+    family, settings = get_family(cfg.train.model), cfg.model_settings
     print(f"model:       {family.summary(settings)}, {family.length(t, settings)}, training time {budget}")
     print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
-          f"Kaggle's limit {k.time_limit_min:g} min with a {k.margin_min:g}-min margin")
-    print(f"output:      {cfg.zip_path}")
+          f"Kaggle's limit {k.limit_min:g} min with a {k.margin_min:g}-min margin")
+    print(f"role:        {_role(cfg)}")
+    print(f"output:      {working() / 'runs' / cfg.run_dir.name if k.role == 'train' else cfg.zip_path}")
     print(f"FID weights: {cfg.score.weights or 'none attached: scoring will be skipped'}")
 
 
+def _role(cfg: Config) -> str:
+    k = cfg.kernel
+    if k.role == "train":
+        return (f"train: session {k.session} of {cfg.train.sessions} of one run; its output is the run "
+                "folder the next session (or a submit kernel) attaches")
+    if k.checkpoint_from:
+        return f"submit: generate and zip from the run {k.checkpoint_from} trained (no training here)"
+    return "submit: train, generate and zip"
+
+
+def working() -> Path:
+    return root() / "working"
+
+
 def train(cfg: Config, started: float) -> Path:
-    """Train within the notebook's clock (see pipeline/kaggle/clock.py), on every GPU.
+    """Train within the notebook's clock (see pipeline/notebook/clock.py), on every GPU.
 
     kernel.launcher: auto = torchrun when there is more than one process to run (one per visible GPU,
     or kernel.processes), else in this process; its output streams into the cell either way.
     """
-    print("clock: measuring what generate + zip will cost on this machine ...", flush=True)
-    plan = notebook_clock.plan(cfg, started, notebook_clock.measure_finish_s(cfg))
+    finish_s = 0.0  # a train kernel generates nothing
+    if cfg.kernel.role == "submit":
+        print("clock: measuring what generate + zip will cost on this machine ...", flush=True)
+        finish_s = notebook_clock.measure_finish_s(cfg)
+    plan = notebook_clock.plan(cfg, started, finish_s)
     print(f"clock: {plan}", flush=True)
     cfg = replace(cfg, train=replace(cfg.train, time_budget_min=plan.train_s / 60))
     processes = cfg.kernel.processes or _gpu_count()
@@ -146,16 +168,81 @@ def score(cfg: Config) -> None:
         print(f"score: failed ({type(exc).__name__}); images.zip is written and unaffected")
 
 
-def tidy(cfg: Config) -> None:
-    """Leave images.zip and the small pictures and logs in working/; delete the images and data.
+def preflight(cfg: Config, facts: checks.TorchFacts | None = None) -> None:
+    """The notebook's first check (preflight.py), with the inputs where Kaggle mounts them."""
+    checks.preflight(cfg, root() / "input", facts)
 
-    Kaggle keeps everything in /kaggle/working as the notebook's output (20 GB at most), and the
-    competition only needs images.zip: the 7,000 loose JPEGs, the data copy and the checkpoints go.
-    """
-    working = (root() / "working").resolve()
+
+def continue_session(cfg: Config) -> None:
+    """Session n + 1 of a run: take over the previous session's run folder (attached as an input)."""
+    found = checks.check_attached(cfg, root() / "input")
+    if found is None:
+        print(f"continue: session 1 of {cfg.train.sessions} starts the run")
+        return
+    attached.continue_run(cfg, found[0])
+
+
+def attach_run(cfg: Config) -> Config:
+    """A submit kernel with kernel.checkpoint_from: the settings that generate from the attached run."""
+    found = checks.check_attached(cfg, root() / "input")
+    if found is None:
+        raise UserError("kernel.checkpoint_from is not set: this notebook trains its own run")
+    return attached.generate_from(cfg, found[0])
+
+
+def name_trainer(cfg: Config) -> None:
+    attached.name_trainer(cfg)
+
+
+def show_session(cfg: Config) -> None:
+    """The loss plot, the latest sample grid and where the run stands after this session."""
+    show_training(cfg)
+    sessions = read_sessions(cfg.run_dir)
+    print(sessions[-1]["line"] if sessions else f"{cfg.run_dir}: no session recorded")
+
+
+def tidy(cfg: Config) -> None:
+    """Leave in working/ what this kernel's output is for, and nothing else: images.zip with the small
+    pictures and logs (a submit kernel), or the run folder the next session attaches (a train kernel)."""
+    if cfg.kernel.role == "train":
+        _tidy_run(cfg)
+    else:
+        _tidy_submission(cfg)
+    for path in sorted(working().rglob("*")):  # the pipeline's own locks and stamps are no output
+        if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
+            path.unlink()
+    print_contents(working())
+
+
+def _tidy_run(cfg: Config) -> None:
+    """A train kernel's output: runs/<run>/ with last.pt (weights, EMA, optimisers, the plan), best.pt where
+    kept, the losses, plots, the latest sample grid and sessions.json; no history of checkpoints, no data
+    copy."""
+    target = working() / "runs" / cfg.run_dir.name
+    if not (cfg.run_dir / "last.pt").is_file():
+        raise RuntimeError(f"{cfg.run_dir / 'last.pt'} is missing: the train cell above failed")
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(cfg.run_dir, target)  # one file system: a rename, however large the checkpoints
+    for old in checkpoint.history(target):
+        old.unlink()  # last.pt is the newest of them, as a file of its own
+    grids = sorted((target / "samples").glob("step_*.png"))
+    for grid in grids[:-1]:
+        grid.unlink()
+    _remove_inside_working(cfg.data_dir)
+
+
+def _remove_inside_working(folder: Path) -> None:
+    if folder.resolve().is_relative_to(working().resolve()) and folder.resolve() != working().resolve():
+        shutil.rmtree(folder, ignore_errors=True)  # never outside working/
+
+
+def _tidy_submission(cfg: Config) -> None:
+    """Kaggle keeps everything in /kaggle/working as the notebook's output (20 GB at most), and the
+    competition only needs images.zip: the 7,000 loose JPEGs, the data copy and the checkpoints go."""
     if not cfg.zip_path.is_file():
         raise RuntimeError(f"{cfg.zip_path} is missing: the zip cell above failed")
-    kept = working / "run"
+    kept = working() / "run"
     for path in sorted(cfg.run_dir.rglob("*")) if cfg.run_dir.is_dir() else []:
         small = path.is_file() and path.stat().st_size <= KEEP_MAX_BYTES and not path.name.startswith(".")
         if small and path.suffix in KEEP_SUFFIXES:
@@ -163,12 +250,7 @@ def tidy(cfg: Config) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
     for folder in (cfg.images_dir, cfg.data_dir):
-        if folder.resolve().is_relative_to(working) and folder.resolve() != working:  # never outside working/
-            shutil.rmtree(folder, ignore_errors=True)
-    for path in sorted(working.rglob("*")):  # the pipeline's own locks and stamps are no output
-        if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
-            path.unlink()
-    print_contents(working)
+        _remove_inside_working(folder)
 
 
 def print_contents(folder: Path) -> None:

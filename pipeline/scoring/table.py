@@ -13,10 +13,12 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config.legacy import upgrade_row
 from ..engine import atomic
 
 COLUMNS = ("time", "source", "run", "model", "config_hash", "n_images", "fid", "distance", "mifid", "scope",
-           "images", "n_real", "left_out", "step", "weights", "kernel", "submission", "public_mifid")
+           "images", "n_real", "left_out", "step", "weights", "kernel", "submission", "public_mifid",
+           "trained_by")
 PRINTED = COLUMNS[:10] + ("public_mifid",)  # the text table: what ranks runs, and the public number
 SHOWN = 15  # rows printed
 
@@ -29,7 +31,7 @@ def read(path: Path) -> list[dict[str, str]]:
     """Every row, each with every column (empty where an older file had none)."""
     try:
         with open(path, newline="") as fh:
-            return [{c: row.get(c) or "" for c in COLUMNS} for row in csv.DictReader(fh)]
+            return [upgrade_row(row, COLUMNS) for row in csv.DictReader(fh)]
     except FileNotFoundError:
         return []
 

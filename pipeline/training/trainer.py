@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ...config import TrainConfig
-from ..banks import ImageBank
-from ..diffaugment import diff_augment, parse_policy
-from ..runtime import Runtime
-from .base import Family
+from ..config import TrainConfig
+from .banks import ImageBank
+from .diffaugment import diff_augment, parse_policy
+from .family import Family
+from .runtime import Runtime
 
 Losses = dict[str, torch.Tensor]
 
@@ -54,28 +54,28 @@ class Trainer(ABC):
     instance_noise: float = 0.0  # std of the noise added to D's inputs at the start, fading to 0
     extra_inputs: tuple = ()  # Family.extra_inputs(cfg), set by the loop after __init__ (most: none)
 
-    def __init__(self, family: Family, t: TrainConfig, settings: Any, rt: Runtime) -> None:
-        self.family, self.t, self.s, self.rt = family, t, settings, rt
+    def __init__(self, family: Family, train: TrainConfig, settings: Any, rt: Runtime) -> None:
+        self.family, self.train, self.settings, self.rt = family, train, settings, rt
         self.nets: dict[str, nn.Module] = {n: rt.place(self.make_generator()) for n in self.generators}
         self.nets.update({n: rt.place(self.make_discriminator()) for n in self.discriminators})
         self.train_nets = {n: rt.wrap(net) for n, net in self.nets.items()}
-        scale = t.lr_factor(rt.world_size)
+        scale = train.lr_factor(rt.world_size)
         self.optimizers = {
             "G": self.make_optimizer("G", chain(*(self.nets[n].parameters() for n in self.generators)),
-                                     t.lr * scale),
+                                     train.lr * scale),
             "D": self.make_optimizer("D", chain(*(self.nets[n].parameters() for n in self.discriminators)),
-                                     t.lr_d * scale)}
+                                     train.lr_d * scale)}
         self.base_lrs = {k: [g["lr"] for g in opt.param_groups] for k, opt in self.optimizers.items()}
         self.ema = {n: copy.deepcopy(self.nets[n]).requires_grad_(False).eval() for n in self.generators
-                    } if t.ema > 0 else {}
+                    } if train.ema > 0 else {}
         self.ema_updates = 0
         self.scaler = rt.grad_scaler()
-        self.policy = parse_policy(t.diffaugment)
+        self.policy = parse_policy(train.diffaugment)
 
     # -- what a family implements -----------------------------------------------------------------------
     def make_generator(self) -> nn.Module:
         """One generator, freshly initialised: the family's `generator` function, unless overridden."""
-        return self.family.build_generator(self.t, self.s)
+        return self.family.build_generator(self.train, self.settings)
 
     @abstractmethod
     def make_discriminator(self) -> nn.Module:
@@ -101,7 +101,7 @@ class Trainer(ABC):
     def make_optimizer(self, which: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         """Optimiser "G" or "D" over `params` at `lr` (train.lr or train.lr_d, scaled for the global batch):
         Adam with train.beta1/beta2 unless a family overrides this (WGAN: RMSprop)."""
-        return self.rt.adam(params, lr, (self.t.beta1, self.t.beta2))
+        return self.rt.adam(params, lr, (self.train.beta1, self.train.beta2))
 
     # -- shared machinery --------------------------------------------------------------------------------
     def d_input(self, x: torch.Tensor, progress: float) -> torch.Tensor:
@@ -127,7 +127,7 @@ class Trainer(ABC):
         """Move each generator's average towards its current weights (buffers, e.g. batch norm's running
         statistics, are copied: they are averages already)."""
         self.ema_updates += 1
-        weight = 1.0 - ema_decay(self.t.ema, self.ema_updates)
+        weight = 1.0 - ema_decay(self.train.ema, self.ema_updates)
         for n, avg in self.ema.items():
             net = self.nets[n]
             torch._foreach_lerp_(list(avg.parameters()), list(net.parameters()), weight)
@@ -214,12 +214,12 @@ class NoiseTrainer(Trainer):
     grid_size: ClassVar[int] = 16  # fixed noise vectors in a progress grid
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.s.z_dim, device=self.rt.device)
+        return torch.randn(n, self.settings.z_dim, device=self.rt.device)
 
     def sample_inputs(self, banks: dict[str, ImageBank]) -> torch.Tensor:
         """Fixed noise (its own seeded generator: drawing it must not move the training RNG)."""
-        gen = torch.Generator().manual_seed(self.t.seed)
-        return torch.randn(self.grid_size, self.s.z_dim, generator=gen).to(self.rt.device)
+        gen = torch.Generator().manual_seed(self.train.seed)
+        return torch.randn(self.grid_size, self.settings.z_dim, generator=gen).to(self.rt.device)
 
     def sample(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         with self.inference():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..engine.errors import UserError
+from .engine.errors import UserError
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 MAX_PIXELS = 4096 * 4096  # refuse decompression bombs long before PIL's own limit

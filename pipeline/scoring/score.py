@@ -20,11 +20,11 @@ from ..config import Config
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..generate import provenance
-from ..leaderboard import table
+from ..metrics.features import ImageSet, InceptionFeatures, find_weights, open_images
+from ..metrics.mifid import real_features, score_features
+from ..metrics.reference import Reference, without_training
 from ..training.runtime import pick_device
-from .features import ImageSet, InceptionFeatures, find_weights, open_images
-from .mifid import real_features, score_features
-from .reference import Reference, without_training
+from . import table
 
 
 def build(cfg: Config, out: Path) -> str:
@@ -35,16 +35,11 @@ def build(cfg: Config, out: Path) -> str:
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
-    """`score`: the stage, or with --images any two sets of images."""
-    from ..engine.chain import STAGES
-
+    """`score --images PATH [--real PATH] [--out FILE]`: any two sets of images (plain `score`: the stage)."""
     if args.images is None:
-        if args.real or args.out:
-            raise UserError("--real and --out go with --images PATH; without --images, score scores "
-                            f"{cfg.images_dir} as a stage against score.real "
-                            f"(output {cfg.submissions_dir / 'score.json'})")
-        STAGES["score"].run(cfg, force=args.force)
-        return 0
+        raise UserError("--real and --out go with --images PATH; without --images, score scores "
+                        f"{cfg.images_dir} as a stage against score.real "
+                        f"(output {cfg.submissions_dir / 'score.json'})")
     score_images(cfg, Path(args.images), Path(args.real) if args.real else None,
                  Path(args.out) if args.out else None)
     return 0
@@ -70,7 +65,7 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
             raise UserError(f"{path}: not found; give a folder of JPEGs or a zip of them")
     weights = find_weights(cfg.score.weights)
     made_by = provenance.read(images) or provenance.UNKNOWN
-    extractor = InceptionFeatures.for_settings(cfg, weights, pick_device(cfg.hardware.device))
+    extractor = InceptionFeatures(weights, pick_device(cfg.hardware.device), **cfg.inception_options())
     with open_images(real) as real_set:
         reference = reference_set(cfg, real_set)
         real_feats = real_features(reference.images, extractor, cfg.cache_dir)

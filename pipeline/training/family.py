@@ -1,4 +1,4 @@
-"""The model-family contract and its registry. Imports no torch: the settings, the CLI and the stage chain
+"""The model-family contract and its registry. Imports no torch: the stage list, the CLI and the notebook
 use it.
 
 A family is declared in two halves, so that loading settings and checking whether a stage is up to date
@@ -10,10 +10,12 @@ never import torch:
 - the heavy half, named by "module:name" strings (".networks:make_generator": a module of the family's own
   folder) that the registry imports only when asked: `generator`, a function (TrainConfig, settings) ->
   nn.Module that generate uses to rebuild a checkpoint's generator, and `trainer`, a
-  `families.trainer.Trainer` subclass (the networks, optimisers and one training step).
+  `training.trainer.Trainer` subclass (the networks, optimisers and one training step).
 
-Discovery: the first lookup imports every subpackage of pipeline/training/families/ (only its light
-`__init__`), so adding a family is one new folder that touches no other file.
+Discovery: `discover()` (run when the `pipeline` package is imported) imports every subpackage of
+pipeline/training/families/ (only its light `__init__`), so adding a family is one new folder that touches
+no other file. Registering a family also registers its settings section with config (config imports no
+family: pipeline/config/models.py).
 
 How to write one, in the order the loop asks: `images_per_step` (which banks, how many images per step and
 rank; it also fixes the epoch length), `total_steps` (the run's nominal length), `data_size` (the
@@ -31,12 +33,17 @@ import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ...engine.errors import UserError
+from ..config import TrainConfig, register_model, unregister_model
+from ..engine.errors import UserError
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 PHOTO, NOISE = "photo", "noise"  # what a family's generator maps from (Family.maps_from)
 BANKS = ("monet", "photo")  # the image banks a family may draw from: augmented Monets, photos
+S = TypeVar("S")  # a family's settings section (its frozen dataclass)
 
 
 def option(default: Any, help: str) -> Any:
@@ -50,14 +57,15 @@ def require(ok: bool, key: str, rule: str) -> None:
         raise UserError(f"setting {key} {rule}")
 
 
-class Family(ABC):
-    """One model family, as the settings, the CLI, the stage chain, generate and the loop see it.
+class Family(ABC, Generic[S]):
+    """One model family, as the settings, the CLI, the stage list, generate and the loop see it.
 
     Declare (register_family checks they are set): `maps_from` (PHOTO or NOISE), `description` (one
     sentence), `settings` (a frozen dataclass: the `[name]` section, with `option` fields and its own checks
-    in __post_init__), `generator` and `trainer` ("module:name", see the module docstring) and
-    `generator_key`. Implement `images_per_step` and `architecture`; override the rest where the default
-    does not fit.
+    in __post_init__) and `trainer` ("module:Class", see the module docstring); `generator`
+    ("module:function", default `.networks:make_generator`) and `generator_key` (default "G") have defaults.
+    Implement
+    `images_per_step` and `architecture`; override the rest where the default does not fit.
     """
 
     name: ClassVar[str] = ""  # set by register_family
@@ -65,53 +73,52 @@ class Family(ABC):
     maps_to: ClassVar[str] = "monet"
     description: ClassVar[str] = ""
     good_for: ClassVar[str] = ""  # when to choose it (README's table)
-    settings: ClassVar[type] = type(None)
-    generator: ClassVar[str] = ""  # "module:function": (TrainConfig, settings) -> the generator nn.Module
-    trainer: ClassVar[str] = ""  # "module:Class": its families.trainer.Trainer subclass
-    generator_key: ClassVar[str] = ""  # the generator's name in a checkpoint's "models"
-    # Settings fields that once lived in the flat [train] section: field -> old train key. They keep working
-    # (with a notice), old checkpoints load, and run names hash them as they did (see Config.train_hash).
-    legacy_keys: ClassVar[dict[str, str]] = {}
+    settings: ClassVar[type[Any]] = type(None)
+    # "module:function": (TrainConfig, settings) -> the generator nn.Module
+    generator: ClassVar[str] = ".networks:make_generator"
+    trainer: ClassVar[str] = ""  # "module:Class": its training.trainer.Trainer subclass
+    generator_key: ClassVar[str] = "G"  # the generator's name in a checkpoint's "models"
 
     @abstractmethod
-    def images_per_step(self, train: Any, settings: Any) -> dict[str, int]:
+    def images_per_step(self, train: TrainConfig, settings: S) -> dict[str, int]:
         """Images drawn from each bank (BANKS) per step and rank; known before the trainer is built."""
 
     @abstractmethod
-    def architecture(self, train: Any, settings: Any) -> dict[str, Any]:
+    def architecture(self, train: TrainConfig, settings: S) -> dict[str, Any]:
         """The settings that decide the networks' shapes: a checkpoint made with others cannot be resumed."""
 
-    def noise_dim(self, settings: Any) -> int:
-        """The noise vector's length for a NOISE family (generate feeds torch.randn(n, noise_dim)); 0 else."""
-        return 0
+    def noise_dim(self, settings: S) -> int:
+        """The noise vector's length for a NOISE family (generate feeds torch.randn(n, noise_dim)): its
+        settings' z_dim; 0 for a PHOTO family."""
+        return int(settings.z_dim) if self.maps_from == NOISE else 0  # type: ignore[attr-defined]
 
-    def total_steps(self, train: Any, settings: Any, steps_per_epoch: int) -> int:
+    def total_steps(self, train: TrainConfig, settings: S, steps_per_epoch: int) -> int:
         """The run's nominal length in steps (a time budget may plan fewer): train.epochs epochs, unless the
         family's own schedule decides (ProGAN: its phases)."""
         return train.epochs * steps_per_epoch
 
-    def length(self, train: Any, settings: Any) -> str:
+    def length(self, train: TrainConfig, settings: S) -> str:
         """The run's nominal length in words for the notebook's settings cell, in `total_steps`' unit."""
         return f"{train.epochs} epochs"
 
-    def step_cost(self, train: Any, settings: Any, progress: float) -> float | None:
+    def step_cost(self, train: TrainConfig, settings: S, progress: float) -> float | None:
         """A step's relative cost at `progress`, where steps differ (ProGAN's grow with the resolution): a
         time budget then plans by work, not by steps. None: every step costs the same."""
         return None
 
-    def data_size(self, train: Any, settings: Any) -> int:
+    def data_size(self, train: TrainConfig, settings: S) -> int:
         """The resolution training images are loaded at (random crops when smaller than the data's)."""
         return train.image_size
 
-    def check(self, train: Any, settings: Any) -> None:  # noqa: B027 - optional: most families need none
+    def check(self, train: TrainConfig, settings: S) -> None:  # noqa: B027 - optional: most families need none
         """Checks across train.* and the family's section (each alone checks itself in __post_init__)."""
 
-    def extra_inputs(self, cfg: Any) -> list[Path]:
+    def extra_inputs(self, cfg: Config) -> list[Path]:
         """Files training reads besides the banks (a teacher run's checkpoint): the train stage's key follows
         them, and the loop hands them to the trainer as `extra_inputs`. Most families read none."""
         return []
 
-    def summary(self, settings: Any) -> str:
+    def summary(self, settings: S) -> str:
         """A few words naming the model and its main options (notebook and kernel texts)."""
         return self.name
 
@@ -120,14 +127,14 @@ class Family(ABC):
     def takes_photos(self) -> bool:
         return self.maps_from == PHOTO
 
-    def banks(self, train: Any, settings: Any) -> list[str]:
+    def banks(self, train: TrainConfig, settings: S) -> list[str]:
         return list(self.images_per_step(train, settings))
 
     def heavy_modules(self) -> list[str]:
         """The modules of its generator and trainer: what a stage's cache key must follow besides imports."""
         return [self._module(self.generator), self._module(self.trainer)]
 
-    def build_generator(self, train: Any, settings: Any) -> Any:
+    def build_generator(self, train: TrainConfig, settings: S) -> Any:
         return self._load(self.generator)(train, settings)
 
     def trainer_class(self) -> Any:
@@ -140,24 +147,16 @@ class Family(ABC):
     def _load(self, target: str) -> Any:
         return getattr(importlib.import_module(self._module(target)), target.partition(":")[2])
 
-    def default_settings(self) -> Any:
+    def default_settings(self) -> S:
         return self.settings()
 
-    def settings_from(self, values: dict[str, Any]) -> Any:
+    def settings_from(self, values: dict[str, Any]) -> S:
         """The section from a dict (a checkpoint's), ignoring keys it does not know."""
         known = {f.name for f in dataclasses.fields(self.settings)}
         return self.settings(**{k: v for k, v in values.items() if k in known})
 
-    def settings_from_legacy(self, flat_train: dict[str, Any]) -> Any:
-        """The section from the flat train dict that checkpoints held before families had sections."""
-        return self.settings(**{new: flat_train[old] for new,
-                                old in self.legacy_keys.items() if old in flat_train})
 
-    def legacy_values(self, settings: Any) -> dict[str, Any]:
-        """The section under its old flat train names (for the run names of before)."""
-        return {old: getattr(settings, new) for new, old in self.legacy_keys.items()}
-
-
+FAMILIES_PACKAGE = "pipeline.training.families"  # one subpackage per family, nothing else
 _REGISTRY: dict[str, Family] = {}
 _discovered = [False]
 
@@ -166,14 +165,14 @@ def register_family(name: str) -> Any:
     """Class decorator: make a Family subclass known under `name` (the value of train.model)."""
 
     def register(cls: type[Family]) -> type[Family]:
-        missing = [a for a in ("maps_from", "description", "generator", "trainer", "generator_key")
-                   if not getattr(cls, a)]
+        missing = [a for a in ("maps_from", "description", "trainer") if not getattr(cls, a)]
         if missing or not dataclasses.is_dataclass(cls.settings):
             raise TypeError(f"family {name}: declare {', '.join(missing) or 'settings (a frozen dataclass)'}")
         if cls.maps_from not in (PHOTO, NOISE):
             raise TypeError(f"family {name}: maps_from must be PHOTO or NOISE")
         cls.name = name
-        _REGISTRY[name] = cls()
+        family = _REGISTRY[name] = cls()
+        register_model(name, cls.settings, family.check)
         return cls
 
     return register
@@ -182,22 +181,23 @@ def register_family(name: str) -> Any:
 def unregister_family(name: str) -> None:
     """Forget a family (tests that register a throwaway one)."""
     _REGISTRY.pop(name, None)
+    unregister_model(name)
 
 
-def _discover() -> None:
-    """Import every family folder's light __init__ once (it registers itself)."""
+def discover() -> None:
+    """Import every family folder's light __init__ once (it registers itself, and its section with config)."""
     if _discovered[0]:
         return
     _discovered[0] = True
-    package = importlib.import_module(__package__)
+    package = importlib.import_module(FAMILIES_PACKAGE)
     for info in pkgutil.iter_modules(package.__path__):
         if info.ispkg:
-            importlib.import_module(f"{__package__}.{info.name}")
+            importlib.import_module(f"{FAMILIES_PACKAGE}.{info.name}")
 
 
 def families() -> dict[str, Family]:
     """Every registered family by name, sorted."""
-    _discover()
+    discover()
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -210,4 +210,3 @@ def get_family(name: str) -> Family:
     if name not in found:
         raise UserError(f"unknown model family '{name}'; registered families: {', '.join(found)}")
     return found[name]
-

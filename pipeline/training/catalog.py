@@ -7,8 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
-from ...engine.errors import UserError
-from .base import families, get_family
+from ..engine.errors import UserError
+from .family import families, get_family
 
 
 def command(cfg: Any, args: argparse.Namespace) -> int:

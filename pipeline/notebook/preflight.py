@@ -11,11 +11,15 @@ import importlib.metadata
 import re
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import Config
 from ..data.sources import dir_source
 from ..engine.errors import UserError
 from ..metrics.features import WEIGHTS_FILE
+from ..training import checkpoint
+from ..training.family import get_family
+from ..training.state import read_sessions
 
 # The packages the pipeline imports from the image, with the major versions it runs with
 # (pyproject.toml's ranges; tests/test_kernel.py checks that kernels/kaggle-image.toml satisfies them).
@@ -101,9 +105,9 @@ def gpu_smoke_test() -> None:
     try:
         (torch.ones(8, device="cuda") * 2).sum().item()
     except RuntimeError as exc:
-        raise PreflightError(f"the GPU is visible but CUDA fails ({' '.join(str(exc).split())[:160]}): "
-                             "choose "
-                             f"{ACCELERATOR_NAMES.get('t4x2')} in {SETTINGS_HELP} and run again") from None
+        reason = " ".join(str(exc).split())[:160]
+        raise PreflightError(f"the GPU is visible but CUDA fails ({reason}): choose "
+                             f"{ACCELERATOR_NAMES['t4x2']} in {SETTINGS_HELP} and run again") from None
 
 
 def check_packages(required: dict[str, tuple[int, int]] = REQUIRED) -> str:
@@ -145,17 +149,67 @@ def check_weights(cfg: Config) -> str:
         return f"FID weights {cfg.score.weights}: scoring and the memorisation guard can run"
     if cfg.generate.max_memorization > 0:
         raise PreflightError(f"generate.max_memorization={cfg.generate.max_memorization} needs the FID "
-                             "weights "
-                             f"{WEIGHTS_FILE}: attach a dataset holding them (kernel.weights_dataset), or "
-                             "build "
-                             "the kernel with generate.max_memorization=0")
+                             f"weights {WEIGHTS_FILE}: attach a dataset holding them "
+                             "(kernel.weights_dataset), or build the kernel with generate.max_memorization=0")
     return f"no {WEIGHTS_FILE} attached: scoring will be skipped"
+
+
+def expected(cfg: Config) -> str:
+    """owner/slug of the kernel whose output this notebook needs ("" for none): the previous session's, or
+    kernel.checkpoint_from."""
+    k = cfg.kernel
+    if k.role == "train":
+        return k.train_slug(k.session - 1) if k.session > 1 else ""
+    return k.checkpoint_from
+
+
+def find_run(inputs: Path, source: str) -> Path | None:
+    """The run folder (a last.pt beside a config.toml) among the inputs, preferring the one under the source
+    kernel's own folder (`inputs/<slug>/`); None when no input holds one."""
+    slug = source.rpartition("/")[2]
+    found = sorted(p.parent for p in inputs.rglob("last.pt") if (p.parent / "config.toml").is_file())
+    mine = [f for f in found if slug and (inputs / slug) in f.parents]
+    return (mine or found or [None])[0]
+
+
+def check_attached(cfg: Config, inputs: Path) -> tuple[Path, str] | None:
+    """The attached run this notebook needs and one line about it; a PreflightError that says which kernel to
+    attach or which setting differs. None where the notebook needs no run."""
+    source = expected(cfg)
+    if not source:
+        return None
+    folder = find_run(inputs, source)
+    what = "the previous session" if cfg.kernel.role == "train" else "kernel.checkpoint_from"
+    if folder is None:
+        raise PreflightError(f"no run of {source} is attached ({what}): add it with Add Input → Notebooks → "
+                             f"{source} (its output must hold runs/<run>/last.pt; did it finish?)")
+    try:
+        header = checkpoint.read(folder / "last.pt", map_location="cpu", mmap=True)
+    except ValueError as exc:
+        raise PreflightError(f"{folder / 'last.pt'} from {source} is unreadable ({exc}): run {source} "
+                             "again") from None
+    family, settings = get_family(cfg.train.model), cfg.model_settings
+    now = {"model": cfg.train.model, **family.architecture(cfg.train, settings)}
+    saved = {"model": header["kind"], **header["architecture"]}
+    changed = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now))
+               if saved.get(k) != now.get(k)]
+    if changed:
+        raise PreflightError(f"the run attached from {source} was trained with other model settings "
+                             f"({'; '.join(changed)}): build this kernel with the same train.model and "
+                             "family settings (kernel.preset, kernel.set)")
+    sessions = read_sessions(folder)
+    done = f", {sessions[-1]['line']}" if sessions else ""
+    return folder, f"{folder}: {header['kind']} at step {header['step']:,}{done}"
 
 
 def disk_needed(cfg: Config, monet_bytes: int, photo_bytes: int) -> int:
     """Bytes the run writes into working/: the data copy, the augmented paintings, the images and the zip."""
-    images = photo_bytes if cfg.family.takes_photos else cfg.generate.count * 100_000
+    images = photo_bytes if get_family(cfg.train.model).takes_photos else cfg.generate.count * 100_000
     augmented = monet_bytes * (cfg.augment.variants + 1)
+    if cfg.kernel.role == "train":  # trains, generates nothing
+        return monet_bytes + photo_bytes + augmented + CHECKPOINT_RESERVE
+    if cfg.kernel.checkpoint_from:  # generates, trains nothing
+        return monet_bytes + photo_bytes + 2 * images
     return monet_bytes + photo_bytes + augmented + 2 * images + CHECKPOINT_RESERVE
 
 
@@ -170,8 +224,9 @@ def check_disk(cfg: Config, needed: int) -> str:
     return f"{free / 2**30:.1f} GB free in {working}, about {needed / 2**30:.1f} GB needed"
 
 
-def preflight(cfg: Config, facts: TorchFacts | None = None) -> None:
-    """Every check, one line each; the first failure stops the notebook with what to do."""
+def preflight(cfg: Config, inputs: Path, facts: TorchFacts | None = None) -> None:
+    """Every check, one line each; the first failure stops the notebook with what to do. `inputs`: the folder
+    Kaggle mounts the notebook's inputs in (/kaggle/input)."""
     facts = facts or torch_facts()
     print(f"preflight: accelerator  {check_gpus(cfg, facts)}")
     if facts.gpus and cfg.kernel.accelerator != "none":
@@ -179,7 +234,9 @@ def preflight(cfg: Config, facts: TorchFacts | None = None) -> None:
     print(f"preflight: packages     {check_packages()}")
     line, monet_bytes, photo_bytes = check_input(cfg)
     print(f"preflight: input        {line}")
+    found = check_attached(cfg, inputs)
+    if found is not None:
+        print(f"preflight: attached     {found[1]}")
     print(f"preflight: weights      {check_weights(cfg)}")
     print(f"preflight: disk         {check_disk(cfg, disk_needed(cfg, monet_bytes, photo_bytes))}")
     print("preflight: ok")
-

@@ -1,0 +1,153 @@
+"""The one CLI: `python -m pipeline <stage|command> [--config PRESET] [--set section.key=value ...]
+[--force]`.
+
+Every command is listed here: a stage's command runs the stage (stages.py), unless one of the command's own
+options is given, which its handler takes (`score --images`, `zip --check`); the other commands are their
+handlers. Handlers are named as "module:function" and imported only when called. The CLI only parses and
+dispatches: user errors print as one line saying what to do (exit 2), a stage that cannot run here (no FID
+weights offline) says it is skipped (exit 3), bugs keep their tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import sys
+from dataclasses import dataclass
+
+from .config import available_presets, load_config
+from .engine.errors import StageSkipped, UserError
+from .engine.stage import is_main_process
+from .stages import STAGES
+
+EXIT_USER_ERROR = 2
+EXIT_SKIPPED = 3
+
+
+@dataclass(frozen=True)
+class Command:
+    """A CLI command: a stage's (runs the stage) or a handler's, `f(cfg, args) -> exit code`."""
+
+    name: str
+    help: str
+    handler: str = ""  # "module:function"; for a stage's command, only when one of `arguments` is given
+    arguments: tuple[tuple[str, dict], ...] = ()
+    after: str = ""  # "module:function" called as f(cfg) once the command succeeded (the leaderboard page)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        for flag, options in self.arguments:
+            parser.add_argument(flag, **options)
+
+    def handles(self, args: argparse.Namespace) -> bool:
+        """Whether the handler runs: always for a command that is no stage, else when an option of its own
+        is given."""
+        if self.name not in STAGES:
+            return True
+        return any(getattr(args, flag.lstrip("-").replace("-", "_"), None) for flag, _ in self.arguments)
+
+
+def _call(target: str, *args: object) -> object:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)(*args)
+
+
+# every train, score, submit and submissions brings the page up to date
+REFRESH_PAGE = "pipeline.leaderboard.page:refresh"
+COMMANDS: dict[str, Command] = {c.name: c for c in [
+    Command("download", STAGES["download"].help),
+    Command("augment", STAGES["augment"].help),
+    Command("train", STAGES["train"].help, after=REFRESH_PAGE),
+    Command("generate", STAGES["generate"].help),
+    Command("score", STAGES["score"].help + "; or score any --images against any --real",
+            handler="pipeline.scoring.score:command", after=REFRESH_PAGE, arguments=(
+                ("--images", {"metavar": "PATH", "help": "folder or zip of generated images"}),
+                ("--real", {"metavar": "PATH",
+                            "help": "folder or zip of real images (default: score.real, else the training "
+                                    "Monets); training paintings in it are left out"}),
+                ("--out", {"metavar": "FILE", "help": "where to write the JSON result"}))),
+    Command("zip", STAGES["zip"].help + "; --check PATH validates an existing zip",
+            handler="pipeline.submission.archive:command",
+            arguments=(("--check", {"metavar": "PATH",
+                                    "help": "validate this zip against the competition's rules"}),)),
+    Command("kernel", STAGES["kernel"].help),
+    Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
+            handler="pipeline.kernels.submit:push_command"),
+    Command("submit",
+            "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition, "
+            "wait for its public score", handler="pipeline.kernels.submit:submit_command",
+            after=REFRESH_PAGE),
+    Command("kaggle-train", "train one run over train.sessions Kaggle sessions (a kernel each, each resuming "
+            "the last); --submit then submits from its last checkpoint",
+            handler="pipeline.kernels.sessions:train_command", after=REFRESH_PAGE,
+            arguments=(("--submit", {"action": "store_true",
+                                     "help": "then submit from the last session's run"}),)),
+    Command("submissions", "refresh the public scores of your Kaggle submissions; print them beside the "
+            "local ones", handler="pipeline.kernels.scores:submissions_command", after=REFRESH_PAGE),
+    Command("leaderboard", "write submissions/leaderboard.html, one row per run; --check renders it in "
+            "headless Chromium", handler="pipeline.leaderboard.page:command",
+            arguments=(("--check", {"action": "store_true",
+                                    "help": "then check in headless Chromium that every image loads"}),)),
+    Command("families", "list the model families (train.model); --settings NAME shows one family's settings",
+            handler="pipeline.training.catalog:command",
+            arguments=(("--settings", {"metavar": "NAME",
+                                       "help": "print this family's settings with defaults"}),)),
+]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Monet submission pipeline: download -> augment -> train -> generate -> score -> zip "
+                    "-> submit.",
+        epilog="Each stage is cached: it re-runs only when its inputs, settings or code changed.")
+    sub = parser.add_subparsers(dest="command", metavar="<stage>", title="stages and commands")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p.add_argument("--config", default="default", metavar="PRESET",
+                       help=f"settings preset: {', '.join(available_presets())} or a TOML file "
+                            "(default: default)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting, e.g. --set train.epochs=2 (repeatable)")
+        p.add_argument("--force", action="store_true", help="re-run even when the output is up to date")
+        cmd.add_arguments(p)
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    cmd = COMMANDS[args.command]
+    cfg = load_config(args.config, args.set)
+    if cmd.handles(args):
+        code = int(_call(cmd.handler, cfg, args) or 0)
+    else:
+        STAGES[cmd.name].run(cfg, force=args.force)
+        code = 0
+    if cmd.after and code == 0 and is_main_process():  # under torchrun, rank 0 alone
+        _call(cmd.after, cfg)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return dispatch(args)
+    except UserError as exc:
+        print(f"{args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except StageSkipped as exc:
+        print(f"{args.command}: skipped: {exc}", file=sys.stderr)
+        return EXIT_SKIPPED
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{args.command}: error: disk full while writing {exc.filename or 'an output'}; free some "
+              "space and re-run the same command (outputs already complete and the last checkpoint are "
+              "intact)", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted; nothing half-written was kept. Re-run the same command to "
+              "continue.", file=sys.stderr)
+        return 130

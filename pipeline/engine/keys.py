@@ -1,0 +1,89 @@
+"""What a stage's cache key is made of: a stable digest of any settings, and the meaning of the code it runs.
+
+The code part follows a module and every pipeline module it imports, read from the import statements
+(never imported: an up-to-date check must not pay for torch), function-level imports included, so a
+stage's key follows the code it really runs and nothing else. Each module counts by its syntax tree with
+docstrings left out: a comment, a docstring or a reformatting changes no key, a change to what the code
+does changes the key of every stage that imports it.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # pipeline/
+
+
+def digest(obj: Any) -> str:
+    """A stable sha256 of any JSON-able object (dataclasses included)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_jsonable).encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
+
+
+def code_hash(modules: list[str], root: Path = PACKAGE_ROOT) -> str:
+    """Hash of the meaning of `modules` and of every pipeline module they import, directly or not."""
+    h = hashlib.sha256()
+    for path in sorted({p for module in modules for p in code_files(module, root)}):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + meaning(path).encode() + b"\0")
+    return h.hexdigest()
+
+
+def meaning(path: Path) -> str:
+    """The module's syntax tree without its docstrings: what it does, not how it is commented or laid out."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+def code_files(module: str, root: Path = PACKAGE_ROOT) -> list[Path]:
+    """The files of `module` and of the pipeline modules it imports, transitively, function-level imports
+    included."""
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name, root)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                base = _absolute(node.module or "", node.level, package)
+                todo += [base] + [f"{base}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+    return sorted(seen.values())
+
+
+def _absolute(module: str, level: int, package: str) -> str:
+    if level == 0:
+        return module
+    parts = package.split(".")[:len(package.split(".")) - (level - 1)]
+    return ".".join(parts + ([module] if module else []))
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    """The source file of a module of this package ("pipeline.x.y"), or None for anything else."""
+    head, _, rest = name.partition(".")
+    if head != PACKAGE_ROOT.name:
+        return None
+    base = root.joinpath(*rest.split(".")) if rest else root
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,186 @@
+"""Following a kernel that runs on Kaggle: its status polled until it ends, its log shown as it grows.
+
+A Kaggle run takes hours, so following it must survive Ctrl-C, a closed laptop or a timeout: they stop the
+following, never the run, and the command that pushed it follows the same version when run again. While it
+runs, its log is shown as it grows (`kaggle | ` lines) where the installed client can stream it; the status
+poll alone decides when the run has ended, so a log stream that ends, drops or fails changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.errors import UserError
+from ..kaggle import api as kaggle_api
+
+LOG_TAIL_LINES = 40
+LOG_PREFIX = "kaggle | "
+LOG_FINAL_READ_S = 15.0  # after the run ends: how long the follower may take to show the rest of the log
+_print_lock = threading.Lock()  # the log follower and the progress line share the terminal
+
+
+@dataclass(frozen=True)
+class Following:
+    """How a command follows a kernel: its name in messages, how long it follows, how often it asks."""
+
+    command: str  # submit, kaggle-train, sweep
+    timeout_min: float
+    poll_interval_s: float
+    show_log: bool = True  # stream the kernel's log (kaggle | lines)
+
+
+def wait(ref: str, version: int, url: str, retry: kaggle_api.Retry, how: Following) -> tuple[str, str]:
+    """Poll until the kernel is complete or failed: (status, failure message). Ctrl-C and the time limit
+    stop following it, never the run itself."""
+    start = time.monotonic()
+    limit_s = how.timeout_min * 60
+    pause = how.poll_interval_s / 8  # the first checks come soon: a broken kernel fails fast
+    status, last, cmd = "", "", how.command
+    follower = LogFollower(ref, version, retry) if how.show_log else None
+    try:
+        if follower is not None:
+            follower.start()
+        while True:
+            try:
+                status, failure = kaggle_api.kernel_status(ref, retry)
+            except kaggle_api.KaggleUnavailable as exc:  # a network blip must not end hours of waiting
+                print(f"\n{cmd}: {exc}; still waiting", file=sys.stderr)
+                status, failure = last or "unknown", ""
+            if status in ("complete", "error", "cancel_acknowledged"):
+                if follower is not None:
+                    follower.finish(LOG_FINAL_READ_S)  # the last lines of the log come before the verdict
+                _progress(cmd, f"{ref} v{version}: {status} after {_clock(time.monotonic() - start)}",
+                          last, status)
+                return status, failure
+            _progress(cmd, f"{ref} v{version}: {status}, {_clock(time.monotonic() - start)} "
+                      f"(gives up following after {how.timeout_min:g} min)", last, status)
+            last = status
+            if time.monotonic() - start + pause > limit_s:
+                raise UserError(f"{cmd}: {ref} version {version} is still {status} after "
+                                f"{how.timeout_min:g} min; it keeps running on Kaggle ({url}): run the same "
+                                f"{cmd} again to keep following it")
+            time.sleep(pause)
+            pause = min(pause * 2, how.poll_interval_s)
+    except KeyboardInterrupt:
+        print(f"\n{cmd}: stopped following {ref} version {version}; the kernel keeps running on Kaggle "
+              f"({url}). Run the same {cmd} again to resume (it will not push again), or check it with "
+              f"`kaggle kernels status {ref}`", file=sys.stderr)
+        raise
+    finally:
+        if follower is not None:
+            follower.finish(0)
+
+
+def _progress(cmd: str, line: str, last: str, status: str) -> None:
+    """One line per status change; on a terminal the current line is also kept up to date."""
+    with _print_lock:
+        if sys.stdout.isatty():
+            print(f"\r{cmd}: {line}\033[K", end="" if status == last else "\n", flush=True)
+        elif status != last:
+            print(f"{cmd}: {line}", flush=True)
+
+
+class LogFollower:
+    """Shows a running kernel's log as it grows, each line prefixed `kaggle | `, from a daemon thread.
+
+    Kaggle replays the whole log on every connection, so a reconnection (after a cut, or after the
+    stream ended while the run goes on) skips the entries already shown. Nothing here can end or break
+    the wait: a failed read (a cut, an error, a refusal) only makes the next one come later (up to
+    MAX_PAUSE_S), and once the run has ended the whole log is read once more (FINAL_TRIES if that fails).
+    """
+
+    MAX_PAUSE_S = 30.0
+    FINAL_TRIES, FINAL_PAUSE_S = 3, 0.5  # reads of the whole log once the run has ended, if they fail
+
+    def __init__(self, ref: str, version: int, retry: kaggle_api.Retry) -> None:
+        self.ref, self.version = ref, version
+        self.retry = kaggle_api.Retry(tries=1, delay_s=retry.delay_s, max_delay_s=retry.max_delay_s)
+        self.shown = 0  # log entries printed so far
+        self.error: Exception | None = None  # the last thing that interrupted the following, for a debugger
+        self._ended = threading.Event()  # the run has ended: one last read, then stop
+        self._closed = False  # finish() has returned: never print again
+        self._out = sys.stdout  # taken now: the client swaps sys.stdout for a moment while it signs in
+        self._read: Callable[[], Iterator[dict]] | None = None
+        self._thread = threading.Thread(target=self._follow, name="kaggle-log", daemon=True)
+
+    def start(self) -> None:
+        """Open the log (here, in the calling thread: see kaggle_api.kernel_log) and follow it in a thread."""
+        try:
+            self._read = kaggle_api.kernel_log(self.ref, self.version, self.retry)
+        except UserError as exc:  # cannot even sign in now: the status poll will say what is wrong
+            self.error = exc
+        if self._read is not None:  # else the installed client cannot stream logs: the status line alone
+            self._thread.start()
+
+    def finish(self, wait_s: float) -> None:
+        """The run has ended (or the wait is over): let the follower show the rest for up to `wait_s`."""
+        self._ended.set()
+        if wait_s > 0 and self._thread.is_alive():
+            self._thread.join(wait_s)
+        with _print_lock:
+            self._closed = True
+
+    def _follow(self) -> None:
+        quiet, final_tries = 0, 0  # reads in a row that showed nothing new; failed reads after the run ended
+        while not self._closed:
+            last_read = self._ended.is_set()  # the run is over: this read gets the whole log
+            before = self.shown
+            try:
+                for index, event in enumerate(self._read()):
+                    if index >= self.shown:
+                        self.shown = index + 1
+                        self._show(event)
+                if last_read:
+                    return
+            # a cut, a refusal (no log yet while queued?), a client bug: the wait goes on, and the log is
+            # read again later
+            except Exception as exc:  # noqa: BLE001
+                self.error = exc
+            if last_read:
+                final_tries += 1
+                if final_tries >= self.FINAL_TRIES:
+                    return
+                time.sleep(self.FINAL_PAUSE_S)  # a failed last read is tried again soon
+                continue
+            quiet = 0 if self.shown > before else quiet + 1
+            self._ended.wait(min(2.0 ** quiet, self.MAX_PAUSE_S))  # woken at once when the run ends
+
+    def _show(self, event: dict) -> None:
+        text = str(event.get("data") or "")
+        lines = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]  # a progress bar: its last state
+        with _print_lock:
+            if self._closed:
+                return
+            clear = "\r\033[K" if self._out.isatty() else ""  # over the progress line, on a terminal
+            for line in lines:
+                if line.strip():
+                    print(f"{clear}{LOG_PREFIX}{line}", file=self._out, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines a kernel printed. Kaggle's log is a JSON list of {stream_name, time, data} entries."""
+    text = log.read_text(errors="replace")
+    try:
+        text = "".join(entry.get("data", "") for entry in json.loads(text))
+    except (ValueError, TypeError, AttributeError):
+        pass  # not Kaggle's JSON form: show it as it is
+    tail = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join([f"--- last {len(tail)} lines of {log} ---", *tail, "---"])
+
+
+def report_failure(command: str, ref: str, version: int, status: str, failure: str, log: Path,
+                   url: str) -> None:
+    """The tail of a failed kernel's log and one line saying how it ended."""
+    print(log_tail(log) if log.is_file() else "(Kaggle returned no log)", file=sys.stderr)
+    print(f"{command}: kernel {ref} version {version} ended with status '{status}'"
+          f"{': ' + failure if failure else ''}; full log: {log if log.is_file() else url}", file=sys.stderr)

@@ -1,0 +1,223 @@
+"""What many tests share: tiny real JPEGs, settings that point every path into a temp folder, CLI arguments,
+and the one-line-error check. Imported as `from helpers import ...` (tests/ is on sys.path)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.config import Config, load_config
+
+if TYPE_CHECKING:
+    from pipeline.training.runtime import Runtime
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_jpegs(folder: Path, n: int, size: int = 32, seed: int = 0, mode: str = "RGB",
+               prefix: str = "img") -> list[Path]:
+    """`n` smooth random JPEGs of size x size (smooth so that JPEG keeps them recognisable)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        img = Image.fromarray(coarse, "RGB").resize((size, size), Image.BILINEAR)
+        path = folder / f"{prefix}{i:04d}.jpg"
+        img.convert(mode).save(path, "JPEG", quality=95)
+        paths.append(path)
+    return paths
+
+
+def tiny_config(tmp_path: Path, *overrides: str, preset: str = "demo") -> Config:
+    """The demo preset with data and submissions under tmp_path, plus `section.key=value` overrides."""
+    base = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}"]
+    return load_config(preset, [f'{o.split("=", 1)[0]}="{o.split("=", 1)[1]}"'
+                                if o.startswith("paths.") else o
+                                for o in base] + list(overrides))
+
+
+def cli(base: Path, stage: str, *sets: str, preset: str = "demo") -> list[str]:
+    """argv for `python -m pipeline <stage>` (or main()) with data and submissions under `base`, plus
+    overrides."""
+    paths = (f'paths.data="{base / "data"}"', f'paths.submissions="{base / "submissions"}"')
+    return [stage, "--config", preset, *[arg for s in (*paths, *sets) for arg in ("--set", s)]]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The error line of a CLI call that failed as a user error: exactly one, no traceback (progress bars,
+    which redraw with \\r, and retry notes may surround it)."""
+    err = capsys.readouterr().err
+    lines = [line for line in re.split(r"[\r\n]+", err) if ": error: " in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
+TINY = ("train.image_size=32", "cyclegan.ngf=4", "cyclegan.ndf=4", "cyclegan.n_blocks=1", "dcgan.width=4",
+        "dcgan.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "cyclegan.pool_size=3",
+        "hardware.workers=1", "hardware.device=cpu")  # CPU: exact, repeatable arithmetic
+
+
+def make_data(tmp_path: Path) -> None:
+    """8 paintings and 10 photos of 40 px where the demo preset reads them."""
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
+    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
+
+
+def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):
+    """A family's trainer built the way the loop builds it, through the registry."""
+    from pipeline.config import TrainConfig
+    from pipeline.training.family import get_family
+
+    family = get_family(name)
+    t, s = TrainConfig(model=name, **train), family.settings(**settings)
+    return family.trainer_class()(family, t, s, rt), family.images_per_step(t, s)
+
+
+# -- training: resume, kill and two ranks -------------------------------------------------------------------
+def losses(cfg: Config) -> list[dict[str, float]]:
+    """The run's losses.csv, as numbers."""
+    from pipeline.training.log import read_csv
+
+    return [{k: float(v) for k, v in row.items()} for row in read_csv(cfg.run_dir / "losses.csv")]
+
+
+@dataclass(frozen=True)
+class Resumed:
+    uninterrupted: dict  # the models of the uninterrupted run's last checkpoint
+    resumed: dict  # and of the resumed run's
+    out: str  # what the resumed run printed
+
+
+def resume_from_step(cfg: Config, capsys: pytest.CaptureFixture[str], step: int = 3,
+                     meanwhile: Callable[[Path], None] = lambda checkpoint: None) -> Resumed:
+    """Train cfg to its end; drop every checkpoint after `step`, as if the run had died right after it
+    (`meanwhile` is then called with that step's checkpoint); train again. The resumed run says so and logs
+    the uninterrupted run's losses row for row."""
+    from pipeline.training import checkpoint
+    from pipeline.training import loop as train
+
+    train.build(cfg, cfg.run_dir)
+    uninterrupted = losses(cfg)
+    final = checkpoint.read(cfg.run_dir / "last.pt")["models"]
+    for path in [p for p in checkpoint.history(cfg.run_dir) if checkpoint.read(p)["step"] > step] \
+            + [cfg.run_dir / "last.pt"]:
+        path.unlink()
+    meanwhile(cfg.run_dir / f"ckpt_{step:06d}.pt")
+    capsys.readouterr()
+    train.build(cfg, cfg.run_dir)
+    out = capsys.readouterr().out
+    assert f"resuming from step {step}" in out
+    resumed = losses(cfg)
+    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
+    for a, b in zip(uninterrupted[step:], resumed[step:], strict=True):
+        for key in a.keys() - {"seconds"}:
+            assert b[key] == pytest.approx(a[key], abs=1e-6), (a["step"], key)
+    return Resumed(final, checkpoint.read(cfg.run_dir / "last.pt")["models"], out)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    """Every tensor of every network equal, bit for bit."""
+    import torch
+
+    for net in a:
+        for key, value in a[net].items():
+            assert torch.equal(value, b[net][key]), (net, key)
+
+
+def kill_then_resume(data: Path, run_dir: Path, sets: Iterable[str], total: int) -> str:
+    """`python -m pipeline train` on the demo preset with `sets`, killed with SIGKILL once it has written a
+    checkpoint (and a half-written one planted, as a kill mid-write leaves), then run again to its end: every
+    step logged once, nothing half-written left. Returns the second run's output."""
+    from pipeline.training import checkpoint
+    from pipeline.training.log import read_csv
+
+    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo", "--set", f"paths.data={data}",
+            *[a for s in sets for a in ("--set", s)]]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(read_csv(run_dir / "losses.csv"))
+    assert 0 < killed_at < total, "the run should have been killed part-way"
+    (run_dir / ".ckpt_999999.pt.tmp-killed").write_bytes(b"half a checkpoint")
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from step" in done.stdout and not list(run_dir.glob(".*.tmp-*"))
+    assert checkpoint.read(run_dir / "last.pt")["step"] == total
+    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, total + 1))
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tuple[str, ...]) -> None:
+    import torch
+
+    from pipeline.stages import STAGES
+    from pipeline.training.family import get_family
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    built = []
+    cfg = tiny_config(tmp_path, *options)
+    family = get_family(cfg.train.model)
+
+    class Recorded(family.trainer_class()):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    family.trainer_class = lambda: Recorded  # this spawned process's registry only
+    STAGES["train"].run(cfg)
+    torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
+
+
+def train_two_ranks(tmp_path: Path, options: tuple[str, ...]) -> list[dict]:
+    """The train stage under two gloo processes (any family, by its options); each rank's final weights."""
+    import torch
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_ddp_rank, args=(2, free_port(), tmp_path, options), nprocs=2, start_method="spawn")
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+
+# -- generate: the memorisation guard ------------------------------------------------------------------------
+def planted_copy_is_made_again(plain: Config, guarded: Config, capsys: pytest.CaptureFixture[str]) -> str:
+    """Generate with `plain`, plant one of its images among the training Monets (as if the model had
+    memorised it), generate again with `guarded` (the guard on): that image alone is made again, the others
+    stay byte for byte. Returns the name of the planted image."""
+    from pipeline.images import list_images
+    from pipeline.stages import STAGES
+
+    before = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(plain))}
+    copied = sorted(before)[len(before) // 2]
+    (plain.raw_dir / "monet_jpg" / "monet_copy.jpg").write_bytes(before[copied])
+    capsys.readouterr()
+    after = {p.name: p.read_bytes() for p in list_images(STAGES["generate"].run(guarded))}
+    assert "1 near-copies made again, 0 removed" in capsys.readouterr().out
+    assert sorted(after) == sorted(before)
+    assert after[copied] != before[copied] and all(after[n] == before[n] for n in before if n != copied)
+    return copied

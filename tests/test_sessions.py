@@ -1,0 +1,145 @@
+"""One run over several sessions: one learning-rate schedule planned by the first session, each later one
+resuming where the last stopped (sessions.json says where the run stands); and over several machines, every
+rank resuming rank 0's checkpoint."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import REPO, TINY, free_port, losses, make_data, tiny_config
+
+from pipeline.training import checkpoint
+from pipeline.training import loop as train
+from pipeline.training.families.cyclegan.step import CycleGANTrainer
+from pipeline.training.plan import Plan
+from pipeline.training.state import read_sessions
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """The loop's clock, moved 0.1 s by every step whatever this machine's load."""
+    clock = types.SimpleNamespace(now=0.0)
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+    real_step = CycleGANTrainer.train_step
+
+    def step(self, batch, progress):
+        clock.now += 0.1
+        return real_step(self, batch, progress)
+
+    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
+    return clock
+
+
+@pytest.mark.slow
+def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_decayed(tmp_path, fake_clock,
+                                                                                      capsys):
+    make_data(tmp_path)
+    cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.25", "train.sessions=3",
+                      "train.log_every=10", "train.sample_every=1000", "train.checkpoint_every=1000")
+    train.build(cfg, cfg.run_dir)
+    out = capsys.readouterr().out
+    # 15 s a session at 10 steps/s: the first plans for its 13 s left and two more sessions of 15
+    assert "over 3 sessions; decay from step" in out and "(measured 10.00 steps/s at step 20)" in out
+    plan = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"])
+    [first] = read_sessions(cfg.run_dir)
+    assert first["to_step"] == checkpoint.read(cfg.run_dir / "last.pt")["step"] < plan.total / 2
+    assert first["line"].startswith(f"session 1 of 3: steps 0 → {first['to_step']:,} of {plan.total:,}; lr ")
+    assert first["line"] in out
+    for session in (2, 3):
+        train.build(cfg, cfg.run_dir)
+        out = capsys.readouterr().out
+        start = read_sessions(cfg.run_dir)[-2]["to_step"]
+        assert f"resuming from step {start:,} (session {session} of 3), checkpoint" in out
+    records = read_sessions(cfg.run_dir)
+    assert [r["session"] for r in records] == [1, 2, 3]
+    assert [r["from_step"] for r in records[1:]] == [r["to_step"] for r in records[:-1]]
+    rows = losses(cfg)
+    total = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"]).total
+    assert records[-1]["to_step"] == total == rows[-1]["step"] and not records[-1]["stopped"]
+    assert rows[-1]["lr"] <= 0.05 * rows[0]["lr"]  # one schedule, decayed by the end of the last session
+
+
+def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, fake_clock, capsys):
+    make_data(tmp_path)
+    cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.1", "train.sessions=2",
+                      "train.log_every=5", "train.sample_every=1000", "train.checkpoint_every=1000")
+    train.build(cfg, cfg.run_dir)
+    after_first = {p.name: p.read_bytes() for p in cfg.run_dir.iterdir() if p.is_file()}
+    train.build(cfg, cfg.run_dir)
+    assert [r["session"] for r in read_sessions(cfg.run_dir)] == [1, 2]
+    for name, data in after_first.items():  # as a failed session 2 is pushed again on session 1's output
+        (cfg.run_dir / name).write_bytes(data)
+    for extra in set(p.name for p in cfg.run_dir.glob("ckpt_*.pt")) - set(after_first):
+        (cfg.run_dir / extra).unlink()
+    capsys.readouterr()
+    train.build(cfg, cfg.run_dir)
+    assert "(session 2 of 2)" in capsys.readouterr().out
+    assert [r["session"] for r in read_sessions(cfg.run_dir)] == [1, 2]
+
+
+NODE = '''
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+import pipeline
+from helpers import TINY, tiny_config
+from pipeline.stages import STAGES
+from pipeline.training.family import get_family
+
+data = sys.argv[1]
+cfg = tiny_config(__import__("pathlib").Path(data).parent, *TINY, *sys.argv[2:])
+family = get_family(cfg.train.model)
+built = []
+
+class Recorded(family.trainer_class()):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        built.append(self)
+
+family.trainer_class = lambda: Recorded
+torch.set_num_threads(1)
+STAGES["train"].run(cfg)
+torch.save({{n: net.state_dict() for n, net in built[0].nets.items()}},
+           os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
+'''
+
+
+def two_nodes(tmp_path: Path, *sets: str) -> list[dict]:
+    """`make train NODES=2 NODE_RANK=i RDZV=127.0.0.1:PORT`, one gloo process a node, each node with its own
+    copy of the data (node 1 never sees node 0's run folder); each rank's final weights."""
+    script = tmp_path / "node.py"
+    script.write_text(NODE.format(tests=str(REPO / "tests"), out=str(tmp_path)))
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=test"]
+    data = [tmp_path / f"node{i}" / "data" for i in range(2)]
+    nodes = [subprocess.Popen([*torchrun, f"--node-rank={i}", str(script), str(data[i]), *sets], cwd=tmp_path,
+                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for i in range(2)]
+    for node in nodes:
+        output = node.communicate(timeout=300)[0]
+        assert node.returncode == 0, output[-3000:]
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.slow
+def test_two_nodes_train_to_the_same_weights_and_resume_from_rank_0s_checkpoint(tmp_path):
+    for i in range(2):
+        make_data(tmp_path / f"node{i}")
+    options = ("train.batch_size=1", "train.epochs=1")
+    ranks = two_nodes(tmp_path, *options)
+    for name, weights in ranks[0].items():
+        assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
+    run = tiny_config(tmp_path / "node0", *TINY, *options).run_dir
+    assert checkpoint.read(run / "last.pt")["step"] == 4  # 8 paintings / (batch 1 x 2 ranks)
+    assert not (tmp_path / "node1" / "data" / "runs").exists()  # rank 0 alone writes the run folder
+    # a longer run resumes: node 1 has no checkpoint, so rank 0 sends it its own
+    ranks = two_nodes(tmp_path, "train.batch_size=1", "train.epochs=2")
+    for name, weights in ranks[0].items():
+        assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
+    assert checkpoint.read(run / "last.pt")["step"] == 8

@@ -1,0 +1,173 @@
+"""Training beyond one Kaggle session: train kernels chained by their outputs, a submit kernel that only
+generates from the last one, the GPU quota read before every push and the session cap waited out; against
+the fake Kaggle, which runs what it is sent."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fake_kaggle import serving
+from helpers import cli, one_line_error, tiny_config
+
+from pipeline.cli import main
+from pipeline.generate import provenance
+from pipeline.kernels.push import refreshes
+from pipeline.stages import STAGES
+from pipeline.training.log import read_csv
+
+OWNER = "tester"
+SCRIPTED = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "generate.count=5",
+            "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
+
+
+@pytest.fixture
+def fake_kaggle(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the kernel stage writes kernels/<slug> in the working folder
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID weights
+    with serving(tmp_path, monkeypatch) as fake:
+        yield fake
+
+
+def metadata(tmp_path: Path, *sets: str) -> dict:
+    folder = STAGES["kernel"].run(tiny_config(tmp_path, "kernel.username=alice", *sets))
+    return json.loads((folder / "kernel-metadata.json").read_text())
+
+
+def test_a_train_kernel_per_session_attached_to_the_last_and_a_submit_kernel_attached_to_the_run(tmp_path,
+                                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = metadata(tmp_path, "kernel.role=train", "train.sessions=3")
+    assert (first["id"], first["title"], first["kernel_sources"]) == (
+        "alice/monet-pipeline-train-1", "Monet pipeline train 1", [])
+    assert first["machine_shape"] == "NvidiaTeslaT4" and first["enable_gpu"] is True
+    second = metadata(tmp_path, "kernel.role=train", "kernel.session=2", "train.sessions=3")
+    assert second["id"] == "alice/monet-pipeline-train-2"
+    assert second["kernel_sources"] == ["alice/monet-pipeline-train-1"] and second["machine_shape"]
+    submit = metadata(tmp_path, "kernel.checkpoint_from=alice/monet-pipeline-train-3")
+    assert submit["id"] == "alice/monet-pipeline" and submit["enable_internet"] is False
+    assert submit["kernel_sources"] == ["alice/monet-pipeline-train-3"]
+
+
+def test_settings_that_cannot_chain_are_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for sets, message in [
+        (["kernel.role=train", "kernel.session=4", "train.sessions=3"], "kernel.session=4 is past"),
+        (["kernel.enable_internet=true"], "runs offline"),
+        (["kernel.role=train", "kernel.checkpoint_from=a/b"], "kernel.checkpoint_from is for a submit kernel"),
+        (["kernel.checkpoint_from=nothing"], "must be owner/kernel-slug"),
+    ]:
+        assert main(cli(tmp_path, "kernel", "kernel.username=alice", *sets)) == 2
+        assert message in one_line_error(capsys)
+
+
+def test_a_quota_that_cannot_cover_a_session_stops_before_anything_is_pushed(tmp_path, fake_kaggle, capsys):
+    refresh = datetime.now(timezone.utc) + timedelta(days=2, hours=1)
+    fake_kaggle.quota = (26.5, 30.0, refresh.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert main(cli(tmp_path, "kaggle-train", *SCRIPTED, "train.sessions=2")) == 2
+    assert one_line_error(capsys) == ("kaggle-train: error: GPU quota: 3.5 h left of 30 h, refreshes in 2 days; "
+                                      "session 1 needs up to 9 h: lower kernel.train_limit_min or wait")
+    assert fake_kaggle.pushes == []
+
+
+def test_the_quota_is_said_unknown_where_the_client_cannot_read_it(tmp_path, fake_kaggle, monkeypatch, capsys):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.delattr(KaggleApi, "quota_view")
+    assert main(cli(tmp_path, "push", *SCRIPTED)) == 0
+    assert "GPU quota unknown (this kaggle client cannot read it" in capsys.readouterr().out
+    assert len(fake_kaggle.pushes) == 1
+
+
+def test_a_push_refused_for_the_session_cap_is_tried_again_until_it_goes_through(tmp_path, fake_kaggle, capsys):
+    fake_kaggle.refuse_pushes = 2
+    assert main(cli(tmp_path, "push", *SCRIPTED)) == 0
+    out = capsys.readouterr().out
+    assert out.count("Maximum batch GPU session count of 2 reached") == 2 and "nothing was pushed" in out
+    assert "version 1 is running on Kaggle" in out and len(fake_kaggle.pushes) == 1
+    assert [event for event, _, _ in fake_kaggle.session_log] == ["refused", "refused"]
+
+
+def test_the_refresh_reads_in_days_or_hours():
+    now = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    assert refreshes(now + timedelta(days=2, hours=3), now) == "in 2 days"
+    assert refreshes(now + timedelta(hours=5, minutes=10), now) == "in 5 h"
+    assert refreshes(now + timedelta(minutes=20), now) == "within the hour"
+    assert refreshes(None, now) == "at an unknown time"
+
+
+# -- the whole chain on the executing fake ------------------------------------------------------------------
+# The kaggle preset made tiny: 32 px data, a one-block ResNet CycleGAN on the CPU, 20 s of training a session.
+TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
+               "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
+               "train.image_size=32;train.epochs=1000;train.log_every=5;train.sample_every=50;"
+               "train.time_budget_min=0.33;hardware.device=cpu;zip.min_images=5;zip.max_images=20;"
+               "zip.image_size=32;generate.count=10")
+
+
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory) -> Path:
+    from pipeline.data.demo import write_demo
+
+    folder = tmp_path_factory.mktemp("competition") / "gan-getting-started"
+    write_demo(folder, 6, 10, 32, seed=0, workers=1)
+    return folder
+
+
+@pytest.mark.slow
+def test_two_sessions_then_a_submission_generated_from_the_second_ones_checkpoint(tmp_path, fake_kaggle,
+                                                                                 competition):
+    fake_kaggle.execute_with(competition)
+    sets = (f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
+            "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10",
+            "submit.poll_interval_s=1", "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}",
+            "kernel.accelerator=none", "kernel.margin_min=0", "train.sessions=2")
+    # what `make train-kaggle SESSIONS=2 SUBMIT=1` runs
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "kaggle-train", "--config", "demo", "--submit",
+                           *[arg for s in sets for arg in ("--set", s)]],
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert [p["slug"] for p in fake_kaggle.pushes] == [f"{OWNER}/monet-pipeline-train-1",
+                                                        f"{OWNER}/monet-pipeline-train-2", f"{OWNER}/monet-pipeline"]
+    one, two, sub = (fake_kaggle.runs[(p["slug"], 1)] for p in fake_kaggle.pushes)
+    assert fake_kaggle.pushes[1]["kernelDataSources"] == [f"{OWNER}/monet-pipeline-train-1"]
+    assert fake_kaggle.pushes[2]["kernelDataSources"] == [f"{OWNER}/monet-pipeline-train-2"]
+    assert fake_kaggle.pushes[2]["enableInternet"] is False
+    # session 1 left the run folder as its output (no data copy, no loose images); session 2 resumed it
+    first = json.loads((one.working / "runs" / "kaggle" / "sessions.json").read_text())[-1]
+    assert (one.working / "runs" / "kaggle" / "last.pt").is_file() and not (one.working / "data").exists()
+    log_two = "".join(e["data"] for e in two.log)
+    assert f"resuming from step {first['to_step']:,} (session 2 of 2), checkpoint" in log_two
+    fetched = tmp_path / "submissions" / "kaggle" / "train" / "monet-pipeline-train-2" / "runs" / "kaggle"
+    rows = read_csv(fetched / "losses.csv")
+    assert not (fetched / "last.pt").exists()  # the summary is fetched, not the checkpoints
+    assert float(rows[-1]["lr"]) < 0.05 * float(rows[0]["lr"])  # the run ends decayed
+    second = json.loads((fetched / "sessions.json").read_text())[-1]
+    assert second["line"] in proc.stdout and second["to_step"] == second["total"]
+    # the submission notebook trained nothing: it generated from session 2's last checkpoint
+    assert "train:" not in "".join(e["data"] for e in sub.log)
+    with zipfile.ZipFile(tmp_path / "submissions" / "kaggle" / "1" / "images.zip") as zf:
+        assert len(zf.namelist()) == 10
+    made = provenance.read(tmp_path / "submissions" / "kaggle" / "1" / "images.zip")
+    assert (made.run, made.step) == ("kaggle", second["to_step"])
+    assert made.trained_by == f"{OWNER}/monet-pipeline-train-2 v1"
+    assert [s["kernelSlug"] for s in fake_kaggle.submissions] == ["monet-pipeline"]
+    [row] = list(csv_rows(tmp_path))
+    assert (row["run"], row["trained_by"], row["public_mifid"]) == ("kaggle", made.trained_by, "41.2345")
+    # run again: every session is done and nothing is pushed twice (the submission is pushed anew)
+    again = subprocess.run([sys.executable, "-m", "pipeline", "kaggle-train", "--config", "demo",
+                            *[arg for s in sets for arg in ("--set", s)]],
+                           check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("finished earlier") == 2
+    assert len(fake_kaggle.pushes) == 3
+
+
+def csv_rows(tmp_path: Path):
+    import csv
+
+    with open(tmp_path / "submissions" / "leaderboard.csv", newline="") as fh:
+        yield from csv.DictReader(fh)
