@@ -60,6 +60,13 @@ def test_settings_of_a_family_name_each_key_with_its_default_and_meaning(capsys)
     assert ", ".join(families()) in err  # every registered family, sorted
 
 
+@pytest.mark.parametrize("name", sorted(families()))
+def test_every_familys_printed_settings_read_back_as_its_defaults(name, capsys):
+    assert main(["families", "--settings", name]) == 0
+    table = tomllib.loads(capsys.readouterr().out)  # a default another setting decides is commented out
+    assert getattr(build_config(table).families, name) == getattr(load_config("default").families, name)
+
+
 def test_settings_and_the_families_command_import_no_torch():
     code = ("import sys\nfrom pipeline.cli import main\nfrom pipeline.config import load_config\n"
             "load_config('default', ['train.model=dcgan', 'dcgan.loss=lsgan']).run_dir\n"

@@ -28,7 +28,7 @@ from ..engine import atomic
 from ..engine.errors import UserError
 from ..training.runtime import pick_device
 from .parts import bench_demo, bench_generate, bench_score_part
-from .train import bench_train
+from .train import PRESETS, bench_train
 
 PARTS = ("train", "generate", "score", "demo")
 
@@ -95,7 +95,7 @@ def _run_parts(cfg: Config, parts: list[str], args: argparse.Namespace, gpu: boo
                report: dict) -> list[str]:
     tables: list[str] = []
     if "train" in parts:
-        print("bench: train, the kaggle and default presets' step ...", flush=True)
+        print("bench: train, the presets' step (" + ", ".join(PRESETS) + ") ...", flush=True)
         report["train"] = rows = bench_train(args.set)
         tables.append(_table(f"Train: the presets' step at their size; peak {rows[0]['peak']}", rows,
                              [("preset", "preset", "{}"), ("model", "model", "{}"), ("size", "size", "{}"),

@@ -26,10 +26,11 @@ def command(cfg: Any, args: argparse.Namespace) -> int:
 
 
 def settings_lines(name: str) -> list[str]:
-    """`[name]`, then one line per setting: `key = default  # meaning` (TOML, ready to paste)."""
+    """`[name]`, then one line per setting: `key = default  # meaning` (TOML, ready to paste; a setting
+    whose default is decided by another one is written commented out, `# key =`)."""
     family = get_family(name)
-    entries = [(f"{f.name} = {_toml(f.default)}", f.metadata.get("help", ""))
-               for f in dataclasses.fields(family.settings)]
+    entries = [(f"{f.name} = {_toml(f.default)}" if f.default is not None else f"# {f.name} =",
+                f.metadata.get("help", "")) for f in dataclasses.fields(family.settings)]
     width = max(len(e) for e, _ in entries)
     head = [f"# {name}: {family.maps_from} -> {family.maps_to}. {family.description}",
             f"# Set with --set {name}.KEY=VALUE or a [{name}] table in a preset.", f"[{name}]"]

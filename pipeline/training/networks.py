@@ -4,6 +4,8 @@ Image to image (CycleGAN, Zhu et al. 2017; pix2pix, Isola et al. 2017): the ResN
 the PatchGAN discriminator. Every generator maps a [-1, 1] image to a [-1, 1] image of the same size and is
 fully convolutional, so a model trained on 64 px crops can translate whole 256 px photos. Instance norm
 throughout, as in the papers: it normalises each image on its own, so batching several images is exact.
+The ResNet generator also hands out its encoder's intermediate outputs (`features`), which CUT's contrastive
+loss compares (Park et al. 2020); its weights and forward are CycleGAN's, so its checkpoints load either way.
 
 Noise to image (DCGAN, Radford et al. 2016), at any power-of-two size: channels halve at each doubling of
 resolution, capped at 8 x width, so a 256 px model stays small enough to train from 300 paintings. The
@@ -14,6 +16,7 @@ spectral norm already bounds it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import pairwise
 
 import torch
@@ -58,6 +61,28 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of model[i] for each i in `layers`, in ascending order, computed only as far as the
+        last of them: what CUT's contrastive loss compares between a photo and its translation (0 = the
+        padded input, 4 = the first stride-2 convolution, 10 onwards = the residual blocks). Every output
+        but the last is copied, so that a later in-place ReLU cannot overwrite it."""
+        wanted, last = set(layers), max(layers)
+        feats = []
+        for i, layer in enumerate(self.model[: last + 1]):
+            x = layer(x)
+            if i in wanted:
+                feats.append(x if i == last else x.clone())
+        return feats
+
+    def feature_widths(self, layers: Sequence[int]) -> list[int]:
+        """The channels of `features(x, layers)`, from the architecture alone (no forward pass)."""
+        widths, channels = [], 3
+        for i, layer in enumerate(self.model[: max(layers) + 1]):
+            channels = getattr(layer, "out_channels", channels)  # convolutions change it, the rest keep it
+            if i in layers:
+                widths.append(channels)
+        return widths
 
 
 class UnetGenerator(nn.Module):

@@ -8,8 +8,12 @@ steps, so the step never waits on the device); `sample_inputs`/`sample` for the 
 
 A subclass implements the abstract methods below and names its networks in `generators` and
 `discriminators`; the first generator is the one `inference` uses. Optimiser "G" covers the generators,
-"D" the discriminators. The learning rate is set by the loop before each step (`set_lr_factor`, from the
-run's plan), so a trainer keeps no schedule of its own.
+"D" the discriminators. Networks that learn with the generators but take no part in generating (CUT's
+projection heads) are named in `auxiliaries` and made by `make_auxiliary`: optimiser "G" trains them, DDP
+wraps them and checkpoints keep them like the rest, without an EMA average. The learning rate is set by
+the loop before each step (`set_lr_factor`, from the run's plan), so a trainer keeps no schedule of its own.
+
+`PhotoTrainer` (photo -> Monet families) and `NoiseTrainer` (noise -> Monet) add what their kind shares.
 
 With train.ema > 0 every generator has an exponential moving average of its weights (Yazici et al. 2019,
 "The Unusual Effectiveness of Averaging in GAN Training"; Karras et al. 2018 sample ProGAN this way):
@@ -51,6 +55,7 @@ class Trainer(ABC):
 
     generators: ClassVar[tuple[str, ...]]
     discriminators: ClassVar[tuple[str, ...]]
+    auxiliaries: ClassVar[tuple[str, ...]] = ()  # trained with the generators, never used to generate
     instance_noise: float = 0.0  # std of the noise added to D's inputs at the start, fading to 0
     extra_inputs: tuple = ()  # Family.extra_inputs(cfg), set by the loop after __init__ (most: none)
 
@@ -58,10 +63,12 @@ class Trainer(ABC):
         self.family, self.train, self.settings, self.rt = family, train, settings, rt
         self.nets: dict[str, nn.Module] = {n: rt.place(self.make_generator()) for n in self.generators}
         self.nets.update({n: rt.place(self.make_discriminator()) for n in self.discriminators})
+        self.nets.update({n: rt.place(self.make_auxiliary(n)) for n in self.auxiliaries})
         self.train_nets = {n: rt.wrap(net) for n, net in self.nets.items()}
         scale = train.lr_factor(rt.world_size)
+        learn_with_g = (*self.generators, *self.auxiliaries)
         self.optimizers = {
-            "G": self.make_optimizer("G", chain(*(self.nets[n].parameters() for n in self.generators)),
+            "G": self.make_optimizer("G", chain(*(self.nets[n].parameters() for n in learn_with_g)),
                                      train.lr * scale),
             "D": self.make_optimizer("D", chain(*(self.nets[n].parameters() for n in self.discriminators)),
                                      train.lr_d * scale)}
@@ -80,6 +87,11 @@ class Trainer(ABC):
     @abstractmethod
     def make_discriminator(self) -> nn.Module:
         """One discriminator (or critic), freshly initialised."""
+
+    def make_auxiliary(self, name: str) -> nn.Module:
+        """The network `name` of `auxiliaries`, freshly initialised (called once, after the generators and
+        discriminators are built, so it may read their shapes from `self.nets`)."""
+        raise NotImplementedError(f"{type(self).__name__} names the auxiliary network {name!r}: make it here")
 
     @abstractmethod
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
@@ -228,3 +240,23 @@ class NoiseTrainer(Trainer):
     def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
         return g(self.noise(photos.shape[0]))
 
+
+class PhotoTrainer(Trainer):
+    """What a photo -> Monet family's trainer shares: the progress grids (fixed photos beside what the
+    generator makes of them) and `translate` (the generator applied to the photos)."""
+
+    grid_size: ClassVar[int] = 8  # fixed photos in a progress grid
+
+    def sample_inputs(self, banks: dict[str, ImageBank]) -> torch.Tensor:
+        """The first photos, whole (no RNG is drawn): the grid shows what generate will make of them."""
+        first = torch.arange(min(self.grid_size, len(banks["photo"])), device=self.rt.device)
+        return banks["photo"].full(first)
+
+    def sample(self, photos: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Photo and its Monet side by side, two pairs per row."""
+        with self.inference() as translate:
+            monets = torch.cat([translate(p) for p in photos.split(4)])
+        return torch.stack([photos, monets], dim=1).flatten(0, 1), 4
+
+    def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
+        return g(photos)

@@ -8,9 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...banks import ImageBank
 from ...losses import AdversarialLoss, reconstruction_loss
-from ...trainer import Losses, Trainer
+from ...trainer import Losses, PhotoTrainer
 from .networks import make_discriminator
 
 
@@ -46,7 +45,7 @@ class ImagePool:
 
 
 
-class CycleGANTrainer(Trainer):
+class CycleGANTrainer(PhotoTrainer):
     """Zhu et al. 2017: two generators, two PatchGAN discriminators, LSGAN + cycle + identity losses."""
 
     generators = ("G_photo2monet", "G_monet2photo")
@@ -94,19 +93,6 @@ class CycleGANTrainer(Trainer):
         self.end_step()
         return {"G_adv": g_adv.detach(), "cycle": cycle.detach(), "identity": identity.detach(),
                 **{k: v.detach() for k, v in d_losses.items()}}
-
-    def sample_inputs(self, banks: dict[str, ImageBank], n: int = 8) -> torch.Tensor:
-        """The first n photos, whole: the grid shows what generate will make of them."""
-        return banks["photo"].full(torch.arange(min(n, len(banks["photo"])), device=self.rt.device))
-
-    def sample(self, photos: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Photo and its Monet side by side, two pairs per row."""
-        with self.inference() as translate:
-            monets = torch.cat([translate(p) for p in photos.split(4)])
-        return torch.stack([photos, monets], dim=1).flatten(0, 1), 4
-
-    def translate(self, g: nn.Module, photos: torch.Tensor) -> torch.Tensor:
-        return g(photos)
 
     def rank_state(self) -> dict[str, Any]:
         return {"pools": {k: p.state_dict() for k, p in self.pools.items()}}
