@@ -88,6 +88,10 @@ push: $(STAMP) ## build the kernel and push it to Kaggle
 submit: $(STAMP) ## push, wait, fetch, check, score, submit, wait for the public score (DRY_RUN=1: no submit)
 	$(RUN) submit $(ARGS) $(if $(DRY_RUN),--set submit.dry_run=true)
 
+sweep: $(STAMP) ## run SWEEP=NAME|PATH (families, recipe, demo, or a file) side by side; SET=sweep.backend=local
+	$(if $(SWEEP),,$(error SWEEP=NAME|PATH is needed: a ready sweep (families, recipe, demo) or a sweep file))
+	$(RUN) sweep $(SWEEP) $(ARGS)
+
 train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=1 then submits from its last checkpoint
 	$(RUN) kaggle-train $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(SUBMIT),--submit) \
 	  $(if $(DRY_RUN),--set submit.dry_run=true)

@@ -33,6 +33,7 @@ class Command:
     handler: str = ""  # "module:function"; for a stage's command, only when one of `arguments` is given
     arguments: tuple[tuple[str, dict], ...] = ()
     after: str = ""  # "module:function" called as f(cfg) once the command succeeded (the leaderboard page)
+    read_only: tuple[str, ...] = ()  # options with which the command only reads: no `after` then
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         for flag, options in self.arguments:
@@ -81,6 +82,13 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
             handler="pipeline.kernels.sessions:train_command", after=REFRESH_PAGE,
             arguments=(("--submit", {"action": "store_true",
                                      "help": "then submit from the last session's run"}),)),
+    Command("sweep", "run a sweep's variants side by side (sweep.backend=kaggle|local), rank them by local "
+            "MiFID, submit the best with sweep.submit=best", handler="pipeline.sweeps.command:command",
+            after=REFRESH_PAGE, arguments=(
+                ("sweep", {"metavar": "NAME|PATH", "help": "families, recipe, demo or a sweep file"}),
+                ("--status", {"action": "store_true", "help": "print the sweep's table, run nothing"}),
+                ("--json", {"action": "store_true", "help": "the table as JSON (a list, best first)"})),
+            read_only=("status", "json")),
     Command("submissions", "refresh the public scores of your Kaggle submissions; print them beside the "
             "local ones", handler="pipeline.kernels.scores:submissions_command", after=REFRESH_PAGE),
     Command("leaderboard", "write submissions/leaderboard.html, one row per run; --check renders it in "
@@ -121,7 +129,8 @@ def dispatch(args: argparse.Namespace) -> int:
     else:
         STAGES[cmd.name].run(cfg, force=args.force)
         code = 0
-    if cmd.after and code == 0 and is_main_process():  # under torchrun, rank 0 alone
+    read_only = any(getattr(args, flag, False) for flag in cmd.read_only)
+    if cmd.after and code == 0 and not read_only and is_main_process():  # under torchrun, rank 0 alone
         _call(cmd.after, cfg)
     return code
 

@@ -263,6 +263,13 @@ class FakeKaggle:
             self._status_calls[_ref(body)] += 1
         return 200, {"status": status, **({"failureMessage": message} if message else {})}, ""
 
+    def _GetKernel(self, body: dict) -> tuple[int, dict, str]:
+        if not self._pushed(body):
+            return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, ""
+        ref = _ref(body)
+        return 200, {"metadata": {"ref": ref, "slug": ref.partition("/")[2],
+                                  "currentVersionNumber": self.versions(ref)}}, ""
+
     def _GetAcceleratorQuotaStatistics(self, body: dict) -> tuple[int, dict, str]:
         if self.quota is None:
             return 200, {}, ""
@@ -457,7 +464,8 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed mid-call
+                self.wfile.write(data)
 
     return Handler
 

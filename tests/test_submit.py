@@ -164,6 +164,34 @@ def test_interrupted_submit_resumes_without_pushing_again(tmp_path, fake_kaggle,
     assert len(fake_kaggle.pushes) == 2
 
 
+def test_a_submit_killed_mid_push_follows_the_push_that_landed_and_resends_one_that_did_not(
+        tmp_path, fake_kaggle, monkeypatch):
+    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
+    cfg = tiny_config(tmp_path, *SMALL)
+    assert run(submit_command, cfg) == 0  # version 1: Kaggle knows the kernel from now on
+    real_push = kaggle_api.push_kernel
+
+    def killed(sent: bool):
+        def push_kernel(*args, **kwargs):
+            monkeypatch.setattr(kaggle_api, "push_kernel", real_push)
+            if sent:
+                real_push(*args, **kwargs)  # Kaggle got it; the answer never reached the command
+            raise KeyboardInterrupt
+        return push_kernel
+
+    monkeypatch.setattr(kaggle_api, "push_kernel", killed(sent=False))
+    with pytest.raises(KeyboardInterrupt):
+        run(submit_command, cfg, force=True)
+    assert run(submit_command, cfg, force=False) == 0  # version 1 is not mistaken for the lost push
+    assert len(fake_kaggle.pushes) == 2 and fake_kaggle.submissions[-1]["kernelVersion"] == 2
+    monkeypatch.setattr(kaggle_api, "push_kernel", killed(sent=True))
+    with pytest.raises(KeyboardInterrupt):
+        run(submit_command, cfg, force=True)
+    assert run(submit_command, cfg) == 0
+    assert len(fake_kaggle.pushes) == 3  # followed, not pushed again
+    assert [s["kernelVersion"] for s in fake_kaggle.submissions] == [1, 2, 3]
+
+
 def test_poll_timeout_keeps_following_possible(tmp_path, fake_kaggle):
     fake_kaggle.statuses = [("running", "")]
     cfg = tiny_config(tmp_path, *SMALL, "submit.poll_timeout_min=0.002")

@@ -58,7 +58,7 @@ def test_settings_that_cannot_chain_are_refused_before_any_work(tmp_path, monkey
     for sets, message in [
         (["kernel.role=train", "kernel.session=4", "train.sessions=3"], "kernel.session=4 is past"),
         (["kernel.enable_internet=true"], "runs offline"),
-        (["kernel.role=train", "kernel.checkpoint_from=a/b"], "kernel.checkpoint_from is for a submit kernel"),
+        (["kernel.role=train", "kernel.checkpoint_from=a/b"], "checkpoint_from is for a submit kernel"),
         (["kernel.checkpoint_from=nothing"], "must be owner/kernel-slug"),
     ]:
         assert main(cli(tmp_path, "kernel", "kernel.username=alice", *sets)) == 2
@@ -69,12 +69,13 @@ def test_a_quota_that_cannot_cover_a_session_stops_before_anything_is_pushed(tmp
     refresh = datetime.now(timezone.utc) + timedelta(days=2, hours=1)
     fake_kaggle.quota = (26.5, 30.0, refresh.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert main(cli(tmp_path, "kaggle-train", *SCRIPTED, "train.sessions=2")) == 2
-    assert one_line_error(capsys) == ("kaggle-train: error: GPU quota: 3.5 h left of 30 h, refreshes in 2 days; "
-                                      "session 1 needs up to 9 h: lower kernel.train_limit_min or wait")
+    assert one_line_error(capsys) == ("kaggle-train: error: GPU quota: 3.5 h left of 30 h, refreshes in 2 "
+                                      "days; session 1 needs up to 9 h: lower kernel.train_limit_min or wait")
     assert fake_kaggle.pushes == []
 
 
-def test_the_quota_is_said_unknown_where_the_client_cannot_read_it(tmp_path, fake_kaggle, monkeypatch, capsys):
+def test_the_quota_is_said_unknown_where_the_client_cannot_read_it(tmp_path, fake_kaggle, monkeypatch,
+                                                                   capsys):
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     monkeypatch.delattr(KaggleApi, "quota_view")
@@ -83,7 +84,8 @@ def test_the_quota_is_said_unknown_where_the_client_cannot_read_it(tmp_path, fak
     assert len(fake_kaggle.pushes) == 1
 
 
-def test_a_push_refused_for_the_session_cap_is_tried_again_until_it_goes_through(tmp_path, fake_kaggle, capsys):
+def test_a_push_refused_for_the_session_cap_is_tried_again_until_it_goes_through(tmp_path, fake_kaggle,
+                                                                                capsys):
     fake_kaggle.refuse_pushes = 2
     assert main(cli(tmp_path, "push", *SCRIPTED)) == 0
     out = capsys.readouterr().out
@@ -131,8 +133,8 @@ def test_two_sessions_then_a_submission_generated_from_the_second_ones_checkpoin
                            *[arg for s in sets for arg in ("--set", s)]],
                           check=False, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert [p["slug"] for p in fake_kaggle.pushes] == [f"{OWNER}/monet-pipeline-train-1",
-                                                        f"{OWNER}/monet-pipeline-train-2", f"{OWNER}/monet-pipeline"]
+    assert [p["slug"] for p in fake_kaggle.pushes] == [
+        f"{OWNER}/monet-pipeline-train-1", f"{OWNER}/monet-pipeline-train-2", f"{OWNER}/monet-pipeline"]
     one, two, sub = (fake_kaggle.runs[(p["slug"], 1)] for p in fake_kaggle.pushes)
     assert fake_kaggle.pushes[1]["kernelDataSources"] == [f"{OWNER}/monet-pipeline-train-1"]
     assert fake_kaggle.pushes[2]["kernelDataSources"] == [f"{OWNER}/monet-pipeline-train-2"]

@@ -15,11 +15,12 @@ from .sections import (
     PathsConfig,
     ScoreConfig,
     SubmitConfig,
+    SweepConfig,
     TrainConfig,
     ZipConfig,
 )
 
 __all__ = ["ACCELERATORS", "LR_SCALING", "PRESETS_DIR", "RUN_KEYS", "AugmentConfig", "Config",
            "DownloadConfig", "GenerateConfig", "HardwareConfig", "KernelConfig", "PathsConfig", "ScoreConfig",
-           "SubmitConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config", "load_config",
-           "model_sections", "register_model", "to_toml", "tomllib", "unregister_model"]
+           "SubmitConfig", "SweepConfig", "TrainConfig", "ZipConfig", "available_presets", "build_config",
+           "load_config", "model_sections", "register_model", "to_toml", "tomllib", "unregister_model"]

@@ -162,6 +162,10 @@ class GenerateConfig:
     # 0 = off; else drop images closer than this cosine distance to a training Monet
     max_memorization: float = 0.0
     seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
+    # 0 = the whole submission; else only this many images, for scoring runs side by side (a sweep): a
+    # seeded subset of the photos (the data set's first four, the leaderboard's fixed photos, included) or
+    # this many noise samples
+    subset: int = 0
 
     def __post_init__(self) -> None:
         _require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
@@ -220,6 +224,8 @@ class KernelConfig:
     train_limit_min: float = 540.0
     # role=submit: owner/kernel-slug of a train kernel whose output holds the run: attach it and only generate
     checkpoint_from: str = ""
+    # "<sweep>/<variant>" for a sweep variant's train kernel: it also renders and scores sweep.score_images
+    sweep: str = ""
 
     def __post_init__(self) -> None:
         _require(len(self.slug) >= 5 and self.slug.replace("-",
@@ -293,6 +299,22 @@ class SubmitConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """How `python -m pipeline sweep` runs a sweep's variants (the variants themselves are in its file)."""
+
+    backend: str = "kaggle"  # kaggle (a train kernel per variant) | local (one per visible GPU, else in turn)
+    parallel: int = 2  # kaggle: variants running at once (Kaggle's cap on concurrent GPU sessions)
+    score_images: int = 2000  # each variant renders and scores this many images: the same photos for all
+    submit: str = "none"  # none | best: once every variant has ended, submit the lowest local MiFID's run
+
+    def __post_init__(self) -> None:
+        _require(self.backend in ("kaggle", "local"), "sweep.backend", "must be one of: kaggle, local")
+        _require(self.parallel >= 1, "sweep.parallel", "must be >= 1")
+        _require(self.score_images >= 2, "sweep.score_images", "must be >= 2 (FID needs two images)")
+        _require(self.submit in ("none", "best"), "sweep.submit", "must be one of: none, best")
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
@@ -304,6 +326,7 @@ class Config:
     zip: ZipConfig = field(default_factory=ZipConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     # One section per registered model family ([cyclegan], [dcgan], ...): cfg.families.cyclegan.ngf.
     families: Any = field(default_factory=lambda: family_sections_class()())
     preset: str = "default"

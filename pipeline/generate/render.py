@@ -44,6 +44,7 @@ from ..metrics.mifid import nearest_real_distance, real_features, to_uint8
 from ..training import runtime as device
 from ..training.checkpoint import LoadedGenerator, load_generator
 from . import provenance
+from .subset import subset
 
 PREVIEW = ".preview.png"  # hidden: neither fingerprinted as an output image nor zipped
 GUARD_ATTEMPTS = 4  # perturbed re-makes of a near-copy before it is removed
@@ -89,16 +90,20 @@ def build(cfg: Config, out: Path) -> str:
 
 
 def initial_jobs(cfg: Config, loaded: LoadedGenerator, noise: torch.Generator) -> list[Job]:
-    """Every photo of the data set under its own name (a photo family), or generate.count noise vectors."""
+    """Every photo of the data set under its own name (a photo family), or generate.count noise vectors; with
+    generate.subset, that many of them (see subset.py)."""
+    size = cfg.generate.subset
     if loaded.family.takes_photos:
-        jobs = [Job(p.stem + ".jpg", photo=p) for p in list_images(cfg.raw_dir / "photo_jpg")]
+        photos = subset(list_images(cfg.raw_dir / "photo_jpg"), size, cfg.generate.seed)
+        jobs = [Job(p.stem + ".jpg", photo=p) for p in photos]
         if len({j.name for j in jobs}) < len(jobs):
             raise UserError(f"{cfg.raw_dir / 'photo_jpg'}: two photos share a name up to the extension "
                             "(x.jpg and x.jpeg); rename one so that every output name is unique")
         return jobs
     # All noise drawn up front: an image depends on its index and the seed, never on the batch size.
-    z = torch.randn(cfg.generate.count, loaded.z_dim, generator=noise)
-    return [Job(f"{i:05d}.jpg", z=z[i]) for i in range(cfg.generate.count)]
+    count = size or cfg.generate.count
+    z = torch.randn(count, loaded.z_dim, generator=noise)
+    return [Job(f"{i:05d}.jpg", z=z[i]) for i in range(count)]
 
 
 def replacement(job: Job, attempt: int, noise: torch.Generator) -> Job:

@@ -260,6 +260,23 @@ def kernel_status(ref: str, retry: Retry | None = None) -> tuple[str, str]:
     return status, _scrub(resp.failure_message or "", creds)
 
 
+def kernel_version(ref: str, retry: Retry | None = None) -> int:
+    """The number of the kernel's latest version; UserError where Kaggle does not know the kernel."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+
+    def get() -> Any:
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = ref.split("/", 1)
+        with api.build_kaggle_client() as client:
+            return client.kernels.kernels_api_client.get_kernel(request)
+
+    resp = _call(f"kernel {ref}", get, creds, retry)
+    return int(resp.metadata.current_version_number or 0) if resp.metadata else 0
+
+
 def kernel_log(ref: str, version: int | None = None,
                retry: Retry | None = None) -> Callable[[], Iterator[dict]] | None:
     """A reader of the log of kernel `ref` (that version, else the latest), or None when the installed client

@@ -82,7 +82,7 @@ def notebook(texts: Texts, payload: str, n_files: int) -> nbformat.NotebookNode:
     head = [*title(texts), *code(payload, n_files), *settings(texts), *preflight(texts), *download()]
     if k.role == "train":
         body = [*augment(texts), *continue_session(texts), *train(texts), *session_summary(texts),
-                *tidy(texts)]
+                *(score_subset(texts) if k.sweep else []), *tidy(texts)]
     elif k.checkpoint_from:
         body = [*attach(texts), *generate_and_zip(texts), *score(), *tidy(texts)]
     else:
@@ -251,6 +251,20 @@ def session_summary(texts: Texts) -> Cells:
                           f"({texts.grid}) and one line: this session's steps, the run's planned total, the "
                           "learning rate now."),
         new_code_cell("notebook.show_session(cfg)"),
+    ]
+
+
+def score_subset(texts: Texts) -> Cells:
+    kcfg = texts.kcfg
+    return [
+        new_markdown_cell(
+            f"## score the variant: {kcfg.sweep.score_images:,} images\n\nThis kernel is the variant "
+            f"`{kcfg.kernel.sweep}` of a sweep: it renders {kcfg.sweep.score_images:,} images of the same "
+            "photos as every other variant's (the data set's first four among them) and scores them where "
+            "the FID weights are attached (or, with internet on, can be downloaded), so the variants "
+            "compare. `sweep/score.json` and the first four images stay in the output; the others are "
+            "deleted."),
+        new_code_cell("notebook.score_subset(cfg)"),
     ]
 
 

@@ -9,13 +9,20 @@ setting asks for less.
 """
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..engine.errors import UserError
 from ..kaggle import api as kaggle_api
+
+
+class QuotaExhausted(UserError):
+    """The GPU hours left cannot cover the kernel: nothing was pushed."""
 
 
 def push(cfg: Config, folder: Path, retry: kaggle_api.Retry, command: str,
@@ -43,6 +50,39 @@ def push(cfg: Config, folder: Path, retry: kaggle_api.Retry, command: str,
             pause = min(pause * 2, cfg.submit.poll_interval_s)
 
 
+def push_recorded(cfg: Config, folder: Path, retry: kaggle_api.Retry, command: str, needs: str,
+                  earlier: dict[str, Any], record: Callable[[dict[str, Any]], None]) -> tuple[str, int, str]:
+    """Push the kernel `folder` once, however the command is interrupted. `earlier` is what an earlier call
+    recorded for it: a version (pushed: followed, not pushed again) or a push under way with the kernel's
+    latest version before it (a call killed between sending the push and recording its version: if Kaggle's
+    latest version is newer now, that push went through and is followed). `record` keeps the push, under way
+    first, then with its version."""
+    ref = json.loads((folder / "kernel-metadata.json").read_text())["id"]
+    if earlier.get("version"):
+        return earlier["ref"], int(earlier["version"]), earlier["url"]
+    latest = landed(ref, retry)
+    if earlier.get("pushing") and latest > int(earlier.get("before", 0)):
+        print(f"{command}: {ref} version {latest} was pushed by an earlier call that stopped before "
+              "recording it: following it")
+        url = f"https://www.kaggle.com/code/{ref}"
+        record({"ref": ref, "version": latest, "url": url, "pushing": False})
+        return ref, latest, url
+    record({"ref": ref, "version": 0, "url": "", "pushing": True, "before": latest})
+    ref, version, url = push(cfg, folder, retry, command, needs)
+    record({"ref": ref, "version": version, "url": url, "pushing": False})
+    return ref, version, url
+
+
+def landed(ref: str, retry: kaggle_api.Retry) -> int:
+    """The latest version of the kernel `ref`, 0 where Kaggle does not know it (it answers 403)."""
+    try:
+        return kaggle_api.kernel_version(ref, retry)
+    except kaggle_api.KaggleUnavailable:
+        raise
+    except UserError:
+        return 0
+
+
 def check_quota(hours: float, needs: str, setting: str, retry: kaggle_api.Retry, command: str) -> None:
     """Refuse in one line when the GPU hours left cannot cover `hours`; say the quota is unknown where the
     installed client cannot read it, and go on."""
@@ -54,7 +94,7 @@ def check_quota(hours: float, needs: str, setting: str, retry: kaggle_api.Retry,
     left = (f"GPU quota: {quota.left_h:.1f} h left of {quota.total_h:g} h, refreshes "
             f"{refreshes(quota.refresh)}")
     if quota.left_h < hours:
-        raise UserError(f"{left}; {needs} needs up to {hours:g} h: lower {setting} or wait")
+        raise QuotaExhausted(f"{left}; {needs} needs up to {hours:g} h: lower {setting} or wait")
     print(f"{command}: {left}; {needs} needs up to {hours:g} h")
 
 

@@ -22,7 +22,7 @@ from ..kaggle import api as kaggle_api
 from ..stages import STAGES
 from .chain import Chain, folder, session_settings
 from .follow import Following, report_failure, wait
-from .push import push
+from .push import push_recorded
 from .submit import submit_command
 
 COMMAND = "kaggle-train"
@@ -51,13 +51,14 @@ def run_session(cfg: Config, chain: Chain, k: int, retry: kaggle_api.Retry) -> b
     """Push session k (or follow it, pushed earlier), wait for it, fetch its summary; False when it failed."""
     scfg, n = session_settings(cfg, k), cfg.train.sessions
     earlier = chain.sessions.get(k, {})
-    if earlier.get("status") == "pushed":
-        ref, version, url = earlier["ref"], int(earlier["version"]), earlier["url"]
-        print(f"{COMMAND}: following session {k} of {n} ({ref} version {version}), pushed earlier")
-    else:
-        kernel = STAGES["kernel"].run(scfg)
-        ref, version, url = push(scfg, kernel, retry, COMMAND, f"session {k}")
-        chain.record(k, ref=ref, version=version, url=url, status="pushed")
+    if earlier.get("status") != "pushed":  # a failed session is pushed again
+        earlier = {}
+    elif earlier.get("version"):
+        print(f"{COMMAND}: following session {k} of {n} ({earlier['ref']} version {earlier['version']}), "
+              "pushed earlier")
+    ref, version, url = push_recorded(scfg, STAGES["kernel"].run(scfg), retry, COMMAND, f"session {k}",
+                                      earlier, lambda values: chain.record(k, **values, status="pushed"))
+    if not earlier.get("version"):
         print(f"{COMMAND}: pushed session {k} of {n}: {ref} version {version}: {url}")
     how = Following(COMMAND, max(cfg.submit.poll_timeout_min, scfg.kernel.train_limit_min + 60),
                     cfg.submit.poll_interval_s)

@@ -32,7 +32,7 @@ from . import scores
 from .builder import kernel_settings
 from .chain import trained_version
 from .follow import Following, report_failure, wait
-from .push import push
+from .push import push, push_recorded
 
 
 def push_command(cfg: Config, args: argparse.Namespace) -> int:
@@ -133,15 +133,19 @@ def _push_or_resume(cfg: Config, force: bool, retry: kaggle_api.Retry) -> tuple[
         pending = json.loads(_pending_path(cfg).read_text())
     except (OSError, ValueError):
         pending = {}
-    if not force and pending.get("kernel_key") == key:
-        print(f"submit: following {pending['ref']} version {pending['version']}, pushed earlier and "
-              f"not finished (--force pushes a new run)")
-        return pending["ref"], int(pending["version"]), pending["url"]
-    ref, version, url = push(cfg, folder, retry, "submit", _needs(cfg))
-    atomic.write_json(_pending_path(cfg), {"ref": ref, "version": version, "url": url, "kernel_key": key,
-                                          "pushed": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    print(f"submit: pushed {ref} version {version}: {url}")
-    return ref, version, url
+    earlier = pending if not force and pending.get("kernel_key") == key else {}
+    if earlier.get("version"):
+        print(f"submit: following {earlier['ref']} version {earlier['version']}, pushed earlier and not "
+              "finished (--force pushes a new run)")
+
+    def record(values: dict) -> None:
+        atomic.write_json(_pending_path(cfg), {**values, "kernel_key": key,
+                                              "pushed": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    pushed = push_recorded(cfg, folder, retry, "submit", _needs(cfg), earlier, record)
+    if not earlier.get("version"):
+        print(f"submit: pushed {pushed[0]} version {pushed[1]}: {pushed[2]}")
+    return pushed
 
 
 def _needs(cfg: Config) -> str:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from ..config import Config
 from ..engine import atomic
 from ..generate.provenance import UNKNOWN_RUN
-from . import thumbs
+from . import sweeps, thumbs
 from .runs import Entry, collect
 
 PAGE = "leaderboard.html"
@@ -46,10 +46,11 @@ def refresh(cfg: Config) -> Path:
     inputs = thumbs.input_pictures(photos, _folder(assets, INPUTS)) if photos else []
     not_scored = _not_scored(cfg)
     rows = [_row(rank, entry, assets, photos, not_scored) for rank, entry in enumerate(entries, 1)]
-    used = {_slug(e.key) for e in entries} | {INPUTS}
+    sweep_sections, sweep_folders = sweeps.sections(cfg.submissions_dir, assets, photos)
+    used = {_slug(e.key) for e in entries} | {INPUTS} | sweep_folders
     for stale in (p for p in assets.iterdir() if p.is_dir() and p.name not in used):
         shutil.rmtree(stale, ignore_errors=True)
-    atomic.write_text(target, _document(rows, inputs, len(entries)))
+    atomic.write_text(target, _document(rows, inputs, len(entries), sweep_sections))
     print(f"leaderboard: {target} ({len(entries)} run{'s' if len(entries) != 1 else ''})")
     return target
 
@@ -198,13 +199,15 @@ INPUTS_NOTE = ("Each run's pictures are these photos turned into Monets (noise f
                "0; a wide picture is the run's latest sample grid instead).")
 
 
-def _document(rows: list[str], inputs: list[str], n_runs: int) -> str:
+def _document(rows: list[str], inputs: list[str], n_runs: int, sweep_sections: str) -> str:
     fixed = "".join(f'<img class="photo" src="{_src(ASSETS, INPUTS, n)}" alt="fixed photo {i + 1}">'
                     for i, n in enumerate(inputs))
     header = "<tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr>"
+    rows = rows or [f'<tr><td colspan="{len(COLUMNS)}">No runs yet: <code>make demo</code> or <code>make '
+                    'train</code> makes one.</td></tr>']
     return (HEAD + "<body>\n<h1>Local leaderboard</h1>\n"
             f"<p>{n_runs} run{'s' if n_runs != 1 else ''}, {ABOUT} Written {time.strftime('%Y-%m-%d %H:%M')} "
             "by <code>python -m pipeline leaderboard</code>.</p>\n"
             + (f'<p class="inputs">Fixed photos: {fixed}<br>{INPUTS_NOTE}</p>\n' if fixed else "")
             + f'<table id="leaderboard">\n<thead>{header}</thead>\n<tbody>\n' + "\n".join(rows)
-            + "\n</tbody>\n</table>\n" + SCRIPT + "</body>\n</html>\n")
+            + "\n</tbody>\n</table>\n" + sweep_sections + SCRIPT + "</body>\n</html>\n")

@@ -21,6 +21,7 @@ from ..config import Config, load_config, tomllib
 from ..engine.errors import UserError
 from ..generate.provenance import UNKNOWN_RUN
 from ..scoring import table
+from ..sweeps.state import local_runs
 
 COMPARED = ("augment", "train")  # with the family's own section: what makes one run differ from another
 NOT_COMPARED = {("train", "run")}  # the name, not a setting of the model
@@ -51,11 +52,12 @@ class Entry:
 
 
 def collect(cfg: Config) -> list[Entry]:
-    """Every entry, best first: by local MiFID where known, then by public MiFID, then newest first."""
+    """Every entry, best first: by local MiFID where known, then by public MiFID, then newest first. A local
+    sweep's runs are left to the sweep's section (their scores are of a subset, not a submission's)."""
     entries: dict[str, Entry] = {}
-    runs_dir = cfg.data_dir / "runs"
+    runs_dir, swept = cfg.data_dir / "runs", local_runs(cfg.submissions_dir)
     for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        if (folder / "config.toml").is_file():
+        if (folder / "config.toml").is_file() and folder.name not in swept:
             entries[folder.name] = Entry(key=folder.name, run=folder.name, run_dir=folder)
     for row in table.read(table.csv_path(cfg.submissions_dir)):
         key = _key(row)

@@ -23,10 +23,10 @@ from PIL import Image
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..generate import provenance
+from ..generate.subset import FIXED
 from ..images import decode_rgb, list_images, read_rgb
 from .runs import Entry
 
-FIXED = 4  # fixed inputs per run
 THUMB = 128  # px, square
 GRID_WIDTH = 512  # px, the sample-grid fallback
 QUALITY = 85

@@ -20,6 +20,8 @@ from pathlib import Path
 from ..config import Config, build_config, to_toml, tomllib
 from ..engine import atomic
 from ..engine.errors import StageSkipped, UserError
+from ..generate import provenance
+from ..generate.subset import FIXED
 from ..stages import STAGES
 from ..training import checkpoint
 from ..training.family import get_family
@@ -199,6 +201,27 @@ def show_session(cfg: Config) -> None:
     show_training(cfg)
     sessions = read_sessions(cfg.run_dir)
     print(sessions[-1]["line"] if sessions else f"{cfg.run_dir}: no session recorded")
+
+
+def score_subset(cfg: Config) -> None:
+    """A sweep variant's kernel: generate sweep.score_images images of the same photos as every variant's,
+    score them where the FID weights are attached or can be downloaded, and keep score.json and the fixed
+    photos through the run (working/sweep/: the sweep fetches them) but not the images."""
+    folder = working() / "sweep"
+    sub = replace(cfg, generate=replace(cfg.generate, subset=cfg.sweep.score_images),
+                  paths=replace(cfg.paths, submissions=str(folder)))
+    STAGES["generate"].run(sub)
+    try:
+        STAGES["score"].run(sub)
+    except StageSkipped as exc:
+        print(f"score: skipped: {exc}")
+    thumbs = folder / "thumbs"
+    thumbs.mkdir(exist_ok=True)
+    images = sorted(p for p in sub.images_dir.iterdir() if p.suffix == ".jpg")
+    for path in images[:FIXED] + [sub.images_dir / provenance.RECORD]:
+        if path.is_file():
+            shutil.copy2(path, thumbs / path.name)
+    shutil.rmtree(sub.images_dir, ignore_errors=True)
 
 
 def tidy(cfg: Config) -> None:

@@ -1,0 +1,180 @@
+"""Sweeps: a file of variants checked before anything runs, run locally or on the fake Kaggle (never more than
+two at once there, a failure reported with its log line, nothing pushed twice after a kill), ranked by local
+MiFID in the terminal and on the leaderboard page, and the best one submitted from its training kernel."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_kaggle import serving
+from helpers import cli, one_line_error
+
+from pipeline.cli import main
+from pipeline.sweeps import spec
+from pipeline.sweeps.state import SweepState
+
+# A sweep on the demo preset made tiny (32 px data, a one-block ResNet CycleGAN, one epoch on the CPU).
+TINY = ["train.time_budget_min=0", "train.epochs=1", "train.image_size=32", "cyclegan.generator=resnet",
+        "cyclegan.ngf=4", "cyclegan.ndf=4", "cyclegan.n_blocks=1", "train.log_every=2",
+        "train.sample_every=4", "hardware.device=cpu", "sweep.score_images=6", "download.image_size=32",
+        "augment.variants=1"]
+
+
+def write_sweep(path: Path, preset: str, base: list[str], variants: dict[str, list[str]]) -> Path:
+    lines = [f'preset = "{preset}"', f"set = {json.dumps(base)}"]
+    for name, sets in variants.items():
+        lines += ["[[variant]]", f'name = "{name}"', f"set = {json.dumps(sets)}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_grid_expands_to_named_variants_after_the_base(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text('preset = "demo"\n[grid]\n"train.lr" = [1e-4, 2e-4]\n"cyclegan.generator" = ["unet", '
+                    '"resnet"]\n')
+    sweep = spec.load(str(path))
+    # the demo's own lr and U-Net: that combination is the base, which runs once
+    assert [v.name for v in sweep.variants] == [
+        "base", "lr=0.0001,cyclegan.generator=unet", "lr=0.0001,cyclegan.generator=resnet",
+        "lr=0.0002,cyclegan.generator=resnet"]
+    assert "lr=0.0002,cyclegan.generator=unet is the base itself" in capsys.readouterr().out
+    assert sweep.variants[3].changed == ("cyclegan.generator=resnet",)
+    assert sweep.variants[1].changed == ("train.lr=0.0001",)
+
+
+@pytest.mark.parametrize("variants, message", [
+    ({"typo": ["train.nope=1"]}, "variant 'typo': unknown setting 'train.nope'"),
+    ({"same": ["train.seed=0"]}, "variant 'same' changes nothing from the base"),
+    ({"a": ["train.seed=1"], "A": ["train.seed=2"]}, "variant 'A' makes the same kernel slug as another"),
+    ({"base": ["train.seed=1"]}, "variant 'base' is named twice"),
+    ({"bad": ["train.ema=2"]}, "variant 'bad': setting train.ema must be in 0..1"),
+])
+def test_a_sweep_file_is_checked_before_anything_runs(tmp_path, capsys, variants, message):
+    path = write_sweep(tmp_path / "bad.toml", "demo", [], variants)
+    assert main(["sweep", str(path), "--set", f"paths.submissions={tmp_path / 'subs'}"]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "subs").exists()  # nothing ran, nothing was written
+
+
+def test_the_ready_sweeps_load(capsys):
+    for name in ("families", "recipe", "demo"):
+        sweep = spec.load(name)
+        assert sweep.variants[0].name == "base" and len(sweep.variants) >= 3
+        assert all(v.changed for v in sweep.variants[1:])
+    assert spec.load("recipe").variant("no-diffaugment").changed == ('train.diffaugment=""',)
+
+
+@pytest.fixture
+def competition(tmp_path) -> Path:
+    from pipeline.data.demo import write_demo
+
+    folder = tmp_path / "competition" / "gan-getting-started"
+    write_demo(folder, 6, 10, 32, seed=0, workers=1)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_local_sweep_runs_each_variant_ranks_them_and_shows_them_on_the_page(tmp_path, competition,
+                                                                             inception_weights, capsys):
+    path = write_sweep(tmp_path / "tiny.toml", "demo", TINY, {"wide": ["cyclegan.ngf=8"],
+                                                               "broken": ["train.image_size=64"]})
+    args = cli(tmp_path, "sweep", f"download.source=dir:{competition}", f"score.weights={inception_weights}",
+               "sweep.backend=local")
+    args.insert(1, str(path))
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    state = SweepState.load(tmp_path / "submissions" / "sweeps" / "tiny" / "state.json")
+    ranked = state.ranked()
+    table = out[out.index("sweep tiny (local"):].splitlines()
+    assert [line.split()[1] for line in table[2:5]] == [v.name for v in ranked]  # best (lowest MiFID) first
+    assert [v.state for v in ranked] == ["done", "done", "failed"] and ranked[0].mifid <= ranked[1].mifid
+    assert all(v.n_images == 6 and v.steps for v in ranked[:2])
+    assert "train.image_size=64 is larger than the training images" in ranked[2].error
+    page = (tmp_path / "submissions" / "leaderboard.html").read_text()
+    section = page[page.index("<h2>Sweep tiny</h2>"):]
+    assert "sweep-tiny-" not in page[:page.index("<h2>Sweep tiny</h2>")]  # not among the submissions' runs
+    assert section.count('<tr class="variant"') == 3 and section.count('class="fixed"') == 8  # 4 photos x 2
+    # run again: everything is done, nothing is trained again
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "runs").rglob("last.pt")}
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "runs").rglob("last.pt")} == mtimes
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [v["name"] for v in listed] == [v.name for v in ranked] and listed[0]["mifid"] == ranked[0].mifid
+    assert set(listed[0]) >= {"name", "state", "fid", "mifid", "settings"}
+
+
+@pytest.fixture
+def fake_kaggle(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with serving(tmp_path, monkeypatch) as fake:
+        yield fake
+
+
+# The kaggle preset made tiny for the notebooks the fake runs; each variant trains 10 s on the CPU.
+KAGGLE_TINY = ["download.image_size=32", "download.expect_monet=6", "download.expect_photos=10",
+               "augment.variants=1", "cyclegan.generator=resnet", "cyclegan.ngf=4", "cyclegan.n_blocks=1",
+               "cyclegan.ndf=4", "cyclegan.d_layers=1", "train.image_size=32", "train.epochs=1000",
+               "train.log_every=5", "train.sample_every=50", "train.time_budget_min=0.15",
+               "hardware.device=cpu",
+               "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10",
+               "sweep.score_images=6"]
+
+
+@pytest.mark.slow
+def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(tmp_path, fake_kaggle,
+                                                                            competition, inception_weights):
+    weights = tmp_path / "fid-weights"
+    weights.mkdir()
+    shutil.copy(inception_weights, weights / "pt_inception-2015-12-05-6726825d.pth")
+    fake_kaggle.execute_with(competition, {"tester/fid-weights": weights})
+    path = write_sweep(tmp_path / "trio.toml", "kaggle", KAGGLE_TINY,
+                       {"wide": ["cyclegan.ngf=8"], "broken": ["train.image_size=64"]})
+    sets = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
+            "kernel.accelerator=none", "kernel.margin_min=0", "kernel.weights_dataset=tester/fid-weights",
+            "submit.poll_interval_s=1", "submit.retry_delay_s=0", "sweep.submit=best", "zip.min_images=5",
+            "zip.max_images=20", "zip.image_size=32", "generate.count=10"]
+    command = [sys.executable, "-m", "pipeline", "sweep", str(path), "--config", "demo",
+               *[arg for s in sets for arg in ("--set", s)]]
+    # killed once two variants are pushed, then run again: it follows them and pushes the third once
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(fake_kaggle.pushes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert len(fake_kaggle.pushes) == 2
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    slugs = [p["slug"] for p in fake_kaggle.pushes]
+    assert slugs[:3] == ["tester/monet-pipeline-trio-base-train-1", "tester/monet-pipeline-trio-wide-train-1",
+                         "tester/monet-pipeline-trio-broken-train-1"]
+    assert len(slugs) == 4 and slugs[3] == "tester/monet-pipeline"  # no variant pushed twice, then the submit
+    assert fake_kaggle.most_running <= 2  # the fake's own log: never more than two sessions at once
+    events = [(e, name) for e, name, _ in fake_kaggle.session_log]
+    third = events.index(("start", "tester/monet-pipeline-trio-broken-train-1 v1"))
+    assert any(e == "end" for e, _ in events[:third])  # the third started only once one had ended
+    state = SweepState.load(tmp_path / "submissions" / "sweeps" / "trio" / "state.json")
+    assert state.variants["broken"].state == "failed"
+    assert "train.image_size=64 is larger than the training images" in state.variants["broken"].error
+    assert f"failed: {state.variants['broken'].error}" in proc.stdout  # the table says so too
+    scored = sorted((v for v in state.variants.values() if v.state == "done"), key=lambda v: v.mifid)
+    assert len(scored) == 2 and all(v.n_images == 6 for v in scored)
+    best = scored[0]
+    submit = fake_kaggle.pushes[3]
+    assert submit["kernelDataSources"] == [best.ref] and submit["enableInternet"] is False
+    [sub] = fake_kaggle.submissions
+    assert sub["submissionDescription"].startswith(f"sweep trio: {best.name} (")
+    assert f"submitted: {best.name}" in state.submitted or state.submitted.startswith(best.name)
+    assert "submission(s) left today" in proc.stdout
+    # the page's section has every variant, with the fixed photos the kernels kept
+    page = (tmp_path / "submissions" / "leaderboard.html").read_text()
+    assert page[page.index("<h2>Sweep trio</h2>"):].count('<tr class="variant"') == 3
