@@ -317,6 +317,15 @@ def test_run_names_are_those_of_before_the_families_had_sections(preset, overrid
     assert load_config(preset, overrides).run_dir.name == name
 
 
+def test_another_model_on_a_preset_trains_in_a_run_of_its_own_not_in_the_presets():
+    cut = load_config("demo", ["train.model=cut"])
+    assert cut.run_dir.name == f"cut-{cut.train_hash()[:8]}"  # `make demo`'s run is not touched
+    fastcut = load_config("demo", ["train.model=cut", "cut.mode=fastcut"])
+    assert fastcut.run_dir.name not in (cut.run_dir.name, "demo")
+    assert load_config("demo", ["train.model=cyclegan"]).run_dir.name == "demo"  # the preset's own model
+    assert load_config("demo", ["train.model=cut", "train.run=mine"]).run_dir.name == "mine"
+
+
 # ---------------------------------------------------------------- checkpoints of before
 def old_format(payload: dict, cfg) -> dict:
     """A checkpoint as the pipeline wrote it before families had sections: one flat "train" dict, no

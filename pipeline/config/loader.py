@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 from ..engine.errors import UserError
 from .legacy import renew_settings
 from .models import model_sections
-from .sections import Config, family_sections_class
+from .sections import Config, TrainConfig, family_sections_class
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -51,9 +51,22 @@ def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] 
     for item in overrides:
         section, key, raw = _split_override(item)
         layer.setdefault(section, {})[key] = _parse_value(raw)
-    for section, entries in renew_settings(layer).items():
+    layer = renew_settings(layer)
+    preset_train = dict(values.get("train", {}))
+    for section, entries in layer.items():
         values.setdefault(section, {}).update(entries)
+    _own_run_per_model(preset_train, layer.get("train", {}), values.setdefault("train", {}))
     return build_config(values, preset=preset)
+
+
+def _own_run_per_model(preset: dict[str, Any], overrides: dict[str, Any], train: dict[str, Any]) -> None:
+    """A preset's run name belongs to the model it trains: another model given on top of it, without a run
+    name of its own, trains in a run named by its settings (`--config demo --set train.model=cut`:
+    data/runs/cut-<hash>), so it never meets the preset's own run's checkpoints, nor another mode's."""
+    model = overrides.get("model")
+    if preset.get("run") and model and "run" not in overrides \
+            and model != preset.get("model", TrainConfig.model):
+        train["run"] = ""
 
 
 def build_config(values: dict[str, dict[str, Any]], preset: str = "default") -> Config:
