@@ -107,7 +107,7 @@ def test_the_refresh_reads_in_days_or_hours():
 TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
                "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
                "train.image_size=32;train.epochs=1000;train.log_every=5;train.sample_every=50;"
-               "train.time_budget_min=0.33;hardware.device=cpu;zip.min_images=5;zip.max_images=20;"
+               "train.time_budget_min=0.2;hardware.device=cpu;zip.min_images=5;zip.max_images=20;"
                "zip.image_size=32;generate.count=10")
 
 
