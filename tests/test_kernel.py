@@ -14,12 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import pytorch_fid
-from helpers import tiny_config
+from helpers import TINY_KAGGLE, tiny_config, write_competition
 from kaggle_image import NotebookRun, run_kaggle_notebook
 
 from pipeline.cli import main
 from pipeline.config import to_toml
-from pipeline.data.demo import write_demo
 from pipeline.engine.errors import UserError
 from pipeline.engine.fingerprint import iter_files
 from pipeline.kernels.builder import kernel_settings
@@ -27,11 +26,8 @@ from pipeline.notebook import runtime as notebook
 from pipeline.stages import PACKAGE_DIR, STAGES
 
 KERNEL = Path("kernels") / "monet-pipeline"
-# The kaggle preset made tiny: 32 px demo data, a one-block ResNet CycleGAN, one short epoch on the CPU.
-TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
-               "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
-               "train.image_size=32;train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
-               "zip.min_images=5;zip.max_images=20;zip.image_size=32;generate.count=10")
+# The tiny kaggle preset, one short epoch.
+TINY_KERNEL = ";".join((*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4"))
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +158,7 @@ def kaggle_folder(tmp_path: Path, *, with_input: bool = True, weights: Path | No
     input/, optionally the FID weights as an attached dataset, and an empty working/."""
     root = tmp_path / "kaggle"
     if with_input:
-        write_demo(root / "input" / "gan-getting-started", 6, 10, 32, seed=0, workers=1)
+        write_competition(root / "input" / "gan-getting-started")
     if weights is not None:
         (root / "input" / "fid-weights").mkdir(parents=True)
         shutil.copy(weights, root / "input" / "fid-weights" / "pt_inception-2015-12-05-6726825d.pth")

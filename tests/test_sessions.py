@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,12 @@ from helpers import REPO, TINY, free_port, losses, make_data, tiny_config
 
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
-from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.plan import Plan
 from pipeline.training.state import read_sessions
 
 
-@pytest.fixture
-def fake_clock(monkeypatch):
-    """The loop's clock, moved 0.1 s by every step whatever this machine's load."""
-    clock = types.SimpleNamespace(now=0.0)
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
-    real_step = CycleGANTrainer.train_step
-
-    def step(self, batch, progress):
-        clock.now += 0.1
-        return real_step(self, batch, progress)
-
-    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
-    return clock
-
-
 @pytest.mark.slow
-def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_decayed(tmp_path, fake_clock,
+def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_decayed(tmp_path, step_clock,
                                                                                       capsys):
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.25", "train.sessions=3",
@@ -64,7 +47,7 @@ def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_
     assert rows[-1]["lr"] <= 0.05 * rows[0]["lr"]  # one schedule, decayed by the end of the last session
 
 
-def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, fake_clock, capsys):
+def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, step_clock, capsys):
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.1", "train.sessions=2",
                       "train.log_every=5", "train.sample_every=1000", "train.checkpoint_every=1000")

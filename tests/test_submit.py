@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from fake_kaggle import serving
-from helpers import make_jpegs, tiny_config
+from helpers import TINY_KAGGLE, make_jpegs, tiny_config
 
 from pipeline.cli import main
 from pipeline.engine.errors import UserError
@@ -304,22 +304,10 @@ def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
 
 # -- against the executing fake: Kaggle runs the pushed notebook in a Python like its image ----------------
 
-# The kaggle preset made tiny (as in tests/test_kernel.py): 32 px demo data, a one-block ResNet CycleGAN,
-# one short epoch on the CPU.
-TINY_KERNEL = ("download.image_size=32;download.expect_monet=6;download.expect_photos=10;augment.variants=1;"
-               "cyclegan.generator=resnet;cyclegan.ngf=4;cyclegan.n_blocks=1;cyclegan.ndf=4;cyclegan.d_layers=1;"
-               "train.image_size=32;train.epochs=1;train.log_every=2;train.sample_every=4;hardware.device=cpu;"
-               "zip.min_images=5;zip.max_images=20;zip.image_size=32;generate.count=10")
+# The tiny kaggle preset, one short epoch.
+TINY_KERNEL = ";".join((*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4"))
 
 
-@pytest.fixture(scope="module")
-def competition(tmp_path_factory) -> Path:
-    """The competition's folder as a notebook sees it under /kaggle/input: 6 paintings, 10 photos, 32 px."""
-    from pipeline.data.demo import write_demo
-
-    folder = tmp_path_factory.mktemp("competition") / "gan-getting-started"
-    write_demo(folder, 6, 10, 32, seed=0, workers=1)
-    return folder
 
 
 def submit_in_subprocess(tmp_path: Path, *sets: str, timeout: float = 300) -> subprocess.CompletedProcess:
