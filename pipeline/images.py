@@ -6,9 +6,6 @@ mis-named file is reported by path with the reason instead of failing somewhere 
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +52,6 @@ def check_image(source: Path | bytes, size: int, name: str = "") -> str | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"not a decodable image ({type(exc).__name__}: {str(exc)[:80]})"
     return None
-
-
-def validate_images(files: Iterable[Path], size: int, workers: int = 0) -> list[tuple[Path, str]]:
-    """(path, reason) for each file that breaks the rules, checked in parallel (decoding releases the GIL)."""
-    files = list(files)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        reasons = list(pool.map(lambda p: check_image(p, size), files, chunksize=64))
-    return [(p, r) for p, r in zip(files, reasons, strict=True) if r is not None]
 
 
 def describe_bad(bad: list[tuple[Path, str]], limit: int = 5) -> str:

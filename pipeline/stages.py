@@ -1,8 +1,9 @@
 """The pipeline at a glance: every stage, what it reads, what settings decide it, and what it writes.
 
-download -> augment -> train -> generate -> score -> zip, then kernel for Kaggle. Build functions are named
-as "module:function" and imported only when a stage must run (engine/stage.py runs them and keeps their
-cache); the CLI (cli.py), the Kaggle notebook and the Kaggle client run stages from this list.
+download -> augment -> train -> generate -> score -> zip; the kernel stage, which builds the Kaggle notebook,
+is the kernels package's own (kernels/stage.py). Build functions are named as "module:function" within this
+package and imported only when a stage must run (engine/stage.py runs them and keeps their cache); the CLI
+(cli.py), the Kaggle notebook and the Kaggle side run stages from this list.
 """
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from .data.sources import dir_source
 from .engine.stage import Stage
 from .generate import provenance
 from .training.family import get_family
-
-PACKAGE_DIR = Path(__file__).resolve().parent  # the pipeline package
 
 
 def _download_inputs(cfg: Config) -> list[Path]:
@@ -66,30 +65,26 @@ def _generator_module(cfg: Config) -> list[str]:
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("download",
           "fetch the competition images (Kaggle, a folder, or the offline demo set) into data/raw",
-          build="pipeline.data.download:build", output=lambda c: c.raw_dir,
+          build=".data.download:build", output=lambda c: c.raw_dir,
           inputs=_download_inputs,
           settings=lambda c: c.download),
     Stage("augment", "300 Monets -> 1,500: each painting plus 4 augmented variants, and a contact sheet",
-          build="pipeline.data.augment:build", output=lambda c: c.augmented_dir,
+          build=".data.augment:build", output=lambda c: c.augmented_dir,
           inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment),
     Stage("train", "train the model family train.model names into data/runs/<run> (resumable; samples, "
-          "loss plot)", build="pipeline.training.loop:build", output=lambda c: c.run_dir,
+          "loss plot)", build=".training.loop:build", output=lambda c: c.run_dir,
           inputs=_train_inputs, settings=_train_settings, plugins=_family_modules, atomic=False),
-    Stage("generate", "turn photos (CycleGAN) or noise (DCGAN) into Monet-style JPEGs in submissions/images",
-          build="pipeline.generate.render:build", output=lambda c: c.images_dir, inputs=_generate_inputs,
+    Stage("generate", "turn photos or noise, as the run's model family takes, into Monet-style JPEGs in "
+          "submissions/images",
+          build=".generate.render:build", output=lambda c: c.images_dir, inputs=_generate_inputs,
           settings=_generate_settings, plugins=_generator_module),
     Stage("score",
           "local MiFID of submissions/images against the Monets; appends to submissions/leaderboard.csv",
-          build="pipeline.scoring.score:build", output=lambda c: c.submissions_dir / "score.json",
+          build=".scoring.score:build", output=lambda c: c.submissions_dir / "score.json",
           inputs=_score_inputs, settings=lambda c: c.score),
     Stage("zip", "validate submissions/images and write submissions/images.zip (7,000-10,000 JPEGs)",
-          build="pipeline.submission.archive:build", output=lambda c: c.zip_path,
+          build=".submission.archive:build", output=lambda c: c.zip_path,
           inputs=lambda c: [c.images_dir],
           # the provenance record is hidden (not in the folder's fingerprint) but rides in the zip's comment
           settings=lambda c: {"zip": c.zip, "provenance": provenance.read_text(c.images_dir)}),
-    Stage("kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
-          build="pipeline.kernels.builder:build", output=lambda c: Path("kernels") / c.kernel.kernel_slug,
-          inputs=lambda c: [PACKAGE_DIR],
-          settings=lambda c: {"kernel": c.kernel, "competition": c.download.competition,
-                              "sessions": c.train.sessions}),
 ]}

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, make_jpegs, one_line_error, tiny_config
+from helpers import cli, make_jpegs, one_line_error, save_generator, tiny_config
 from PIL import Image
-from test_generate import save_generator
 
 from pipeline.cli import main
 from pipeline.config import Config, load_config

@@ -1,5 +1,5 @@
 """A stage's key follows the meaning of the code it runs: comments and docstrings change no key, a real change
-re-runs the stages that import it and no others (the table in the README, checked here)."""
+re-runs the stages that import it and no others (the table in docs/architecture.md, checked here)."""
 from __future__ import annotations
 
 import re
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import tiny_config
 
+from pipeline.engine import keys
 from pipeline.engine.keys import PACKAGE_ROOT
 from pipeline.stages import STAGES
 
@@ -18,16 +19,19 @@ TABLE = re.compile(r"<!-- code-keys -->\n(.*?)<!-- /code-keys -->", re.S)
 
 
 @pytest.fixture
-def package(tmp_path) -> Path:
-    """A copy of the pipeline package to edit."""
+def package(tmp_path, monkeypatch) -> Path:
+    """A copy of the pipeline package to edit, the one the keys are read from."""
     copy = tmp_path / "code" / "pipeline"
     shutil.copytree(PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(keys, "PACKAGE_ROOT", copy)
     return copy
 
 
-def code_keys(root: Path) -> dict[str, str]:
+def code_keys(package: Path) -> dict[str, str]:
+    """Each data stage's code key, read from the copy `package` (the one the fixture points the keys at)."""
+    assert keys.PACKAGE_ROOT == package
     cfg = tiny_config(Path("/nonexistent"))
-    return {name: STAGES[name].code_key(cfg, root) for name in DATA_STAGES}
+    return {name: STAGES[name].code_key(cfg) for name in DATA_STAGES}
 
 
 def edit(path: Path, text: str) -> None:
@@ -44,9 +48,9 @@ def rerun_by(package: Path, module: str) -> list[str]:
     return [name for name in DATA_STAGES if before[name] != after[name]]
 
 
-def readme_table() -> dict[str, list[str]]:
-    """README's table: the module edited -> the data stages it re-runs."""
-    rows = TABLE.search((REPO / "README.md").read_text()).group(1).strip().splitlines()[2:]
+def docs_table() -> dict[str, list[str]]:
+    """docs/architecture.md's table: the module edited -> the data stages it re-runs."""
+    rows = TABLE.search((REPO / "docs" / "architecture.md").read_text()).group(1).strip().splitlines()[2:]
     table = {}
     for row in rows:
         module, stages = (cell.strip() for cell in row.strip("|").split("|")[:2])
@@ -73,8 +77,8 @@ def test_a_real_change_reruns_the_stages_that_import_it(package):
 
 
 @pytest.mark.slow
-def test_the_readme_table_is_what_an_edit_of_each_package_reruns(package):
-    table = readme_table()
+def test_the_docs_table_is_what_an_edit_of_each_package_reruns(package):
+    table = docs_table()
     top = {p.name.removesuffix(".py") for p in PACKAGE_ROOT.iterdir()
            if p.name != "__pycache__" and (p.is_dir() or p.suffix == ".py") and p.name != "__init__.py"}
     assert {m.split("/")[0].removesuffix(".py") for m in table} == top, "one row per package"

@@ -15,7 +15,7 @@ import torch
 from helpers import make_jpegs, resume_from_step, tiny_config
 
 from pipeline.cli import main
-from pipeline.config import build_config, load_config, to_toml, tomllib
+from pipeline.config import build_config, load_config, models, to_toml, tomllib
 from pipeline.engine.errors import UserError
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
@@ -26,7 +26,6 @@ from pipeline.training.family import (
     get_family,
     option,
     register_family,
-    unregister_family,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +67,8 @@ def test_every_familys_printed_settings_read_back_as_its_defaults(name, capsys):
 
 
 def test_settings_and_the_families_command_import_no_torch():
-    code = ("import sys\nfrom pipeline.cli import main\nfrom pipeline.config import load_config\n"
+    code = ("import sys\nfrom pipeline import plugins\nfrom pipeline.cli import main\n"
+            "from pipeline.config import load_config\nplugins.load()\n"
             "load_config('default', ['train.model=dcgan', 'dcgan.loss=lsgan']).run_dir\n"
             "main(['families', '--settings', 'dcgan'])\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -83,7 +83,9 @@ class ToySettings:
 
 
 @pytest.fixture
-def toy():
+def toy(monkeypatch):
+    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))  # the registry as it was after the test
+
     @register_family("toy")
     class Toy(Family):
         maps_from = NOISE
@@ -97,8 +99,7 @@ def toy():
         architecture = _as_dcgan("architecture")
         noise_dim = _as_dcgan("noise_dim")
 
-    yield get_family("toy")
-    unregister_family("toy")
+    return get_family("toy")
 
 
 def _dcgan_settings(s: ToySettings):

@@ -89,7 +89,7 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     reference = tiny_config(tmp_path, *TINY, *long, "train.run=reference")
     assert "24/24 steps" in train.build(reference, reference.run_dir)
     run_dir = tmp_path / "data" / "runs" / "killed"
-    kill_then_resume(tmp_path / "data", run_dir, (*TINY, *long, "train.run=killed"), total=24)
+    kill_then_resume(tmp_path / "data", run_dir, (*TINY, *long, "train.run=killed"), total=24, kill_after=5)
     ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference.run_dir / "last.pt")
     assert_same_weights(theirs["models"], ours["models"])
     assert max(v.abs().max().item() for v in ours["models"]["D"].values()) <= 0.01

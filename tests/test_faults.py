@@ -2,7 +2,7 @@
 failing in the ways it does, and credentials that must never leave kaggle.json.
 
 Covered elsewhere and not repeated: a killed train resumes to the full step count and a truncated checkpoint
-falls back (test_train.py); Ctrl-C in a stage (test_stages.py); 401, missing credentials, kaggle.json readable
+falls back (test_train.py); Ctrl-C in a stage (test_stage.py); 401, missing credentials, kaggle.json readable
 by others, 5xx and dropped connections retried, a failed kernel, an output without images.zip
 (test_kaggle_api.py, test_submit.py).
 """
@@ -15,8 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +22,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_kaggle import serving, zip_bytes
-from helpers import TINY, cli, make_data, make_jpegs, one_line_error, tiny_config
-from test_generate import save_generator
-from test_submit import SMALL as SUBMIT
-from test_submit import images_zip
+from fake_kaggle import zip_bytes
+from helpers import (
+    REPO,
+    TINY,
+    TINY_SUBMIT,
+    Pause,
+    after_step,
+    cli,
+    images_zip,
+    make_data,
+    make_jpegs,
+    one_line_error,
+    save_generator,
+    tiny_config,
+)
 
 from pipeline.cli import main
 from pipeline.engine.stage import read_stamp
@@ -36,30 +44,21 @@ from pipeline.scoring import table
 from pipeline.training import checkpoint
 from pipeline.training.log import read_csv
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
-def fake_kaggle(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the kernel stage writes kernels/<slug> in the working folder
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID weights unless a test brings them
-    with serving(tmp_path, monkeypatch) as fake:
-        yield fake
-
-
-@pytest.fixture
-def start(request: pytest.FixtureRequest) -> Callable[[Path, str, tuple[str, ...]], subprocess.Popen]:
-    """Start `python -m pipeline <stage>` in its own process group, killed as a whole when the test ends
-    (should a failing test leave the stage or its workers running)."""
-    def start(base: Path, stage: str, settings: tuple[str, ...]) -> subprocess.Popen:
+def start(request: pytest.FixtureRequest) -> Callable[[Path, str, tuple[str, ...], Pause], subprocess.Popen]:
+    """Start `python -m pipeline <stage>` and return once it is paused at `pause` (it waits there to be
+    killed or let go). In its own process group, killed as a whole when the test ends (should a failing test
+    leave the stage or its workers running)."""
+    def start(base: Path, stage: str, settings: tuple[str, ...], pause: Pause) -> subprocess.Popen:
         # one thread: no spinning when busy
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        # a file, not a pipe: a full pipe would stall the child
-        with open(base / f"{stage}.stderr", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "pipeline", *cli(base, stage, *settings)],
-                                    cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                    start_new_session=True)
+        log = base / f"{stage}.stderr"
+        with open(log, "wb") as err:  # a file, not a pipe: a full pipe would stall the child
+            proc = subprocess.Popen(pause.argv(*cli(base, stage, *settings)), cwd=base, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         request.addfinalizer(lambda: _kill_group(proc.pid))
+        pause.wait(proc, log)
         return proc
     return start
 
@@ -67,25 +66,6 @@ def start(request: pytest.FixtureRequest) -> Callable[[Path, str, tuple[str, ...
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def wait_until(proc: subprocess.Popen, base: Path, busy: str, timeout_s: float = 300) -> None:
-    """Poll until a path matching `busy` exists under `base` (the stage is mid-work); fail if the process
-    ended first."""
-    deadline = time.monotonic() + timeout_s
-    while not _exists(base, busy):
-        log = base.glob("*.stderr")
-        assert proc.poll() is None, f"ended (exit {proc.returncode}) before {busy} appeared: " + \
-            "".join(p.read_text(errors="replace")[-2000:] for p in log)
-        assert time.monotonic() < deadline, f"{busy} did not appear in {timeout_s} s"
-        time.sleep(0.005)
-
-
-def _exists(base: Path, pattern: str) -> bool:
-    try:
-        return any(base.glob(pattern))
-    except FileNotFoundError:  # a temp folder renamed into place while it was being listed
-        return False
 
 
 def kill_9(proc: subprocess.Popen) -> None:
@@ -104,10 +84,15 @@ def contents(path: Path) -> dict[str, bytes]:
 
 def same_run(killed: Path, clean: Path) -> None:
     """Two run folders of one training: the same files, the same final step, every step logged once."""
-    assert sorted(p.relative_to(killed).as_posix() for p in killed.rglob("*")) == \
-        sorted(p.relative_to(clean).as_posix() for p in clean.rglob("*"))
-    assert checkpoint.read(killed / "last.pt")["step"] == checkpoint.read(clean / "last.pt")["step"] == 40
-    assert [r["step"] for r in read_csv(killed / "losses.csv")] == [str(s) for s in range(1, 41)]
+    assert _run_files(killed) == _run_files(clean)
+    assert checkpoint.read(killed / "last.pt")["step"] == checkpoint.read(clean / "last.pt")["step"] == 16
+    assert [r["step"] for r in read_csv(killed / "losses.csv")] == [str(s) for s in range(1, 17)]
+
+
+def _run_files(run: Path) -> list[str]:
+    """A run folder's files, TensorBoard's event files left out: their names hold a time and a process id,
+    and each session of a resumed run writes its own."""
+    return sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if ".tfevents." not in p.name)
 
 
 def same_score(killed: Path, clean: Path) -> None:
@@ -123,7 +108,7 @@ def same_score(killed: Path, clean: Path) -> None:
 
 
 def _photos_and_generator(base: Path, settings: tuple[str, ...], request: pytest.FixtureRequest) -> None:
-    make_jpegs(base / "data" / "raw" / "photo_jpg", 120, size=32, prefix="photo")
+    make_jpegs(base / "data" / "raw" / "photo_jpg", 30, size=32, prefix="photo")
     save_generator(tiny_config(base, *settings))
 
 
@@ -133,12 +118,12 @@ def _competition_on_fake_kaggle(base: Path, settings: tuple[str, ...],
     if not fake.competition_zip:
         folder = base.parent / "competition"
         make_jpegs(folder / "monet_jpg", 8, size=32, prefix="m")
-        make_jpegs(folder / "photo_jpg", 600, size=32, seed=1, prefix="p")
+        make_jpegs(folder / "photo_jpg", 40, size=32, seed=1, prefix="p")
         fake.competition_zip = zip_bytes(folder)
 
 
 def _submission_images(base: Path, settings: tuple[str, ...], request: pytest.FixtureRequest) -> None:
-    make_jpegs(base / "submissions" / "images", 500, size=256)
+    make_jpegs(base / "submissions" / "images", 100, size=256)
 
 
 def _images_and_monets(base: Path, settings: tuple[str, ...], request: pytest.FixtureRequest) -> None:
@@ -151,7 +136,8 @@ class KillCase:
     name: str
     stage: str
     settings: tuple[str, ...]
-    busy: str  # a path (glob, under the base folder) that exists only once the stage is mid-work
+    pause: tuple[str, int]  # where it is killed: once this function ("module:name") has returned so often
+    busy: str  # a path (glob, under the base folder) that exists only while the stage is mid-work
     output: str  # the stage's output, under the base folder
     prepare: Callable[[Path, tuple[str, ...], pytest.FixtureRequest], None] = (
         lambda base, settings, request: None)
@@ -164,33 +150,40 @@ class KillCase:
 
 KILL_CASES = {c.name: c for c in [
     KillCase("download-demo", "download",
-             ("download.demo_monet=8", "download.demo_photos=150", "download.image_size=64"),
-             busy="data/.raw.tmp-*/*/*.jpg", output="data/raw"),
+             ("download.demo_monet=8", "download.demo_photos=30", "download.image_size=64"),
+             pause=("pipeline.data.download:check_image", 20), busy="data/.raw.tmp-*/*/*.jpg",
+             output="data/raw"),
     KillCase("download-kaggle", "download",
              ("download.source=kaggle", "download.image_size=32", "download.expect_monet=8",
-              "download.expect_photos=600"),
-             busy="data/.raw.tmp-*/*/*.jpg", output="data/raw", prepare=_competition_on_fake_kaggle),
-    KillCase("augment", "augment", ("augment.variants=4", "hardware.workers=2"),
-             busy="data/.augmented.tmp-*/monet/*.jpg", output="data/augmented",
-             prepare=lambda base, s, r: make_jpegs(base / "data" / "raw" / "monet_jpg", 32, size=64)),
+              "download.expect_photos=40"),
+             pause=("pipeline.data.download:check_image", 20), busy="data/.raw.tmp-*/*/*.jpg",
+             output="data/raw", prepare=_competition_on_fake_kaggle),
+    # one worker process: it is the one paused, so nothing writes on into the killed run's temp folder
+    KillCase("augment", "augment", ("augment.variants=4", "hardware.workers=1"),
+             pause=("pipeline.data.augment:augment_image", 5), busy="data/.augmented.tmp-*/monet/*.jpg",
+             output="data/augmented",
+             prepare=lambda base, s, r: make_jpegs(base / "data" / "raw" / "monet_jpg", 8, size=64)),
     KillCase("train", "train",
-             (*TINY, "train.epochs=10", "train.checkpoint_every=4", "train.sample_every=1000"),
-             busy="data/runs/demo/ckpt_*.pt", output="data/runs/demo",
-             prepare=lambda base, s, r: make_data(base), same=same_run),
+             # checkpoints by step alone: one by the clock lands where the machine's speed puts it
+             (*TINY, "train.epochs=4", "train.checkpoint_every=4", "train.checkpoint_every_s=3600",
+              "train.sample_every=1000"),
+             pause=("pipeline.training.log:TrainLog.row", 6), busy="data/runs/demo/ckpt_*.pt",
+             output="data/runs/demo", prepare=lambda base, s, r: make_data(base), same=same_run),
     KillCase("generate", "generate",
-             ("zip.image_size=32", "zip.min_images=1", "zip.max_images=500", "generate.count=100",
+             ("zip.image_size=32", "zip.min_images=1", "zip.max_images=500", "generate.count=20",
               "generate.batch_size=4", "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.workers=2",
               "hardware.device=cpu"),
-             busy="submissions/.images.tmp-*/*.jpg", output="submissions/images",
-             prepare=_photos_and_generator),
+             pause=("pipeline.generate.render:encode_jpeg", 10), busy="submissions/.images.tmp-*/*.jpg",
+             output="submissions/images", prepare=_photos_and_generator),
     KillCase("zip", "zip",
              ("zip.min_images=1", "zip.max_images=1000", "zip.image_size=256", "generate.count=100",
               "zip.decode_sample=1000"),
-             busy="submissions/.images.zip.tmp-*", output="submissions/images.zip",
-             prepare=_submission_images),
+             pause=("zipfile:ZipFile.writestr", 40), busy="submissions/.images.zip.tmp-*",
+             output="submissions/images.zip", prepare=_submission_images),
     KillCase("score", "score", ("hardware.device=cpu", "score.batch_size=4"),
-             busy="data/.cache/features/*/*.npz", output="submissions/score.json",
-             prepare=_images_and_monets, same=same_score),
+             pause=("pipeline.metrics.feature_cache:FeatureCache.store", 1),
+             busy="data/.cache/features/*/*.npz", output="submissions/score.json", prepare=_images_and_monets,
+             same=same_score),
 ]}
 
 
@@ -206,8 +199,8 @@ def test_kill_9_mid_stage_then_a_rerun_equals_an_uninterrupted_run(tmp_path, req
         base.mkdir()
         case.prepare(base, settings, request)
 
-    proc = start(killed, case.stage, settings)
-    wait_until(proc, killed, case.busy)
+    proc = start(killed, case.stage, settings, Pause(*case.pause, killed / "paused"))
+    assert list(killed.glob(case.busy)), f"paused before {case.busy} was written"
     kill_9(proc)
     out = killed / case.output
     assert "key" not in read_stamp(out)  # nothing half-done is marked done...
@@ -292,14 +285,15 @@ def test_a_second_train_on_the_same_run_folder_refuses_while_the_first_goes_on(t
     make_data(tmp_path)
     settings = (*TINY, "train.epochs=8", "train.checkpoint_every=4", "train.sample_every=1000")
     run = tmp_path / "data" / "runs" / "demo"
-    first = start(tmp_path, "train", settings)
-    wait_until(first, tmp_path, "data/runs/demo/ckpt_*.pt")
+    pause = after_step(6, tmp_path / "paused")  # past the checkpoint at step 4
+    first = start(tmp_path, "train", settings, pause)
     assert (run.parent / ".demo.lock").read_text() == f"pid {first.pid}"
 
     assert main(cli(tmp_path, "train", *settings)) == 2
     err = one_line_error(capsys)
     assert f"train: error: train: {run} is being written by pid {first.pid}; wait for it to finish" in err
     assert first.poll() is None, "the first run should still have been training"
+    pause.release()
 
     assert first.wait(timeout=300) == 0, (tmp_path / "train.stderr").read_text()[-2000:]
     assert checkpoint.read(run / "last.pt")["step"] == 32  # 8 epochs x 4 steps, untouched by the second run
@@ -317,7 +311,7 @@ def test_network_down_is_retried_then_one_clear_line_and_nothing_is_pushed(tmp_p
             monkeypatch.delenv(name)  # http://localhost:80: connection refused
         else:
             monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy that is not there
-    assert main(cli(tmp_path, "push", *SUBMIT, "submit.retries=2")) == 2
+    assert main(cli(tmp_path, "push", *TINY_SUBMIT, "submit.retries=2")) == 2
     err = capsys.readouterr().err.splitlines()
     assert any("retrying in 0s (try 2 of 2)" in line for line in err)  # refused: it never reached Kaggle
     # the first request (the GPU quota, read before any push) is the one that says so
@@ -329,7 +323,7 @@ def test_network_down_is_retried_then_one_clear_line_and_nothing_is_pushed(tmp_p
 def test_a_rate_limited_submission_is_retried_and_made_once(tmp_path, fake_kaggle, capsys):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
     fake_kaggle.fail("CreateCodeSubmission", 429, 429)  # 429: Kaggle did not act on the request
-    assert main(cli(tmp_path, "submit", *SUBMIT)) == 0
+    assert main(cli(tmp_path, "submit", *TINY_SUBMIT)) == 0
     assert len(fake_kaggle.submissions) == 1 and fake_kaggle.calls.count("CreateCodeSubmission") == 3
     assert capsys.readouterr().err.count("HTTP 429; retrying") == 2
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import make_jpegs, planted_copy_is_made_again, tiny_config
+from helpers import TINY_GENERATE, make_jpegs, planted_copy_is_made_again, save_generator, tiny_config
 from PIL import Image, JpegImagePlugin
 
 from pipeline.config import Config
@@ -21,29 +21,8 @@ from pipeline.generate.render import PREVIEW, Renderer, near_copies, perturb
 from pipeline.images import check_image, list_images
 from pipeline.metrics.features import InceptionFeatures, open_images
 from pipeline.stages import STAGES
-from pipeline.training import checkpoint
 from pipeline.training import runtime as device
 from pipeline.training.checkpoint import load_generator
-from pipeline.training.family import get_family
-
-# 32 px everywhere, a ragged last batch (12 = 5 + 5 + 2), a generator small enough for a CPU test, on the
-# CPU even where a GPU exists (exact fp32 references; the GPU path has its own test).
-SMALL = ("zip.image_size=32", "zip.min_images=1", "zip.max_images=50", "generate.batch_size=5",
-         "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.workers=2", "hardware.device=cpu")
-
-
-def save_generator(cfg: Config, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised generator of cfg.train saved as the run's last.pt, the way training saves it."""
-    torch.manual_seed(seed)
-    G = get_family(cfg.train.model).build_generator(cfg.train, cfg.model_settings).eval()
-    family = get_family(cfg.train.model)
-    if not family.takes_photos:  # DCGAN's N(0, 0.02) init makes near-flat images: widen it so z shows
-        for m in G.modules():
-            if isinstance(m, torch.nn.ConvTranspose2d):
-                torch.nn.init.normal_(m.weight, 0.0, 0.3)
-    checkpoint.save(cfg.checkpoint_path, {**checkpoint.header(cfg.train, cfg.model_settings, 0),
-                                           "models": {family.generator_key: G.state_dict()}})
-    return G
 
 
 def decode(source: Path | io.BytesIO) -> np.ndarray:
@@ -53,7 +32,7 @@ def decode(source: Path | io.BytesIO) -> np.ndarray:
 
 @pytest.fixture
 def cyclegan(tmp_path):
-    cfg = tiny_config(tmp_path, *SMALL, "generate.count=12")
+    cfg = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12")
     photos = make_jpegs(cfg.raw_dir / "photo_jpg", 12, size=32, prefix="photo")
     return cfg, photos, save_generator(cfg)
 
@@ -84,8 +63,8 @@ def test_generate_is_cached_and_refuses_a_checkpoint_of_the_other_kind(cyclegan,
     STAGES["generate"].run(cfg)
     STAGES["generate"].run(cfg)
     assert "generate: up to date" in capsys.readouterr().out
-    dcgan = tiny_config(tmp_path, *SMALL, "generate.count=12", "train.model=dcgan", "train.image_size=16",
-                        "train.run=demo")
+    dcgan = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12", "train.model=dcgan",
+                        "train.image_size=16", "train.run=demo")
     save_generator(dcgan)  # a dcgan checkpoint where the cyclegan settings look for one
     with pytest.raises(UserError, match="holds a dcgan but train.model is cyclegan"):
         STAGES["generate"].run(cfg, force=True)
@@ -94,8 +73,8 @@ def test_generate_is_cached_and_refuses_a_checkpoint_of_the_other_kind(cyclegan,
 @pytest.fixture
 def dcgan(tmp_path):
     def make(*overrides: str) -> Config:
-        cfg = tiny_config(tmp_path / "_".join(overrides), *SMALL, "train.model=dcgan", "train.image_size=16",
-                          "dcgan.width=4", "dcgan.z_dim=8", *overrides)
+        cfg = tiny_config(tmp_path / "_".join(overrides), *TINY_GENERATE, "train.model=dcgan",
+                          "train.image_size=16", "dcgan.width=4", "dcgan.z_dim=8", *overrides)
         save_generator(cfg)
         return cfg
     return make
@@ -179,8 +158,8 @@ def test_near_copies_finds_an_exact_copy_of_a_training_monet(tmp_path, inception
 
 @pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
 def test_guard_makes_a_planted_copy_again_and_leaves_the_rest(tmp_path, inception_weights, capsys, model):
-    settings = (*SMALL, "generate.count=6", f"score.weights={inception_weights}", f"train.model={model}",
-                "train.image_size=16", "dcgan.width=4", "dcgan.z_dim=8")
+    settings = (*TINY_GENERATE, "generate.count=6", f"score.weights={inception_weights}",
+                f"train.model={model}", "train.image_size=16", "dcgan.width=4", "dcgan.z_dim=8")
     plain = tiny_config(tmp_path, *settings)
     make_jpegs(plain.raw_dir / "photo_jpg", 6, size=32, prefix="photo")
     make_jpegs(plain.raw_dir / "monet_jpg", 2, size=32, seed=5, prefix="monet")
@@ -192,7 +171,7 @@ def test_guard_makes_a_planted_copy_again_and_leaves_the_rest(tmp_path, inceptio
 
 
 def test_guard_removes_a_copy_it_cannot_escape(tmp_path, inception_weights, capsys, monkeypatch):
-    settings = (*SMALL, "generate.count=6", f"score.weights={inception_weights}")
+    settings = (*TINY_GENERATE, "generate.count=6", f"score.weights={inception_weights}")
     plain = tiny_config(tmp_path, *settings)
     make_jpegs(plain.raw_dir / "photo_jpg", 6, size=32, prefix="photo")
     make_jpegs(plain.raw_dir / "monet_jpg", 2, size=32, seed=5, prefix="monet")
@@ -210,7 +189,7 @@ def test_guard_without_weights_says_how_to_go_on(cyclegan, tmp_path, monkeypatch
     make_jpegs(cfg.raw_dir / "monet_jpg", 2, size=32)
     # no cached weights; the network is off
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    guarded = tiny_config(tmp_path, *SMALL, "generate.count=12", "generate.max_memorization=0.05")
+    guarded = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12", "generate.max_memorization=0.05")
     with pytest.raises(UserError,
                        match="max_memorization needs the FID Inception weights.*max_memorization=0"):
         STAGES["generate"].run(guarded)

@@ -2,6 +2,7 @@
 picture it shows resolving beside it wherever the folder goes, and the headless-browser check."""
 from __future__ import annotations
 
+import csv
 import html
 import os
 import shutil
@@ -16,6 +17,7 @@ from PIL import Image
 
 from pipeline.cli import main
 from pipeline.engine.errors import UserError
+from pipeline.engine.text import duration
 from pipeline.generate import provenance
 from pipeline.leaderboard import thumbs
 from pipeline.leaderboard.browser import check_page, find_browser
@@ -132,9 +134,10 @@ def test_the_page_has_a_row_per_run_best_first(two_runs):
     assert "train.image_size=32" in alpha["settings"] and "train.epochs=2" not in alpha["settings"]
     assert "train.run" not in alpha["settings"] and "train.model=\"dcgan\"" in beta["settings"]
     for key in ("alpha", "beta"):
-        last = (two_runs / "data" / "runs" / key / "losses.csv").read_text().strip().splitlines()[-1]
-        assert page.row(key)["cells"]["steps"] == last.split(",")[0]
-        assert page.row(key)["cells"]["time"].endswith(" s")
+        with open(two_runs / "data" / "runs" / key / "losses.csv", newline="") as fh:
+            last = list(csv.DictReader(fh))[-1]
+        assert page.row(key)["cells"]["steps"] == last["step"]
+        assert page.row(key)["cells"]["time"] == duration(float(last["seconds"]))  # as every time is written
         # the same four fixed inputs through each run's own checkpoint, and its loss plot and sample GIF
         assert [c for _, c in page.row(key)["images"]] == ["fixed"] * thumbs.FIXED
         assert [Path(h).name for h in page.row(key)["links"]] == ["loss_plot.png", "samples.gif"]

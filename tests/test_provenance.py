@@ -5,8 +5,7 @@ import json
 import zipfile
 
 import pytest
-from helpers import make_jpegs, tiny_config
-from test_generate import SMALL, save_generator
+from helpers import TINY_GENERATE, make_jpegs, save_generator, tiny_config
 
 from pipeline.engine.fingerprint import fingerprint
 from pipeline.generate import provenance
@@ -18,7 +17,7 @@ from pipeline.training.family import get_family
 
 @pytest.fixture
 def generated(tmp_path):
-    cfg = tiny_config(tmp_path, *SMALL, "generate.count=12", "zip.min_images=3")
+    cfg = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12", "zip.min_images=3")
     make_jpegs(cfg.raw_dir / "photo_jpg", 4, size=32, prefix="photo")
     save_generator(cfg)
     return cfg, STAGES["generate"].run(cfg)
@@ -37,7 +36,7 @@ def test_generate_names_the_run_its_checkpoint_and_weights(generated):
 
 
 def test_the_record_says_ema_when_the_averaged_weights_made_the_images(tmp_path, monkeypatch):
-    cfg = tiny_config(tmp_path, *SMALL, "generate.count=12")
+    cfg = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12")
     make_jpegs(cfg.raw_dir / "photo_jpg", 2, size=32, prefix="photo")
     G = save_generator(cfg)
     payload = checkpoint.read(cfg.checkpoint_path)
@@ -46,7 +45,7 @@ def test_the_record_says_ema_when_the_averaged_weights_made_the_images(tmp_path,
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")  # as inside a Kaggle notebook
     made = provenance.read(STAGES["generate"].run(cfg))
     assert (made.weights, made.step, made.kaggle) == ("ema", 7, True)
-    raw = tiny_config(tmp_path, *SMALL, "generate.count=12", "generate.use_ema=false")
+    raw = tiny_config(tmp_path, *TINY_GENERATE, "generate.count=12", "generate.use_ema=false")
     assert provenance.read(STAGES["generate"].run(raw)).weights == "raw"
 
 

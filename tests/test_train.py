@@ -83,8 +83,8 @@ def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, optio
 def test_a_killed_run_resumes_to_the_full_step_count(tmp_path):
     make_data(tmp_path)
     kill_then_resume(tmp_path / "data", tmp_path / "data" / "runs" / "demo",
-                     (*TINY, "train.epochs=40", "train.checkpoint_every=5", "train.sample_every=1000"),
-                     total=160)  # 40 epochs x 4 steps
+                     (*TINY, "train.epochs=4", "train.checkpoint_every=5", "train.sample_every=1000"),
+                     total=16, kill_after=7)  # 4 epochs x 4 steps, killed 2 steps past the checkpoint at 5
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(config, capsys):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .. import plugins
 from ..config import Config, load_config
 from ..engine import atomic
 from ..engine.errors import UserError
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="score: run pytorch-fid's command at 7,000 vs 300 too (about 20 more minutes "
                              "on 2 CPU cores) instead of deriving its time")
     args = parser.parse_args(argv)
+    plugins.load()
     try:
         cfg = load_config(args.config, args.set)
         parts = [p.strip() for p in args.only.split(",") if p.strip()]

@@ -1,45 +1,40 @@
-"""The model families' settings sections, as the families register them: config imports no family.
+"""The model families' registry: one entry per family, the family itself, as it registers itself.
 
-Each family (pipeline/training/families/<name>/) registers its `[name]` section class and its checks across
-[train] and that section when its folder is imported; importing the `pipeline` package discovers every
-family folder, so whatever loads settings knows them all. Config reads the registry to parse the sections,
-to check train.model and to build the one field per family of `Config.families`.
+Config imports no family, yet parses their `[name]` sections, checks train.model and builds one field per
+family of `Config.families`: so the registry lives here, below both, and holds each family as the little
+config needs of it (`ModelSection`). Training reads the same entries as its `Family` objects
+(pipeline/training/family.py), so there is one registry, never two kept in step. It is filled once per
+process by `pipeline.plugins.load()`, which every entry point calls before it reads settings.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .sections import TrainConfig
 
 
-@dataclass(frozen=True)
-class ModelSection:
-    """One family's settings section: its class (a frozen dataclass) and its checks across [train] and it."""
+class ModelSection(Protocol):
+    """What config needs of a family: its name, its settings section (a frozen dataclass), and its checks
+    across [train] and that section."""
 
     name: str
     settings: type
-    check: Callable[[TrainConfig, Any], None]
+
+    def check(self, train: TrainConfig, settings: Any) -> None: ...
 
 
-_SECTIONS: dict[str, ModelSection] = {}
+_REGISTRY: dict[str, ModelSection] = {}
 
 
-def register_model(name: str, settings: type, check: Callable[[TrainConfig, Any], None]) -> None:
-    """Make `[name]` a settings section and `name` a value of train.model."""
-    _SECTIONS[name] = ModelSection(name, settings, check)
-
-
-def unregister_model(name: str) -> None:
-    """Forget a family's section (tests that register a throwaway family)."""
-    _SECTIONS.pop(name, None)
+def register_model(section: ModelSection) -> None:
+    """Make `[section.name]` a settings section and `section.name` a value of train.model."""
+    _REGISTRY[section.name] = section
 
 
 def model_sections() -> dict[str, ModelSection]:
-    """Every registered family's section by name, sorted."""
-    if not _SECTIONS:
-        raise RuntimeError("no model family is registered: import the `pipeline` package (it discovers "
-                           "pipeline/training/families/) before loading settings")
-    return dict(sorted(_SECTIONS.items()))
+    """Every registered family by name, sorted."""
+    if not _REGISTRY:
+        raise RuntimeError("no model family is registered: call pipeline.plugins.load() (every entry point "
+                           "does) before loading settings")
+    return dict(sorted(_REGISTRY.items()))

@@ -29,11 +29,11 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def code_hash(modules: list[str], root: Path = PACKAGE_ROOT) -> str:
+def code_hash(modules: list[str]) -> str:
     """Hash of the meaning of `modules` and of every pipeline module they import, directly or not."""
     h = hashlib.sha256()
-    for path in sorted({p for module in modules for p in code_files(module, root)}):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + meaning(path).encode() + b"\0")
+    for path in sorted({p for module in modules for p in code_files(module)}):
+        h.update(path.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0" + meaning(path).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -49,14 +49,14 @@ def meaning(path: Path) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
-def code_files(module: str, root: Path = PACKAGE_ROOT) -> list[Path]:
+def code_files(module: str) -> list[Path]:
     """The files of `module` and of the pipeline modules it imports, transitively, function-level imports
     included."""
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
         name = todo.pop()
-        path = _module_file(name, root)
+        path = _module_file(name)
         if name in seen or path is None:
             continue
         seen[name] = path
@@ -77,12 +77,12 @@ def _absolute(module: str, level: int, package: str) -> str:
     return ".".join(parts + ([module] if module else []))
 
 
-def _module_file(name: str, root: Path) -> Path | None:
-    """The source file of a module of this package ("pipeline.x.y"), or None for anything else."""
+def _module_file(name: str) -> Path | None:
+    """The source file of a module of this package (its dotted name), or None for anything else."""
     head, _, rest = name.partition(".")
     if head != PACKAGE_ROOT.name:
         return None
-    base = root.joinpath(*rest.split(".")) if rest else root
+    base = PACKAGE_ROOT.joinpath(*rest.split(".")) if rest else PACKAGE_ROOT
     for candidate in (base / "__init__.py", base.with_suffix(".py")):
         if candidate.is_file():
             return candidate

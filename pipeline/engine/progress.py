@@ -17,12 +17,11 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import Any, Self, TextIO, TypeVar
 
 from tqdm import tqdm
 
-if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self from Python 3.11
+from .text import duration
 
 T = TypeVar("T")
 
@@ -117,7 +116,7 @@ class LineProgress:
         now = monotonic()
         due = not self._shared or self._printed or now - self._pace.last >= self.every_s
         if not self.disable and self.n > self.initial and due:
-            self._print(f"{self.desc}: {self._position()} in {_duration(now - self.start)}, "
+            self._print(f"{self.desc}: {self._position()} in {duration(now - self.start)}, "
                         f"{self._rate(now)}{self._postfix()}", now)
 
     def __enter__(self) -> Self:
@@ -131,7 +130,7 @@ class LineProgress:
         line = f"{self.desc}: {self._position()}, {self._rate(now)}"
         per_s = self._per_s(now)
         if self.total:
-            line += f", ETA {_duration((self.total - self.n) / per_s) if per_s else '?'}"
+            line += f", ETA {duration((self.total - self.n) / per_s) if per_s else '?'}"
         return line + self._postfix()
 
     def _position(self) -> str:
@@ -160,16 +159,6 @@ class LineProgress:
         self.file.write(line + "\n")
         self.file.flush()  # a notebook shows each line as it comes
         self._pace.last, self._printed = now, True
-
-
-def _duration(seconds: float) -> str:
-    """15m20s, 45s, 2h05m."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 Bar = tqdm | LineProgress  # what `progress` returns

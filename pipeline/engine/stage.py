@@ -17,13 +17,14 @@ import contextlib
 import ctypes
 import fcntl
 import importlib
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,8 +45,10 @@ class Settings(Protocol):
 class Stage:
     name: str
     help: str
-    build: str  # "module:function"; build(cfg, out) -> one-line summary. Imported only when it must run,
-    # so that an up-to-date check never pays for importing torch.
+    # "module:function", the module relative to this package (".data.download:build") or absolute;
+    # build(cfg, out) -> one-line summary. Imported only when it must run, so that an up-to-date check never
+    # pays for importing torch.
+    build: str
     output: Callable[[Any], Path]
     inputs: Callable[[Any], list[Path]]
     settings: Callable[[Any], Any]
@@ -54,9 +57,13 @@ class Stage:
     # (the model family's networks and step)
     plugins: Callable[[Any], list[str]] = lambda cfg: []
 
+    @property
+    def module(self) -> str:
+        """The full name of the module that builds the stage's output."""
+        return importlib.util.resolve_name(self.build.partition(":")[0], PACKAGE_ROOT.name)
+
     def builder(self) -> Callable[[Any, Path], str]:
-        module, _, func = self.build.partition(":")
-        return getattr(importlib.import_module(module), func)
+        return getattr(importlib.import_module(self.module), self.build.partition(":")[2])
 
     def key(self, cfg: Settings) -> str:
         parts = {
@@ -67,10 +74,10 @@ class Stage:
         }
         return digest(parts)
 
-    def code_key(self, cfg: Any, root: Path = PACKAGE_ROOT) -> str:
+    def code_key(self, cfg: Any) -> str:
         """The part of the key that follows the code: the meaning of `build`'s module and of the plug-ins,
-        with every pipeline module they import (`root`: another copy of the package, for tests)."""
-        return code_hash([self.build.partition(":")[0], *self.plugins(cfg)], root)
+        with every pipeline module they import."""
+        return code_hash([self.module, *self.plugins(cfg)])
 
     def run(self, cfg: Settings, force: bool = False) -> Path:
         out = self.output(cfg)
@@ -132,18 +139,25 @@ def output_lock(out: Path, stage: str) -> Iterator[None]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
-        _HELD_LOCKS.add(fh.fileno())
-        _LOCK_OWNER[0] = os.getpid()
+        _HELD.fds.add(fh.fileno())
+        _HELD.owner = os.getpid()
         try:
             yield
         finally:
-            _HELD_LOCKS.discard(fh.fileno())
+            _HELD.fds.discard(fh.fileno())
             fh.truncate(0)
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-_HELD_LOCKS: set[int] = set()  # file descriptors of the output locks this process holds
-_LOCK_OWNER = [0]  # pid of the process that took them (the parent, seen from a forked child)
+@dataclass
+class HeldLocks:
+    """The output locks this process holds, as a process forked from it must see them."""
+
+    fds: set[int] = field(default_factory=set)  # their file descriptors
+    owner: int = 0  # the pid of the process that took them (the parent, seen from a forked child)
+
+
+_HELD = HeldLocks()
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 try:  # looked up here, not in the forked child: loading libraries after a fork can deadlock
     _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
@@ -159,15 +173,15 @@ def _stage_worker_forked() -> None:
     re-run refuses it. So: close the inherited lock files (closing never unlocks the parent's), and on Linux
     ask to be killed when the parent dies (strictly: the thread that forked it; the stages make their pools
     on their own thread)."""
-    if not _HELD_LOCKS:
+    if not _HELD.fds:
         return
-    for fd in _HELD_LOCKS:
+    for fd in _HELD.fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    _HELD_LOCKS.clear()
+    _HELD.fds.clear()
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != _LOCK_OWNER[0]:  # the parent died before prctl took effect
+        if os.getppid() != _HELD.owner:  # the parent died before prctl took effect
             os._exit(1)
 
 

@@ -66,11 +66,12 @@ UNKNOWN = Provenance()
 def for_generator(cfg: Any, loaded: Any, checkpoint: Path) -> Provenance:
     """The record of images made by `loaded` (a LoadedGenerator) read from `checkpoint`.
 
-    The config hash is the checkpoint's own settings' (generate.checkpoint may name another run's file).
+    The config hash is the checkpoint's own settings' (generate.checkpoint may name another run's file), and
+    so is the run's name where its settings give one: the folder holding the file may be a Kaggle dataset's.
     """
     made_with = dataclasses.replace(cfg, train=loaded.train, families=dataclasses.replace(
         cfg.families, **{loaded.kind: loaded.settings}))
-    return Provenance(run=Path(checkpoint).resolve().parent.name, family=loaded.kind,
+    return Provenance(run=loaded.train.run or Path(checkpoint).resolve().parent.name, family=loaded.kind,
                       config_hash=made_with.train_hash()[:8], checkpoint=Path(checkpoint).name,
                       step=int(loaded.step), weights="ema" if loaded.ema else "raw",
                       kaggle=bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE")))

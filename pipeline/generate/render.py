@@ -39,10 +39,12 @@ from ..config import Config
 from ..engine.errors import StageSkipped, UserError
 from ..engine.progress import progress
 from ..images import encode_jpeg, list_images, read_rgb
+from ..metrics.extractor import inception_features
 from ..metrics.features import ImageSet, InceptionFeatures, decode_rgb, find_weights
 from ..metrics.mifid import nearest_real_distance, real_features, to_uint8
-from ..training import runtime as device
 from ..training.checkpoint import LoadedGenerator, load_generator
+from ..training.runtime import Runtime
+from ..training.runtime import setup as setup_runtime
 from . import provenance
 from .subset import subset
 
@@ -64,7 +66,7 @@ def build(cfg: Config, out: Path) -> str:
     """Write one JPEG per photo (a photo family) or generate.count JPEGs (a noise family) into `out`, plus a
     preview grid."""
     start = time.perf_counter()
-    runtime = device.setup(cfg.hardware)
+    runtime = setup_runtime(cfg.hardware)
     loaded = load_generator(cfg.checkpoint_path, runtime.device, cfg.generate.use_ema)
     if loaded.kind != cfg.train.model:
         raise UserError(f"{cfg.checkpoint_path} holds a {loaded.kind} but train.model is {cfg.train.model}; "
@@ -121,7 +123,7 @@ class Renderer:
     number, while the GPU encodes 4,000/s beside the model. Elsewhere PIL does both in worker threads.
     """
 
-    def __init__(self, cfg: Config, loaded: LoadedGenerator, runtime: device.Runtime):
+    def __init__(self, cfg: Config, loaded: LoadedGenerator, runtime: Runtime):
         self.G = runtime.place(loaded.generator)
         self.takes_photos = loaded.family.takes_photos
         self.runtime = runtime
@@ -257,7 +259,7 @@ def guard_memorization(cfg: Config, renderer: Renderer, jobs: list[Job], out: Pa
     except StageSkipped as exc:
         raise UserError(f"generate.max_memorization needs the FID Inception weights: {exc}; "
                         "or set generate.max_memorization=0") from None
-    extractor = InceptionFeatures(weights, renderer.runtime.device, **cfg.inception_options())
+    extractor = inception_features(cfg, weights, renderer.runtime.device)
     real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
     threshold = cfg.generate.max_memorization
     close = near_copies(ImageSet(out, tuple(j.name for j in jobs)), extractor, real, threshold)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html
-import re
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import quote
 
 from ..config import Config
 from ..engine import atomic
+from ..engine.text import duration, slug
 from ..generate.provenance import UNKNOWN_RUN
 from . import sweeps, thumbs
 from .runs import Entry, collect
@@ -73,8 +73,7 @@ def _folder(assets: Path, name: str) -> Path:
 
 def _slug(key: str) -> str:
     """A folder name for an entry: readable, and unique through a short hash of the whole key."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")[:48]
-    return f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+    return f"{slug(key)[:48].rstrip('-')}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
 def _not_scored(cfg: Config) -> str:
@@ -88,8 +87,8 @@ def _not_scored(cfg: Config) -> str:
 
 
 def _row(rank: int, entry: Entry, assets: Path, photos: list[Path], not_scored: str) -> str:
-    slug = _slug(entry.key)
-    folder = _folder(assets, slug)
+    where = _slug(entry.key)
+    folder = _folder(assets, where)
     names, kind = thumbs.pictures(entry, photos, folder)
     links = [(label, _copy(entry.run_dir / name, folder / name)) for name, label in LINKED
              if entry.run_dir is not None and (entry.run_dir / name).is_file()]
@@ -98,16 +97,16 @@ def _row(rank: int, entry: Entry, assets: Path, photos: list[Path], not_scored: 
     under_line = f'<br><span class="under">{_e(under)}</span>' if under else ""
     settings = ("<br>".join(_e(c) for c in entry.changed) or "as its preset") if entry.run_dir else "-"
     steps = f"{entry.steps:,}" if entry.steps is not None else "-"
-    pictures = "".join(f'<img class="{kind}" src="{_src(ASSETS, slug, n)}" alt="{_e(entry.run)} {i + 1}">'
+    pictures = "".join(f'<img class="{kind}" src="{_src(ASSETS, where, n)}" alt="{_e(entry.run)} {i + 1}">'
                        for i, n in enumerate(names)) or "no pictures"
-    files = " ".join(f'<a href="{_src(ASSETS, slug, n)}">{label}</a>' for label, n in links) or "-"
+    files = " ".join(f'<a href="{_src(ASSETS, where, n)}">{label}</a>' for label, n in links) or "-"
     cells = [
         f'<td class="rank">{rank}</td>',
         f'<td class="run"><b>{_e(entry.run)}</b>{under_line}</td>',
         f'<td class="family">{_e(entry.family or UNKNOWN_RUN)}</td>',
         f'<td class="settings">{settings}</td>',
         f'<td class="steps">{steps}</td>',
-        f'<td class="time">{_duration(entry.seconds)}</td>',
+        f'<td class="time">{duration(entry.seconds) if entry.seconds is not None else "-"}</td>',
         *_score_cells(entry, not_scored),
         f'<td class="public">{_e(entry.public) or "-"}</td>',
         f'<td class="pictures">{pictures}</td>',
@@ -146,14 +145,6 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
 HEAD = """<!doctype html>
 <html lang="en">
 <head>
@@ -170,6 +161,7 @@ td.not-scored { color: #888; font-style: italic; }
 td.settings { font: 12px monospace; }
 .under { color: #666; font-size: 12px; }
 td.pictures, td.run { white-space: nowrap; }
+table.sweep td.variant { font-weight: bold; }
 img.fixed, img.photo { width: 96px; height: 96px; margin-right: 2px; }
 img.grid { width: 384px; }
 img[data-loaded="no"] { outline: 3px solid red; }

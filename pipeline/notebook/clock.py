@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from ..engine.text import duration
 
 SAFETY = 1.3  # measured per-image costs are multiplied by this (a cold disk, a busier GPU)
 FIXED_S = 60.0  # loading the checkpoint, listing the photos, the preview, tidy
@@ -25,7 +26,9 @@ MIN_TRAIN_S = 6.0  # a run already out of time still trains to its first checkpo
 
 
 @dataclass(frozen=True)
-class Plan:
+class Budget:
+    """The notebook's time, split: what training may take of Kaggle's limit once the rest is set aside."""
+
     limit_s: float  # kernel.time_limit_min
     elapsed_s: float  # since the notebook's first cell
     finish_s: float  # generate + zip (+ score) + tidy, estimated
@@ -44,23 +47,18 @@ class Plan:
         note = " (train.time_budget_min is smaller and wins)" if self.train_s == self.user_budget_s else ""
         short = " - less than the plan needs: training only to its first checkpoint" \
             if self.train_s == MIN_TRAIN_S else ""
-        finish = (f"generate+zip estimated {self.finish_s / 60:.0f} min" if self.finish_s
+        finish = (f"generate+zip estimated {duration(self.finish_s)}" if self.finish_s
                   else "no generate in this kernel")
-        return (f"training until {_clock(until)} elapsed ({_clock(self.train_s)} of training{note}{short}); "
-                f"{finish}, margin {self.margin_s / 60:g} min, {_clock(self.elapsed_s)} spent so far of "
-                f"Kaggle's {_clock(self.limit_s)}")
+        return (f"training until {duration(until)} elapsed ({duration(self.train_s)} of training{note}"
+                f"{short}); {finish}, margin {self.margin_s / 60:g} min, {duration(self.elapsed_s)} spent so "
+                f"far of Kaggle's {duration(self.limit_s)}")
 
 
-def _clock(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def plan(cfg: Config, started: float, finish_s: float) -> Plan:
-    """The plan for a train cell starting now, in a notebook whose first cell ran at `started`
+def budget(cfg: Config, started: float, finish_s: float) -> Budget:
+    """The budget of a train cell starting now, in a notebook whose first cell ran at `started`
     (time.time())."""
     k = cfg.kernel
-    return Plan(limit_s=k.limit_min * 60, elapsed_s=time.time() - started, finish_s=finish_s,
+    return Budget(limit_s=k.limit_min * 60, elapsed_s=time.time() - started, finish_s=finish_s,
                 margin_s=k.margin_min * 60, user_budget_s=cfg.train.time_budget_min * 60)
 
 
@@ -74,10 +72,10 @@ def measure_finish_s(cfg: Config, batches: int = 2, clock: Callable[[], float] =
     import torch
 
     from ..generate.render import Renderer, initial_jobs
-    from ..training import runtime as device
     from ..training.checkpoint import untrained_generator
+    from ..training.runtime import setup as setup_runtime
 
-    runtime = device.setup(cfg.hardware)
+    runtime = setup_runtime(cfg.hardware)
     loaded = untrained_generator(cfg.train, cfg.model_settings)
     renderer = Renderer(cfg, loaded, runtime)
     jobs = initial_jobs(cfg, loaded, torch.Generator().manual_seed(0))
@@ -113,9 +111,10 @@ def _inception_per_image(cfg: Config, folder: Path, names: list[str], dev: objec
                          clock: Callable[[], float]) -> float:
     """Scoring (and the memorisation guard, a second pass) cost per image: Inception features of the
     images."""
-    from ..metrics.features import ImageSet, InceptionFeatures
+    from ..metrics.extractor import inception_features
+    from ..metrics.features import ImageSet
 
-    extractor = InceptionFeatures(Path(cfg.score.weights), dev, **cfg.inception_options(progress=False))
+    extractor = inception_features(cfg, Path(cfg.score.weights), dev, progress=False)
     images = ImageSet(folder, tuple(names))
     extractor.of_set(images)  # warm-up
     start = clock()

@@ -20,9 +20,11 @@ from ..config import Config
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..generate import provenance
-from ..metrics.features import ImageSet, InceptionFeatures, find_weights, open_images
+from ..metrics.extractor import inception_features
+from ..metrics.features import ImageSet, find_weights, open_images
 from ..metrics.mifid import real_features, score_features
 from ..metrics.reference import Reference, without_training
+from ..training import tensorboard
 from ..training.runtime import pick_device
 from . import table
 
@@ -54,7 +56,8 @@ def result_path(images: Path) -> Path:
 def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path | None = None,
                  source: str = "local") -> dict[str, Any]:
     """Score `images` (folder or zip) against `real` (default: score.real, else the training paintings),
-    write the JSON, add a leaderboard row under the run that made the images.
+    write the JSON, add a leaderboard row under the run that made the images (and, where that run's folder
+    is here, its settings with this score as TensorBoard hparams).
 
     `source` marks where the images were made: "local", or "kaggle" for the images.zip of a Kaggle
     kernel run (the submit command). Raises StageSkipped when the FID weights are not available.
@@ -65,7 +68,7 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
             raise UserError(f"{path}: not found; give a folder of JPEGs or a zip of them")
     weights = find_weights(cfg.score.weights)
     made_by = provenance.read(images) or provenance.UNKNOWN
-    extractor = InceptionFeatures(weights, pick_device(cfg.hardware.device), **cfg.inception_options())
+    extractor = inception_features(cfg, weights, pick_device(cfg.hardware.device))
     with open_images(real) as real_set:
         reference = reference_set(cfg, real_set)
         real_feats = real_features(reference.images, extractor, cfg.cache_dir)
@@ -81,6 +84,9 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
         "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic.write_json(Path(out) if out is not None else result_path(images), result)
     rows = table.append(table.csv_path(cfg.submissions_dir), leaderboard_row(result, made_by))
+    # the run's settings with this score, as TensorBoard hparams, where its folder is here
+    tensorboard.record_score(cfg.data_dir / "runs" / made_by.run, made_by.config_hash, made_by.step,
+                             {"mifid": result["mifid"], "fid": result["fid"]})
     if reference.note:
         print(f"score: {reference.note}")
     print(f"score: MiFID {result['mifid']:.3f}  FID {result['fid']:.3f}  d {result['distance']:.4f}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config.legacy import upgrade_row
 from ..engine import atomic
+from ..engine.text import aligned
 
 COLUMNS = ("time", "source", "run", "model", "config_hash", "n_images", "fid", "distance", "mifid", "scope",
            "images", "n_real", "left_out", "step", "weights", "kernel", "submission", "public_mifid",
@@ -77,9 +78,3 @@ def format_table(rows: list[dict[str, str]]) -> str:
                                             for i, r in enumerate(ranked[:SHOWN], 1)])
     more = f"\n... and {len(ranked) - SHOWN} more in the CSV" if len(ranked) > SHOWN else ""
     return "local leaderboard (lower MiFID is better):\n" + "\n".join(lines) + more
-
-
-def aligned(lines: list[tuple[str, ...]]) -> list[str]:
-    """Rows of cells as text lines, each column as wide as its widest cell."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]

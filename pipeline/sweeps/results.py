@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+from ..kaggle import log as kaggle_log
 from .state import VariantState
 
 
@@ -25,15 +26,10 @@ def read(v: VariantState, run_dir: Path, score_json: Path) -> None:
 def last_line(log: Path) -> str:
     """The last line a variant printed (Kaggle's JSON log or plain text); "" without a log."""
     try:
-        text = log.read_text(errors="replace")
+        lines = kaggle_log.lines(kaggle_log.read(log))
     except OSError:
         return ""
-    try:
-        text = "".join(entry.get("data", "") for entry in json.loads(text))
-    except (ValueError, TypeError, AttributeError):
-        pass
-    lines = [line.rsplit("\r", 1)[-1].strip() for line in text.splitlines()]
-    return next((line for line in reversed(lines) if line), "")[:300]
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config, tomllib
+from ..engine import text
 from ..engine.errors import UserError
 
 SWEEPS_DIR = Path(__file__).resolve().parents[1] / "config" / "sweeps"
@@ -44,7 +44,7 @@ class Variant:
 
     @property
     def slug(self) -> str:
-        return slugify(self.name)
+        return text.slug(self.name)
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ def load(spec: str, extra: tuple[str, ...] = ()) -> Sweep:
         if vname == BASE or vname in (v.name for v in variants):
             raise UserError(f"sweep {name}: variant '{vname}' is named twice (or is named '{BASE}', the "
                             "base's own name): give each variant a name of its own")
-        if slugify(vname) in (v.slug for v in variants):
+        if text.slug(vname) in (v.slug for v in variants):
             raise UserError(f"sweep {name}: variant '{vname}' makes the same kernel slug as another "
-                            f"('{slugify(vname)}'): rename one")
+                            f"('{text.slug(vname)}'): rename one")
         changed = differences(base, _checked(name, vname, preset, [*sets, *vsets, *extra]))
         if not changed and "grid" in data:  # the grid's combination that is the base: the base runs anyway
             print(f"sweep {name}: the grid's {vname} is the base itself: it runs once, as '{BASE}'")
@@ -174,7 +174,3 @@ def _as_set(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return '""' if value == "" else str(value)
-
-
-def slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..engine import atomic
-from ..scoring.table import aligned
-from .spec import slugify
+from ..engine.text import aligned, duration, slug
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
@@ -29,12 +29,8 @@ class VariantState:
     digest: str  # of the variant's whole settings
     state: str = QUEUED
     error: str = ""  # failed: the last line of its log
-    pid: int = 0  # local: the process running it
-    ref: str = ""  # kaggle: owner/slug of its train kernel
-    version: int = 0
-    url: str = ""
-    pushing: bool = False  # kaggle: a push was sent and its version not recorded yet
-    before: int = 0  # kaggle: the kernel's latest version before that push
+    pid: int = 0  # local: the process running it (on Kaggle: its kernel is in kernels/record.py's records)
+    gpu: str = ""  # local: the GPU it was started on ("cpu": none); "" where not recorded
     run_dir: str = ""  # its run folder (local), or the run's summary fetched from its kernel's output
     thumbs: str = ""  # kaggle: the folder of the fixed photos through it, fetched
     steps: int | None = None
@@ -94,7 +90,7 @@ def local_runs(submissions: Path) -> set[str]:
     for folder in folders(submissions):
         state = SweepState.load(folder / "state.json")
         if state.backend == "local":
-            names |= {run_name(state.name, slugify(v.name)) for v in state.variants.values()}
+            names |= {run_name(state.name, slug(v.name)) for v in state.variants.values()}
     return names
 
 
@@ -104,31 +100,42 @@ def folders(submissions: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/state.json")) if root.is_dir() else []
 
 
-def row(v: VariantState) -> dict[str, Any]:
-    """One variant as the --json list has it."""
+def row(v: VariantState, kernel: str = "") -> dict[str, Any]:
+    """One variant as the --json list has it (`kernel`: its kernel version, on Kaggle)."""
     return {"name": v.name, "state": v.state, "fid": v.fid, "distance": v.distance, "mifid": v.mifid,
             "settings": v.changed, "steps": v.steps, "seconds": v.seconds, "images": v.n_images,
-            "error": v.error, "kernel": f"{v.ref} v{v.version}" if v.ref else ""}
+            "error": v.error, "kernel": kernel}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the sweep table, the same in the text the command prints and on the leaderboard page."""
+
+    title: str
+    key: str  # the page's class for its cells
+    lines: Callable[[VariantState], list[str]]  # what a cell holds: one line, or one a setting changed
+
+
+def _num(value: float | int | None, fmt: str, missing: str = "-") -> list[str]:
+    return [missing if value is None else fmt.format(value)]
+
+
+COLUMNS = (  # after the rank
+    Column("variant", "variant", lambda v: [v.name]),
+    Column("state", "state", lambda v: [v.state + (f": {v.error}" if v.error else "")]),
+    Column("local MiFID", "mifid",
+           lambda v: _num(v.mifid, "{:.3f}", "not scored" if v.state == DONE else "-")),
+    Column("FID", "fid", lambda v: _num(v.fid, "{:.3f}")),
+    Column("d", "distance", lambda v: _num(v.distance, "{:.4f}")),
+    Column("steps", "steps", lambda v: _num(v.steps, "{:,}")),
+    Column("training time", "time", lambda v: ["-" if v.seconds is None else duration(v.seconds)]),
+    Column("settings changed from the base", "settings", lambda v: list(v.changed) or ["the base"]),
+)
 
 
 def table(state: SweepState) -> str:
     """The variants as an aligned text table, best first."""
-    lines = [("rank", "variant", "state", "MiFID", "FID", "d", "steps", "time", "settings changed")]
-    for i, v in enumerate(state.ranked(), 1):
-        what = v.state + (f": {v.error}" if v.error else "")
-        lines.append((str(i), v.name, what, _num(v.mifid, "{:.3f}", "not scored" if v.state == DONE else "-"),
-                      _num(v.fid, "{:.3f}"), _num(v.distance, "{:.4f}"), _num(v.steps, "{:,}"),
-                      _duration(v.seconds), ", ".join(v.changed) or "the base"))
+    lines = [("rank", *(c.title for c in COLUMNS))]
+    lines += [(str(i), *(", ".join(c.lines(v)) for c in COLUMNS)) for i, v in enumerate(state.ranked(), 1)]
     return (f"sweep {state.name} ({state.backend}; lower MiFID is better, local: against the reference "
             f"paintings):\n" + "\n".join(aligned(lines)))
-
-
-def _num(value: float | int | None, fmt: str, missing: str = "-") -> str:
-    return missing if value is None else fmt.format(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"

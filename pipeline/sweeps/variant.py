@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import plugins
 from ..config import load_config
 from ..engine import atomic
 from ..engine.errors import StageSkipped, UserError
@@ -31,6 +32,7 @@ def run(settings: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    plugins.load()
     try:
         run(Path(argv[0]))
     except UserError as exc:

@@ -45,9 +45,9 @@ def read(path: Path, map_location: str | torch.device = "cpu", mmap: bool = Fals
     """
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as exc:  # noqa: BLE001 - a cut-short zip, a pickle error, a missing file: all "unusable"
+    except Exception as exc:  # a cut-short zip, a pickle error, a missing file: all "unusable"
         first = str(exc).split(". ")[0].splitlines()[0][:100] if str(exc) else ""
-        raise ValueError(f"{type(exc).__name__}: {first}") from None
+        raise ValueError(f"{type(exc).__name__}: {first}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
         raise ValueError("not a checkpoint written by this pipeline")
     return legacy.upgrade_checkpoint(payload)

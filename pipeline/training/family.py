@@ -12,10 +12,11 @@ never import torch:
   nn.Module that generate uses to rebuild a checkpoint's generator, and `trainer`, a
   `training.trainer.Trainer` subclass (the networks, optimisers and one training step).
 
-Discovery: `discover()` (run when the `pipeline` package is imported) imports every subpackage of
-pipeline/training/families/ (only its light `__init__`), so adding a family is one new folder that touches
-no other file. Registering a family also registers its settings section with config (config imports no
-family: pipeline/config/models.py).
+Discovery: `discover()` imports every subpackage of pipeline/training/families/ (only its light `__init__`),
+once per process, called by `pipeline.plugins.load()` at every entry point; so adding a family is one new
+folder that touches no other file. The registry is config's (pipeline/config/models.py: config imports no
+family, yet reads their sections): registering a family puts the Family object itself there, and
+`families()` reads it back.
 
 How to write one, in the order the loop asks: `images_per_step` (which banks, how many images per step and
 rank; it also fixes the epoch length), `total_steps` (the run's nominal length), `data_size` (the
@@ -27,15 +28,17 @@ resolution or batch by phase (ProGAN) chooses both here and in its step, not in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from ..config import TrainConfig, register_model, unregister_model
+from ..config import TrainConfig, model_sections, register_model
+from ..config import require as require  # the one settings check; a family's settings take it from here
 from ..engine.errors import UserError
 
 if TYPE_CHECKING:
@@ -49,12 +52,6 @@ S = TypeVar("S")  # a family's settings section (its frozen dataclass)
 def option(default: Any, help: str) -> Any:
     """A settings field with its meaning kept where `python -m pipeline families --settings` reads it."""
     return field(default=default, metadata={"help": help})
-
-
-def require(ok: bool, key: str, rule: str) -> None:
-    """A settings check: the same one-line error as every other section's (`setting KEY RULE`)."""
-    if not ok:
-        raise UserError(f"setting {key} {rule}")
 
 
 class Family(ABC, Generic[S]):
@@ -147,18 +144,13 @@ class Family(ABC, Generic[S]):
     def _load(self, target: str) -> Any:
         return getattr(importlib.import_module(self._module(target)), target.partition(":")[2])
 
-    def default_settings(self) -> S:
-        return self.settings()
-
     def settings_from(self, values: dict[str, Any]) -> S:
         """The section from a dict (a checkpoint's), ignoring keys it does not know."""
         known = {f.name for f in dataclasses.fields(self.settings)}
         return self.settings(**{k: v for k, v in values.items() if k in known})
 
 
-FAMILIES_PACKAGE = "pipeline.training.families"  # one subpackage per family, nothing else
-_REGISTRY: dict[str, Family] = {}
-_discovered = [False]
+FAMILIES_PACKAGE = f"{__package__}.families"  # one subpackage per family, nothing else
 
 
 def register_family(name: str) -> Any:
@@ -171,24 +163,15 @@ def register_family(name: str) -> Any:
         if cls.maps_from not in (PHOTO, NOISE):
             raise TypeError(f"family {name}: maps_from must be PHOTO or NOISE")
         cls.name = name
-        family = _REGISTRY[name] = cls()
-        register_model(name, cls.settings, family.check)
+        register_model(cls())
         return cls
 
     return register
 
 
-def unregister_family(name: str) -> None:
-    """Forget a family (tests that register a throwaway one)."""
-    _REGISTRY.pop(name, None)
-    unregister_model(name)
-
-
+@functools.cache  # once per process
 def discover() -> None:
-    """Import every family folder's light __init__ once (it registers itself, and its section with config)."""
-    if _discovered[0]:
-        return
-    _discovered[0] = True
+    """Import every family folder's light __init__ (each registers itself)."""
     package = importlib.import_module(FAMILIES_PACKAGE)
     for info in pkgutil.iter_modules(package.__path__):
         if info.ispkg:
@@ -196,13 +179,8 @@ def discover() -> None:
 
 
 def families() -> dict[str, Family]:
-    """Every registered family by name, sorted."""
-    discover()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def family_names() -> list[str]:
-    return list(families())
+    """Every registered family by name, sorted (register_family is the only writer of the registry)."""
+    return cast("dict[str, Family]", model_sections())
 
 
 def get_family(name: str) -> Family:

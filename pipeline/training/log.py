@@ -1,5 +1,6 @@
 """What a run shows while and after it trains: losses.csv, loss_plot.png, samples/step_XXXXXX.png,
-samples.gif.
+samples.gif, and the same rows and grids as TensorBoard event files where the package is installed
+(tensorboard.py).
 
 The loss plot draws every column but the bookkeeping ones; a `resolution` column (a family that grows,
 ProGAN) is drawn as a labelled vertical line where it changes instead.
@@ -18,6 +19,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from ..engine import atomic
+from .tensorboard import Board
 
 GIF_FRAMES = 60  # at most this many grids in samples.gif, evenly spread over training
 GIF_WIDTH = 768
@@ -28,9 +30,11 @@ class TrainLog:
         self.run_dir, self.enabled = run_dir, enabled
         self.csv_path = run_dir / "losses.csv"
         self.samples_dir = run_dir / "samples"
+        self.board: Board | None = None
         if enabled:
             self.samples_dir.mkdir(parents=True, exist_ok=True)
             self._truncate(resume_step)
+            self.board = Board.open(run_dir, resume_step)
 
     def _truncate(self, step: int) -> None:
         kept = [r for r in read_csv(self.csv_path) if int(r["step"]) <= step]
@@ -52,23 +56,30 @@ class TrainLog:
             if new:
                 writer.writeheader()
             writer.writerow(values)
+        if self.board is not None:
+            self.board.row(values)
 
     def grid(self, step: int, images: torch.Tensor, nrow: int) -> Path | None:
         """Save images in [-1, 1] as one PNG grid named by the step."""
         if not self.enabled:
             return None
         grid = make_grid(images.float().clamp(-1, 1).add(1).mul(127.5), nrow=nrow, padding=2, pad_value=255)
-        array = grid.round().byte().permute(1, 2, 0).cpu().numpy()
+        pixels = grid.round().byte().cpu()
         buf = io.BytesIO()
-        Image.fromarray(array).save(buf, "PNG")
+        Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buf, "PNG")
         path = self.samples_dir / f"step_{step:06d}.png"
         atomic.write_bytes(path, buf.getvalue())
+        if self.board is not None:
+            self.board.grid(step, pixels)
         return path
 
     def finish(self) -> None:
-        """The loss plot and the animated GIF of the grids, from everything written so far."""
+        """The loss plot and the animated GIF of the grids, from everything written so far; the event files
+        closed."""
         if not self.enabled:
             return
+        if self.board is not None:
+            self.board.close()
         plot_losses(self.csv_path, self.run_dir / "loss_plot.png")
         frames = sorted(self.samples_dir.glob("step_*.png"))
         if frames:

@@ -26,6 +26,7 @@ from ..engine import atomic
 from ..engine.errors import UserError
 from ..engine.progress import Bar, Pace
 from ..engine.progress import progress as progress_bar
+from ..engine.text import duration
 from ..images import list_images
 from .banks import ImageBank, Shards, load_bank
 from .family import Family, get_family
@@ -135,7 +136,7 @@ class _Session:
     data: Data
     progress: Progress
     session_start: float
-    stopped: str = ""  # why the session ended before the last step (the time budget)
+    stopped: str = ""  # why the session ended before the last step (the time budget, or its share)
     # losses summed on the device since the last row
     acc: dict[str, torch.Tensor] = field(default_factory=dict)
     n_acc: int = 0
@@ -155,12 +156,14 @@ class _Session:
         self.last_save = self.loop_start = time.monotonic()
         self.first_step = self.progress.step
         self.session = self.progress.sessions = self.progress.sessions + 1
+        step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.settings)
+        self.cost = step_cost if step_cost(0.0) is not None else None  # steps differ in cost: plan by work
         saved = self.progress.plan
-        self.plan = saved if saved is not None and saved.by_clock and t.time_budget_min > 0 else Plan(
-            self.data.nominal, t.decay_start)
-        self.progress.plan = self.plan
-        self.step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.settings)
-        self.varying = self.step_cost(0.0) is not None  # steps differ in cost: plan by work
+        self.follow(saved if saved is not None and saved.by_clock and t.time_budget_min > 0 else Plan(
+            self.data.nominal, t.decay_start))
+        if self.end <= self.first_step < self.plan.total:  # an earlier session went past this one's share
+            # (its plan shrank): train to the first log row, whose re-fit may move the share, before judging
+            self.end = min(self.plan.total, (self.first_step // t.log_every + 1) * t.log_every)
         if self.rt.is_main:
             fitted = (f"; train.time_budget_min={t.time_budget_min:g}: re-planned to fit the clock after a "
                       "warm-up") if t.time_budget_min > 0 else ""
@@ -168,7 +171,7 @@ class _Session:
 
     def run(self) -> None:
         per_epoch = self.data.steps_per_epoch
-        while self.progress.step < self.plan.total and not self.stopped:
+        while self.progress.step < self.end and not self.stopped:
             epoch = self.progress.step // per_epoch
             epochs = -(-self.plan.total // per_epoch)
             # A context: the bar is closed on errors too, so an error message never lands on the bar's line.
@@ -178,7 +181,7 @@ class _Session:
                               initial=self.progress.step % per_epoch,
                               disable=not self.rt.is_main, leave=True, pace=self.pace,
                               dynamic_ncols=True) as bar:
-                while self.progress.step < min(self.plan.total, (epoch + 1) * per_epoch) and not self.stopped:
+                while self.progress.step < min(self.end, (epoch + 1) * per_epoch) and not self.stopped:
                     self.step()
                     bar.update()
                     self.after_step(epoch, bar)
@@ -188,16 +191,18 @@ class _Session:
         step, progress = self.progress.step, self.plan.progress(self.progress.step)
         self.trainer.set_lr_factor(self.plan.lr_factor(step))
         losses = self.trainer.train_step(self.data.batch(step), progress)
-        self.work += self.step_cost(progress) or 1.0
+        self.work += self.cost(progress) if self.cost else 1.0
         self.acc = {k: self.acc.get(k, 0) + v for k, v in losses.items()}  # device tensors: no wait here
         self.n_acc += 1
         self.progress.step += 1
 
     def after_step(self, epoch: int, bar: Bar) -> None:
-        t, step, last = self.cfg.train, self.progress.step, self.progress.step == self.plan.total
-        due = step % t.checkpoint_every == 0 or last
-        if step % t.log_every == 0 or last:
+        t, step = self.cfg.train, self.progress.step
+        due = step % t.checkpoint_every == 0
+        if step % t.log_every == 0 or step >= self.end:
             due = self.log_row(epoch, bar) or due
+        last = step >= self.end  # the plan's end, or this session's share (as re-fitted by that row)
+        due = due or last
         if self.rt.is_main and (step % t.sample_every == 0 or last or self.stopped):
             self.log.grid(step, *self.trainer.sample(self.fixed))  # -- sampling
         if self.selector is not None and step % t.select_by_mifid == 0:
@@ -229,6 +234,10 @@ class _Session:
             self.stopped = (f"stopped by train.time_budget_min={t.time_budget_min:g}" if t.sessions == 1 else
                             f"session {self.session} of {t.sessions} ended at its "
                             f"train.time_budget_min={t.time_budget_min:g}")
+        elif self.end <= step < self.plan.total:
+            left = f", with {duration(session_left)} of its budget left" if t.time_budget_min > 0 else ""
+            self.stopped = (f"session {self.session} of {t.sessions} ended at its share of the plan, step "
+                            f"{step:,} of {self.plan.total:,}{left}")
         return overdue or bool(self.stopped)
 
     def budget_left(self, now: float) -> tuple[float, float]:
@@ -251,15 +260,17 @@ class _Session:
         t, step = self.cfg.train, self.progress.step
         if t.time_budget_min <= 0 or not self.rt.is_main:
             return 0.0
-        if self.warm is None:
+        origin = self.warm
+        if origin is None:
             self.warm = (now, step, self.work)
-            return 0.0
-        seconds = max(1e-9, now - self.warm[0])
-        self.rate, self.work_rate = (step - self.warm[1]) / seconds, (self.work - self.warm[2]) / seconds
+            if step < self.end:
+                return 0.0
+            origin = (self.loop_start, self.first_step, 0.0)  # its end came first: measure the session so far
+        seconds = max(1e-9, now - origin[0])
+        self.rate, self.work_rate = (step - origin[1]) / seconds, (self.work - origin[2]) / seconds
         slack = 2 * t.log_every
-        fitted = fit_to_clock(self.data.nominal, t.decay_start, step,
-                              self.work_rate if self.varying else self.rate, left,
-                              slack_steps=slack, cost=self.step_cost if self.varying else None)
+        rate = self.work_rate if self.cost else self.rate
+        fitted = fit_to_clock(self.data.nominal, t.decay_start, step, rate, left, slack, self.cost)
         fits = self.seconds_to(self.plan.total) + slack / max(1e-9, self.rate) <= left
         revised = revise(self.plan, fitted, step, fits)
         return 0.0 if revised is None else float(revised.total)
@@ -267,8 +278,8 @@ class _Session:
     def seconds_to(self, total: int) -> float:
         """Seconds from this step to `total` at the rate measured since the warm-up."""
         step = self.progress.step
-        if self.varying:
-            return remaining_work(step, total, self.step_cost) / max(1e-9, self.work_rate)
+        if self.cost:
+            return remaining_work(step, total, self.cost) / max(1e-9, self.work_rate)
         return (total - step) / max(1e-9, self.rate)
 
     def adopt(self, plan: Plan, elapsed: float, bar: Bar) -> None:
@@ -277,7 +288,12 @@ class _Session:
             minutes = (elapsed + self.seconds_to(plan.total)) / 60
             bar.write(f"train: {plan.describe(minutes, self.cfg.train.sessions)} (measured {self.rate:.2f} "
                       f"steps/s at step {self.progress.step:,})")
+        self.follow(plan)
+
+    def follow(self, plan: Plan) -> None:
+        """Train by `plan` from here on: to its end, or in a run over several sessions to this one's share."""
         self.plan = self.progress.plan = plan
+        self.end = plan.share(self.session, self.cfg.train.sessions, self.cost)
 
     # -- checkpointing ------------------------------------------------------------------------------------
     def save(self) -> None:

@@ -65,8 +65,8 @@ class ResnetGenerator(nn.Module):
     def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
         """The outputs of model[i] for each i in `layers`, in ascending order, computed only as far as the
         last of them: what CUT's contrastive loss compares between a photo and its translation (0 = the
-        padded input, 4 = the first stride-2 convolution, 10 onwards = the residual blocks). Every output
-        but the last is copied, so that a later in-place ReLU cannot overwrite it."""
+        padded input, 4 and 7 = the two stride-2 convolutions, 9 + k = residual block k). Every output but
+        the last is copied, so that a later in-place ReLU cannot overwrite it."""
         wanted, last = set(layers), max(layers)
         feats = []
         for i, layer in enumerate(self.model[: last + 1]):

@@ -5,10 +5,13 @@ Without a time budget the run trains its family's nominal length (train.epochs e
 learning rate is constant until `decay_start` of it, then falls linearly to zero (CycleGAN's schedule).
 With a budget, that schedule would stop wherever the time ran out, usually at the full learning rate; so
 the loop measures its step rate after a warm-up and plans the steps that fit what is left of the budget
-(never more than the nominal length), and the same schedule runs over the plan. It is re-planned whenever
-the measured rate moves the plan (resumed on other hardware, a slower GPU) -- once the decay has begun only
-to end sooner, since a longer plan would raise the learning rate again --, saved in every checkpoint, and
-decided by rank 0 for all ranks, so a resume continues the same schedule.
+(never more than the nominal length), and the same schedule runs over the plan. For the whole session it is
+re-planned whenever the measured rate moves the plan's end (a load that comes and goes, resumed on other
+hardware, a slower GPU), either way: a longer plan after the decay has begun raises the learning rate to what
+its own schedule has there and decays it again, where keeping the shorter plan would make a passing slowdown
+cost the rest of the run. The plan is saved in every checkpoint and decided by rank 0 for all ranks, so a
+resume continues the same schedule; a run over several sessions divides it into equal shares of its work,
+one a session.
 """
 from __future__ import annotations
 
@@ -41,6 +44,22 @@ class Plan:
     def progress(self, step: int) -> float:
         """The fraction of the plan done before `step` (what a family's schedule follows)."""
         return min(1.0, step / max(1, self.total))
+
+    def share(self, session: int, sessions: int, cost: Callable[[float], float] | None = None) -> int:
+        """The step session `session` of a run over `sessions` trains to: the first step where the plan's work
+        (its steps, or their summed `cost` where steps differ in cost) done reaches session/sessions of the
+        whole; the plan's end for the last session."""
+        if session >= sessions:
+            return self.total
+
+        def left(step: int) -> float:
+            return remaining_work(step, self.total, cost) if cost else float(self.total - step)
+        later = left(0) * (1 - session / sessions)  # the later sessions' work
+        lo, hi = 0, self.total  # the first step that leaves them no more, by bisection
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if left(mid) <= later else (mid + 1, hi)
+        return lo
 
     def describe(self, minutes: float | None = None, sessions: int = 1) -> str:
         """'planned 41,200 steps in 226 min; decay from step 20,600' (the run's minutes where known, and the
@@ -95,11 +114,11 @@ def moved(old: Plan, new: Plan, share: float) -> bool:
 
 
 def revise(current: Plan, fitted: Plan, step: int, fits: bool) -> Plan | None:
-    """The plan to follow from `step` on, None to keep `current`: the first fitted one; then one that moves
-    the end by more than REPLAN_AT (rate noise), or any shorter one once `current` no longer ends inside the
-    budget at the measured rate (`fits`: near the end, 1% of a long plan is more than the time left); never a
-    longer one once the decay has begun, where it would raise the learning rate again."""
-    if step >= current.total or (step >= current.decay_from and fitted.total > current.total):
+    """The plan to follow from `step` on, None to keep `current`: the first fitted one; then, all session
+    long, one that moves the end by more than REPLAN_AT either way (less is rate noise), or any shorter one
+    once `current` no longer ends inside the budget at the measured rate (`fits`: near the end, 1% of a long
+    plan is more than the time left)."""
+    if fitted.total <= step:
         return None
     overruns = not fits and fitted.total < current.total
     return fitted if not current.by_clock or moved(current, fitted, REPLAN_AT) or overruns else None

@@ -16,7 +16,8 @@ import torch
 from ..config import Config
 from ..engine.errors import StageSkipped
 from ..images import decode_rgb
-from ..metrics.features import InceptionFeatures, find_weights, open_images
+from ..metrics.extractor import inception_features
+from ..metrics.features import find_weights, open_images
 from ..metrics.mifid import real_features, score_features, to_uint8
 from . import checkpoint
 from .rng import rng_state, set_rng_state
@@ -33,7 +34,7 @@ def make_selector(cfg: Config, device: torch.device | str) -> Selector:
     needs it. Raises StageSkipped here when the FID weights cannot be found.
     """
     weights = find_weights(cfg.score.weights)
-    extractor = InceptionFeatures(weights, device, **cfg.inception_options(progress=False))
+    extractor = inception_features(cfg, weights, device, progress=False)
     real = real_features(cfg.raw_dir / "monet_jpg", extractor, cfg.cache_dir)
     with open_images(cfg.raw_dir / "photo_jpg") as photo_set:
         subset = photo_set.sample(cfg.train.select_photos, cfg.score.seed)

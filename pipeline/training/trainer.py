@@ -1,6 +1,6 @@
 """What every family's training shares, and what each must implement: the `Trainer` base class (torch).
 
-A trainer owns its networks, optimisers, LR schedules and grad scaler, and answers:
+A trainer owns its networks, optimisers and grad scaler, and answers:
 `train_step(batch, progress)` -> the step's losses as tensors (read by the loop only every log_every
 steps, so the step never waits on the device); `sample_inputs`/`sample` for the progress grids;
 `inference()` for scoring; `state_dict`/`load_state_dict` (shared by all ranks) and
@@ -50,8 +50,8 @@ def ema_decay(decay: float, updates: int) -> float:
 
 
 class Trainer(ABC):
-    """Networks (raw for weights, wrapped for training), optimisers, schedules, scaler; the step is the
-    family's."""
+    """Networks (raw for weights, wrapped for training), optimisers at the rate the loop sets, scaler; the
+    step is the family's."""
 
     generators: ClassVar[tuple[str, ...]]
     discriminators: ClassVar[tuple[str, ...]]

@@ -65,13 +65,13 @@ class ProjectionDiscriminator(nn.Module):
 
 
 def make_conditional_generator(train: Any, s: CGANSettings) -> ConditionalGenerator:
-    return init_weights(ConditionalGenerator(s.z_dim, s.width, train.image_size))
+    return init_weights(ConditionalGenerator(s.z_dim, s.width, train.image_size), train.init)
 
 
 def make_generator(train: Any, s: CGANSettings) -> nn.Module:
     """Noise (s.z_dim) -> a train.image_size Monet: the label fixed to Monet (generate's generator)."""
-    return init_weights(MonetGenerator(s.z_dim, s.width, train.image_size))
+    return init_weights(MonetGenerator(s.z_dim, s.width, train.image_size), train.init)
 
 
 def make_discriminator(train: Any, s: CGANSettings) -> nn.Module:
-    return init_weights(ProjectionDiscriminator(s.width, train.image_size))
+    return init_weights(ProjectionDiscriminator(s.width, train.image_size), train.init)

@@ -1,5 +1,6 @@
 """CUT's networks (Park et al. 2020): the shared ResNet generator, whose forward can also return its encoder
-features, the shared PatchGAN, and the projection heads of the PatchNCE loss."""
+features, the shared PatchGAN, and the projection heads of the PatchNCE loss, all three initialised as the
+authors do by default (Xavier-normal, gain 0.02; train.init=normal for N(0, 0.02))."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ class CUTGenerator(ResnetGenerator):
         return self.features(x, layers) if layers else super().forward(x)
 
 
+AUTHORS_INIT = "xavier"  # train.init when not given: the authors' init_type default
+
+
 class PatchHeads(nn.Module):
     """One projection head per NCE layer, Linear(C, width), ReLU, Linear(width, width), applied to the
     features at sampled positions and L2-normalised (the authors' PatchSampleF with its MLPs), made once
@@ -32,10 +36,6 @@ class PatchHeads(nn.Module):
         super().__init__()
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, width), nn.ReLU(), nn.Linear(width, width))
                                   for c in widths)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):  # as the authors initialise theirs: Xavier, gain 0.02
-                nn.init.xavier_normal_(m.weight, gain=0.02)
-                nn.init.zeros_(m.bias)
 
     def forward(self, feats: Sequence[torch.Tensor], positions: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Per layer: the N x C x H x W features at `positions` (flat indices into H x W, the same for every
@@ -53,13 +53,14 @@ class PatchHeads(nn.Module):
 
 def make_generator(train: TrainConfig, s: CUTSettings) -> nn.Module:
     """Photo -> Monet, from a checkpoint's or the current settings."""
-    return init_weights(CUTGenerator(s.ngf, s.n_blocks))
+    return init_weights(CUTGenerator(s.ngf, s.n_blocks), train.init or AUTHORS_INIT)
 
 
 def make_discriminator(train: TrainConfig, s: CUTSettings) -> nn.Module:
-    return init_weights(PatchDiscriminator(s.ndf, s.d_layers))
+    return init_weights(PatchDiscriminator(s.ndf, s.d_layers), train.init or AUTHORS_INIT)
 
 
-def make_heads(generator: ResnetGenerator, s: CUTSettings) -> PatchHeads:
+def make_heads(generator: ResnetGenerator, train: TrainConfig, s: CUTSettings) -> PatchHeads:
     """The heads for `generator`'s features at cut.nce_layers."""
-    return PatchHeads(generator.feature_widths(s.layers), s.mlp_width)
+    heads = PatchHeads(generator.feature_widths(s.layers), s.mlp_width)
+    return init_weights(heads, train.init or AUTHORS_INIT)

@@ -17,9 +17,20 @@ MODES: dict[str, dict[str, Any]] = {
     "fastcut": {"lambda_nce": 10.0, "nce_idt": False, "flip_equivariance": True},
 }
 LOSSES = ("lsgan", "bce")
-# Layers of the ResNet generator's Sequential before its residual blocks (training/networks.py): the padded
-# 7x7 convolution (4 layers) and two stride-2 convolutions (3 each). Its encoder ends with the last block.
-STEM_LAYERS = 10
+# The encoder layers PatchNCE can compare, by what they are, as indices into the Sequential of the ResNet
+# generator (training/networks.py): the reflection-padded input (0), the outputs of its two stride-2
+# convolutions before their norms (4, 7), and residual block k's (9 + k). The encoder ends with the last
+# block.
+STEM = {"input": 0, "down1": 4, "down2": 7}
+FIRST_BLOCK = 10
+# The authors' choice: their --nce_layers "0,4,8,12,16" picks these in their anti-aliased generator
+# (taesungp/contrastive-unpaired-translation); the same indices here are other layers (docs/training.md).
+PAPER_LAYERS = "input, down1, down2, res1, res5"
+
+
+def encoder_layers(n_blocks: int) -> dict[str, int]:
+    """Each named encoder layer of a ResNet generator with `n_blocks` blocks -> its index."""
+    return {**STEM, **{f"res{k}": FIRST_BLOCK + k - 1 for k in range(1, n_blocks + 1)}}
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,8 @@ class CUTSettings:
                                         "(not given: as mode says)")
     flip_equivariance: bool | None = option(None, "flip half the steps' generator inputs horizontally and "
                                                   "the translation's features back (not given: as mode says)")
-    nce_layers: str = option("0,4,8,12,16", "generator layers (indices into its Sequential, all in the "
-                                            "encoder) whose patches PatchNCE compares")
+    nce_layers: str = option(PAPER_LAYERS, "encoder layers whose patches PatchNCE compares: input, down1, "
+                                           "down2, res1..resN (or indices into the generator's Sequential)")
     num_patches: int = option(256, "positions sampled per layer and image (the same in input and output)")
     nce_t: float = option(0.07, "temperature of the PatchNCE softmax")
     mlp_width: int = option(256, "width of each layer's two-layer projection head")
@@ -53,21 +64,23 @@ class CUTSettings:
         for name in ("n_blocks", "d_layers", "lambda_nce"):
             require(getattr(self, name) >= 0, f"cut.{name}", "must be >= 0")
         require(self.nce_t > 0, "cut.nce_t", "must be > 0")
-        last = STEM_LAYERS + self.n_blocks - 1
-        require(_parse_layers(self.nce_layers, last) is not None, "cut.nce_layers",
-                f"must be comma-separated layer indices in 0..{last} (the encoder of a generator with "
-                f"cut.n_blocks={self.n_blocks}), e.g. \"0,4,8,12,16\"")
+        blocks = f", res1..res{self.n_blocks}" if self.n_blocks else ""
+        require(bool(self.layers), "cut.nce_layers",
+                f"must name layers of the encoder of a generator with cut.n_blocks={self.n_blocks}: input, "
+                f"down1, down2{blocks} (or indices 0..{FIRST_BLOCK + self.n_blocks - 1}), e.g. "
+                f"\"{PAPER_LAYERS}\"")
 
     @property
     def layers(self) -> tuple[int, ...]:
-        """cut.nce_layers as sorted indices."""
-        return _parse_layers(self.nce_layers, STEM_LAYERS + self.n_blocks - 1) or ()
+        """cut.nce_layers as sorted distinct indices into the generator's Sequential; () if it names a layer
+        outside the encoder. An index is taken as it is (the form this key had before the names)."""
+        found = [_index(part.strip(), self.n_blocks) for part in self.nce_layers.split(",")]
+        return tuple(sorted({i for i in found if i is not None})) if None not in found else ()
 
 
-def _parse_layers(text: str, last: int) -> tuple[int, ...] | None:
-    """Distinct indices in 0..last, sorted; None if `text` is not such a list."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
-        return None
-    layers = tuple(sorted({int(p) for p in parts}))
-    return layers if layers[-1] <= last else None
+def _index(part: str, n_blocks: int) -> int | None:
+    """One item of cut.nce_layers: a name's index, or an index in the encoder as it is; None for neither."""
+    named = encoder_layers(n_blocks)
+    if part in named:
+        return named[part]
+    return int(part) if part.isdigit() and int(part) < FIRST_BLOCK + n_blocks else None

@@ -33,7 +33,7 @@ class CUTTrainer(PhotoTrainer):
         return make_discriminator(self.train, self.settings)
 
     def make_auxiliary(self, name: str) -> nn.Module:
-        return make_heads(self.nets["G"], self.settings)
+        return make_heads(self.nets["G"], self.train, self.settings)
 
     def train_step(self, batch: dict[str, torch.Tensor], progress: float) -> Losses:
         s, adv = self.settings, self.adversarial

@@ -13,9 +13,9 @@ from .settings import CycleGANSettings
 def make_generator(train: TrainConfig, s: CycleGANSettings) -> nn.Module:
     """Photo -> Monet (the same class serves Monet -> photo), from a checkpoint's or the current settings."""
     if s.generator == "unet":
-        return init_weights(UnetGenerator(s.ngf, unet_depth(train.image_size)))
-    return init_weights(ResnetGenerator(s.ngf, s.n_blocks))
+        return init_weights(UnetGenerator(s.ngf, unet_depth(train.image_size)), train.init)
+    return init_weights(ResnetGenerator(s.ngf, s.n_blocks), train.init)
 
 
 def make_discriminator(train: TrainConfig, s: CycleGANSettings) -> nn.Module:
-    return init_weights(PatchDiscriminator(s.ndf, s.d_layers))
+    return init_weights(PatchDiscriminator(s.ndf, s.d_layers), train.init)

@@ -12,9 +12,9 @@ from .settings import DCGANSettings
 
 def make_generator(train: TrainConfig, s: DCGANSettings) -> nn.Module:
     """Noise (s.z_dim) -> a train.image_size Monet."""
-    return init_weights(DCGenerator(s.z_dim, s.width, train.image_size))
+    return init_weights(DCGenerator(s.z_dim, s.width, train.image_size), train.init)
 
 
 def make_discriminator(train: TrainConfig, s: DCGANSettings) -> nn.Module:
     return init_weights(DCDiscriminator(s.width, train.image_size, s.spectral_norm, s.d_dropout,
-                                        batch_norm=s.d_batch_norm))
+                                        batch_norm=s.d_batch_norm), train.init)

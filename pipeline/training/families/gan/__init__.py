@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ....config import TrainConfig
-from ...family import NOISE, Family, register_family
+from ...family import NOISE, Family, register_family, require
 from .settings import GANSettings
 
 
@@ -25,6 +25,10 @@ class GAN(Family[GANSettings]):
 
     def data_size(self, train: TrainConfig, settings: GANSettings) -> int:
         return settings.image_size  # not train.image_size: MLPs stay small only on small images
+
+    def check(self, train: TrainConfig, s: GANSettings) -> None:
+        require(not train.init, "train.init",
+                "does not apply to gan: its networks keep PyTorch's own initialisation; leave it empty")
 
     def architecture(self, train: TrainConfig, s: GANSettings) -> dict[str, Any]:
         return {"model": self.name, "z_dim": s.z_dim, "hidden": s.hidden, "image_size": s.image_size}

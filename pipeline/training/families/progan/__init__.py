@@ -9,7 +9,7 @@ import functools
 from typing import Any
 
 from ....config import TrainConfig
-from ...family import NOISE, Family, register_family
+from ...family import NOISE, Family, register_family, require
 from .schedule import Schedule
 from .settings import ProGANSettings
 
@@ -43,6 +43,11 @@ class ProGAN(Family[ProGANSettings]):
     def step_cost(self, train: TrainConfig, s: ProGANSettings, progress: float) -> float:
         """A step's work grows with its phase's resolution: a time budget plans by it (see Schedule.cost)."""
         return schedule(s).cost(progress)
+
+    def check(self, train: TrainConfig, s: ProGANSettings) -> None:
+        require(not train.init, "train.init",
+                "does not apply to progan: its equalised learning rate sets its own initialisation; leave "
+                "it empty")
 
     def architecture(self, train: TrainConfig, s: ProGANSettings) -> dict[str, Any]:
         return {"model": self.name, "z_dim": s.z_dim, "width": s.width, "max_width": s.max_width,

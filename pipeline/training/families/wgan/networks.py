@@ -14,12 +14,13 @@ from .settings import WGANSettings
 
 def make_generator(train: Any, s: WGANSettings) -> nn.Module:
     """Noise (s.z_dim) -> a train.image_size Monet."""
-    return init_weights(DCGenerator(s.z_dim, s.width, train.image_size))
+    return init_weights(DCGenerator(s.z_dim, s.width, train.image_size), train.init)
 
 
 def make_critic(train: Any, s: WGANSettings) -> nn.Module:
     """A train.image_size image -> one unbounded score; every weight already inside [-clip, clip]."""
-    return clip_weights(init_weights(DCDiscriminator(s.width, train.image_size, batch_norm=False)), s.clip)
+    critic = init_weights(DCDiscriminator(s.width, train.image_size, batch_norm=False), train.init)
+    return clip_weights(critic, s.clip)
 
 
 @torch.no_grad()

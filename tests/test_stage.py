@@ -28,7 +28,7 @@ def build_copy(cfg, out: Path) -> str:
     return f"{len(files)} files"
 
 
-STAGE = Stage("copy", "test stage", build="test_stages:build_copy", output=lambda c: c.data_dir / "copy",
+STAGE = Stage("copy", "test stage", build="test_stage:build_copy", output=lambda c: c.data_dir / "copy",
               inputs=lambda c: [c.raw_dir / "monet_jpg"], settings=lambda c: c.augment)
 
 
@@ -107,7 +107,7 @@ def test_fingerprint_memo_sees_content_changes(tmp_path):
 def test_up_to_date_check_does_not_import_torch(cfg):
     """The cache answers before any heavy import, so `up to date` costs well under a second."""
     STAGE.run(cfg)
-    code = ("import sys; sys.path.insert(0, 'tests'); import test_stages as t; "
+    code = ("import sys; sys.path.insert(0, 'tests'); import test_stage as t; "
             "from helpers import tiny_config;"
             f"from pathlib import Path; t.STAGE.run(tiny_config(Path({str(cfg.data_dir.parent)!r})));"
             "print('torch' in sys.modules)")

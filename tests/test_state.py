@@ -1,11 +1,13 @@
-"""One run over several sessions: one learning-rate schedule planned by the first session, each later one
-resuming where the last stopped (sessions.json says where the run stands); and over several machines, every
-rank resuming rank 0's checkpoint."""
+"""What a run keeps between sessions (training/state.py) and how the loop shares one plan among them: one
+learning-rate schedule planned by the first session, each session training its share of it and each later
+one resuming where the last stopped (sessions.json says where the run stands); and over several machines,
+every rank resuming rank 0's checkpoint."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from helpers import REPO, TINY, free_port, losses, make_data, tiny_config
 
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.plan import Plan
 from pipeline.training.state import read_sessions
 
@@ -45,6 +48,68 @@ def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_
     total = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"]).total
     assert records[-1]["to_step"] == total == rows[-1]["step"] and not records[-1]["stopped"]
     assert rows[-1]["lr"] <= 0.05 * rows[0]["lr"]  # one schedule, decayed by the end of the last session
+
+
+@pytest.fixture
+def rate(monkeypatch):
+    """The loop's clock, moved by a CycleGAN step that does nothing else (the plan is under test, not the
+    networks): 0.1 s a step, or what `slow` says for the run's n-th step."""
+    clock = types.SimpleNamespace(now=0.0, steps=0, slow={})
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+
+    def step(self, batch, progress):
+        clock.steps += 1
+        clock.now += clock.slow.get(clock.steps, 0.1)
+        return {"loss": torch.tensor(1.0)}
+
+    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
+    return clock
+
+
+BUDGETED = (*TINY, "train.epochs=1000", "train.time_budget_min=0.5", "train.log_every=10",
+            "train.sample_every=1000", "train.checkpoint_every=1000")
+
+
+def test_a_session_ends_at_its_share_when_the_rate_drops_and_recovers_and_the_next_trains_the_rest(
+        tmp_path, rate):
+    make_data(tmp_path)
+    rate.slow = {n: 1.0 for n in range(20, 30)}  # a load after the warm-up: 10 steps at a tenth of the rate
+    cfg = tiny_config(tmp_path, *BUDGETED, "train.sessions=2")
+    summary = train.build(cfg, cfg.run_dir)
+    [first] = read_sessions(cfg.run_dir)
+    plan = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"])
+    assert first["to_step"] == checkpoint.read(cfg.run_dir / "last.pt")["step"] == -(-plan.total // 2)
+    assert first["seconds"] < 30 and first["stopped"] in summary  # before its 30 s were spent, and says so
+    share = f"session 1 of 2 ended at its share of the plan, step {first['to_step']} of {plan.total}, with "
+    assert first["stopped"].startswith(share)
+    train.build(cfg, cfg.run_dir)
+    second = read_sessions(cfg.run_dir)[1]
+    total = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"]).total
+    assert second["from_step"] == first["to_step"] and second["to_step"] == total and not second["stopped"]
+    assert total > plan.total  # re-fitted to the recovered rate, although its decay had begun
+    rows = losses(cfg)
+    assert rows[-1]["step"] == total and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]  # one schedule, decayed
+
+
+@pytest.mark.parametrize("sessions", [2, 3])
+def test_a_run_squeezed_into_its_decay_by_a_slow_start_trains_on_in_every_later_session(tmp_path, rate,
+                                                                                         sessions):
+    """The review's chain: a slow spell right after the warm-up shrank the run into its decay (35 steps over 2
+    sessions); session 1 trained them all, and session 2 found nothing left to train. Here the spell shrinks
+    the plan to 21 steps over 2 sessions, 24 over 3 (where session 2 too starts past its share)."""
+    make_data(tmp_path)
+    rate.slow = {n: 2.5 for n in range(11, 21)}
+    cfg = tiny_config(tmp_path, *BUDGETED, f"train.sessions={sessions}")
+    for _ in range(sessions):
+        train.build(cfg, cfg.run_dir)
+    records = read_sessions(cfg.run_dir)
+    first = records[0]  # the plan shrank under it: past its share already, it ends there
+    assert first["to_step"] < first["total"] and "ended at its share of the plan" in first["stopped"]
+    assert [r["from_step"] for r in records[1:]] == [r["to_step"] for r in records[:-1]]
+    assert all(r["to_step"] > r["from_step"] for r in records)  # none finds nothing to train
+    assert records[-1]["to_step"] == records[-1]["total"] > 5 * first["total"]  # the recovered rate's
+    rows = losses(cfg)
+    assert rows[-1]["step"] == records[-1]["total"] and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]
 
 
 def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, step_clock, capsys):

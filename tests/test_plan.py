@@ -1,5 +1,5 @@
-"""How long a run trains and what it keeps: the plan fitted to the clock, epochs over the photos, the EMA
-generator."""
+"""How long a run trains and what it keeps (training/plan.py and its loop): the plan fitted to the clock and
+re-fitted for the whole session, each session's share of it, epochs over the photos, the EMA generator."""
 from __future__ import annotations
 
 import types
@@ -44,10 +44,21 @@ def test_a_re_plan_ignores_rate_noise_but_never_lets_the_plan_overrun_the_budget
     assert revise(Plan(5_000, 0.5), Plan(3_300, 0.5, True), 4, fits=True) == Plan(3_300, 0.5, True)  # first
     assert revise(long, Plan(3_320, 0.5, True), 100, fits=True) is None  # noise: kept
     assert revise(long, Plan(3_400, 0.5, True), 100, fits=True).total == 3_400  # moved by 3%: adopted
-    assert revise(long, Plan(3_400, 0.5, True), 2_000, fits=True) is None  # decaying: never longer
+    assert revise(long, Plan(3_400, 0.5, True), 2_000, fits=True).total == 3_400  # decaying too: all session
     assert revise(long, Plan(3_280, 0.5, True), 3_200, fits=True) is None  # ends in time: kept
     assert revise(long, Plan(3_280, 0.5, True), 3_200, fits=False).total == 3_280  # would overrun: shorter
-    assert revise(long, Plan(3_280, 0.5, True), 3_300, fits=False) is None  # the last step
+    assert revise(long, Plan(3_280, 0.5, True), 3_300, fits=False) is None  # it would end behind this step
+    assert revise(long, Plan(6_000, 0.5, True), 3_300, fits=True).total == 6_000  # its end: time left to use
+
+
+def test_each_session_trains_its_share_of_the_plan_by_steps_or_where_they_differ_by_work():
+    plan = Plan(100, 0.5, by_clock=True)
+    assert [plan.share(k, 3) for k in (1, 2, 3, 4)] == [34, 67, 100, 100]
+
+    def cost(progress: float) -> float:  # the second half's steps cost 3 times the first half's
+        return 1.0 if progress < 0.5 else 3.0
+
+    assert plan.share(1, 2, cost) == 67  # 50 cheap steps and 17 dear ones: half the 200 units of work
 
 
 @pytest.mark.slow
