@@ -11,16 +11,22 @@ RDZV ?=
 SESSIONS ?=
 SUBMIT ?=
 SWEEP ?=
+RUN ?=
 DRY_RUN ?=
 FORCE ?=
+YES ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
+# A flag is on for 1, true or yes and off for 0, false, no or nothing (DRY_RUN=0 is off); anything else stops.
+ON := 1 true yes TRUE YES True Yes
+OFF := 0 false no FALSE NO False No
+on = $(if $(filter $(ON),$($(1))),1,$(if $(filter-out $(OFF),$($(1))),$(error $(1)=$($(1)): use 1, true or yes (on), or 0, false, no or nothing (off))))
 SETS := $(foreach s,$(SET),--set $(s))
-ARGS = --config $(CONFIG) $(SETS) $(if $(FORCE),--force)
-RUN = $(PY) -m pipeline
+ARGS = --config $(CONFIG) $(SETS) $(if $(call on,FORCE),--force) $(if $(call on,YES),--yes)
+PIPELINE = $(PY) -m pipeline
 # One machine: GPUS=N processes. Several: NODES=M machines, this one NODE_RANK=i, all meeting at RDZV=host:port
 # (torchrun's c10d rendezvous); each machine needs the data at the same paths, rank 0 alone writes the run.
 ifneq ($(NODES),1)
@@ -29,15 +35,15 @@ TRAIN_RUN = $(VENV)/bin/torchrun --nnodes=$(NODES) --node-rank=$(NODE_RANK) --np
 else ifneq ($(GPUS),1)
 TRAIN_RUN = $(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m pipeline
 else
-TRAIN_RUN = $(RUN)
+TRAIN_RUN = $(PIPELINE)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip leaderboard check-page kernel push submit train-kaggle sweep test test-fast kaggle-check bench lint clean
+.PHONY: help setup demo download augment train generate score zip leaderboard check-page tensorboard kernel doctor push submit upload upload-weights train-kaggle sweep test test-fast kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -49,52 +55,65 @@ setup: $(STAMP) ## create .venv and install the pipeline with its dev tools (no-
 
 demo: $(STAMP) ## run the whole pipeline on the built-in offline demo data (small models, CPU)
 	$(MAKE) --no-print-directory download augment train generate CONFIG=demo SET='$(SET)'
-	@$(RUN) score --config demo $(SETS); rc=$$?; \
+	@$(PIPELINE) score --config demo $(SETS); rc=$$?; \
 	  if [ $$rc -eq 3 ]; then echo "score: skipped (see the message above); the demo goes on"; \
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	$(MAKE) --no-print-directory zip CONFIG=demo SET='$(SET)'
 
 download: $(STAMP) ## fetch the competition data into data/raw (download.source=kaggle|demo|dir:PATH)
-	$(RUN) download $(ARGS)
+	$(PIPELINE) download $(ARGS)
 
 augment: $(STAMP) ## 300 Monets -> 1,500 in data/augmented/monet, with a contact sheet
-	$(RUN) augment $(ARGS)
+	$(PIPELINE) augment $(ARGS)
 
 train: $(STAMP) ## train into data/runs/<run> (resumable; GPUS=N GPUs, NODES=M NODE_RANK=i RDZV=host:port machines)
 	$(if $(filter-out 1,$(NODES)),$(if $(RDZV),,$(error NODES=$(NODES) needs RDZV=host:port, the rendezvous of node 0)))
 	$(TRAIN_RUN) train $(ARGS)
 
 generate: $(STAMP) ## write the Monet-style JPEGs into submissions/images
-	$(RUN) generate $(ARGS)
+	$(PIPELINE) generate $(ARGS)
 
 score: $(STAMP) ## local MiFID of submissions/images; appends to submissions/leaderboard.csv
-	$(RUN) score $(ARGS)
+	$(PIPELINE) score $(ARGS)
 
 zip: $(STAMP) ## validate and write submissions/images.zip
-	$(RUN) zip $(ARGS)
+	$(PIPELINE) zip $(ARGS)
 
 leaderboard: $(STAMP) ## write submissions/leaderboard.html: one row per run, its scores and pictures
-	$(RUN) leaderboard $(ARGS)
+	$(PIPELINE) leaderboard $(ARGS)
 
 check-page: $(STAMP) ## write the leaderboard page, then check in headless Chromium that every picture loads
-	$(RUN) leaderboard --check $(ARGS)
+	$(PIPELINE) leaderboard --check $(ARGS)
+
+tensorboard: $(STAMP) ## serve every run's TensorBoard curves (data/runs) at http://localhost:6006
+	@test -x $(VENV)/bin/tensorboard || { echo "make tensorboard: no tensorboard in $(VENV): $(VENV)/bin/pip install -e '.[tensorboard]'"; exit 1; }
+	$(VENV)/bin/tensorboard --logdir data/runs
 
 kernel: $(STAMP) ## build the Kaggle notebook kernel in kernels/<slug>
-	$(RUN) kernel $(ARGS)
+	$(PIPELINE) kernel $(ARGS)
+
+doctor: $(STAMP) ## ask Kaggle (reading only): credentials, rules, submissions left, GPU quota, data, weights
+	$(PIPELINE) doctor $(ARGS)
 
 push: $(STAMP) ## build the kernel and push it to Kaggle
-	$(RUN) push $(ARGS)
+	$(PIPELINE) push $(ARGS)
 
-submit: $(STAMP) ## push, wait, fetch, check, score, submit, wait for the public score (DRY_RUN=1: no submit)
-	$(RUN) submit $(ARGS) $(if $(DRY_RUN),--set submit.dry_run=true)
+submit: $(STAMP) ## push, wait, fetch, check, score, submit, wait for the public score (DRY_RUN=1: no submit; RUN=<name>: from an uploaded run)
+	$(PIPELINE) submit $(ARGS) $(if $(call on,DRY_RUN),--set submit.dry_run=true) $(if $(RUN),--run $(RUN))
+
+upload: $(STAMP) ## put the run RUN=<name> (data/runs/<name>: its checkpoint and config.toml) on Kaggle as a private dataset
+	$(PIPELINE) upload $(ARGS) $(if $(RUN),--run $(RUN))
+
+upload-weights: $(STAMP) ## put the FID weights on Kaggle once as a private dataset; kernels then attach it to score
+	$(PIPELINE) upload --weights $(ARGS)
 
 sweep: $(STAMP) ## run SWEEP=NAME|PATH (families, recipe, demo, or a file) side by side; SET=sweep.backend=local
 	$(if $(SWEEP),,$(error SWEEP=NAME|PATH is needed: a ready sweep (families, recipe, demo) or a sweep file))
-	$(RUN) sweep $(SWEEP) $(ARGS)
+	$(PIPELINE) sweep $(SWEEP) $(ARGS)
 
 train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=1 then submits from its last checkpoint
-	$(RUN) kaggle-train $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(SUBMIT),--submit) \
-	  $(if $(DRY_RUN),--set submit.dry_run=true)
+	$(PIPELINE) train-kaggle $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(call on,SUBMIT),--submit) \
+	  $(if $(call on,DRY_RUN),--set submit.dry_run=true)
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest

@@ -15,9 +15,11 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from .config import available_presets, load_config
+from . import plugins
+from .config import available_presets, load_config, load_for_kaggle
 from .engine.errors import StageSkipped, UserError
 from .engine.stage import is_main_process
+from .kernels.stage import KERNEL
 from .stages import STAGES
 
 EXIT_USER_ERROR = 2
@@ -34,6 +36,11 @@ class Command:
     arguments: tuple[tuple[str, dict], ...] = ()
     after: str = ""  # "module:function" called as f(cfg) once the command succeeded (the leaderboard page)
     read_only: tuple[str, ...] = ()  # options with which the command only reads: no `after` then
+    notebook: bool = False  # builds or pushes a Kaggle notebook: a Kaggle preset as --config is what it runs
+    # "module:function" called as f(cfg, args) -> cfg before the handler: settings an option of the command
+    # decides (submit --run NAME: attach the dataset `upload` recorded for that run)
+    prepare: str = ""
+    aliases: tuple[str, ...] = ()  # older names that still run it
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         for flag, options in self.arguments:
@@ -42,9 +49,12 @@ class Command:
     def handles(self, args: argparse.Namespace) -> bool:
         """Whether the handler runs: always for a command that is no stage, else when an option of its own
         is given."""
-        if self.name not in STAGES:
+        if self.name not in RUNNABLE:
             return True
         return any(getattr(args, flag.lstrip("-").replace("-", "_"), None) for flag, _ in self.arguments)
+
+
+RUNNABLE = {**STAGES, KERNEL.name: KERNEL}  # every stage a command of the same name runs
 
 
 def _call(target: str, *args: object) -> object:
@@ -70,17 +80,20 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
             handler="pipeline.submission.archive:command",
             arguments=(("--check", {"metavar": "PATH",
                                     "help": "validate this zip against the competition's rules"}),)),
-    Command("kernel", STAGES["kernel"].help),
+    Command("kernel", KERNEL.help, notebook=True),
     Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
-            handler="pipeline.kernels.submit:push_command"),
+            handler="pipeline.kernels.submit:push_command", notebook=True),
     Command("submit",
             "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition, "
             "wait for its public score", handler="pipeline.kernels.submit:submit_command",
-            after=REFRESH_PAGE),
-    Command("kaggle-train", "train one run over train.sessions Kaggle sessions (a kernel each, each resuming "
+            after=REFRESH_PAGE, notebook=True, prepare="pipeline.kernels.upload:attach_uploaded",
+            arguments=(("--run", {"metavar": "NAME",
+                                  "help": "generate from run NAME as `upload` put it on Kaggle (its dataset "
+                                          "attached) instead of training"}),)),
+    Command("train-kaggle", "train one run over train.sessions Kaggle sessions (a kernel each, each resuming "
             "the last); --submit then submits from its last checkpoint",
-            handler="pipeline.kernels.sessions:train_command", after=REFRESH_PAGE,
-            arguments=(("--submit", {"action": "store_true",
+            handler="pipeline.kernels.sessions:train_command", after=REFRESH_PAGE, notebook=True,
+            aliases=("kaggle-train",), arguments=(("--submit", {"action": "store_true",
                                      "help": "then submit from the last session's run"}),)),
     Command("sweep", "run a sweep's variants side by side (sweep.backend=kaggle|local), rank them by local "
             "MiFID, submit the best with sweep.submit=best", handler="pipeline.sweeps.command:command",
@@ -88,7 +101,18 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                 ("sweep", {"metavar": "NAME|PATH", "help": "families, recipe, demo or a sweep file"}),
                 ("--status", {"action": "store_true", "help": "print the sweep's table, run nothing"}),
                 ("--json", {"action": "store_true", "help": "the table as JSON (a list, best first)"})),
-            read_only=("status", "json")),
+            read_only=("status", "json"), notebook=True),
+    Command("upload", "put a run trained here (--run NAME, else the run the settings name) on Kaggle as a "
+            "private dataset that `submit --run NAME` generates from; --weights: the FID weights, which "
+            "kernels then attach", handler="pipeline.kernels.upload:command",
+            arguments=(("--run", {"metavar": "NAME", "help": "the run folder data/runs/NAME"}),
+                       ("--weights", {"action": "store_true",
+                                      "help": "upload the FID weights file instead (score.weights, else "
+                                              "pytorch-fid's cache)"}))),
+    Command("doctor", "ask Kaggle, reading only, what a submission will meet: credentials, rules, "
+            "submissions left, GPU quota, the competition's files, the weights dataset; exit 1 when one is "
+            "not fine",
+            handler="pipeline.kernels.doctor:command"),
     Command("submissions", "refresh the public scores of your Kaggle submissions; print them beside the "
             "local ones", handler="pipeline.kernels.scores:submissions_command", after=REFRESH_PAGE),
     Command("leaderboard", "write submissions/leaderboard.html, one row per run; --check renders it in "
@@ -110,24 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Each stage is cached: it re-runs only when its inputs, settings or code changed.")
     sub = parser.add_subparsers(dest="command", metavar="<stage>", title="stages and commands")
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(cmd.name, aliases=cmd.aliases, help=cmd.help, description=cmd.help)
+        p.set_defaults(command=cmd.name)  # an alias runs, and reports as, the command itself
         p.add_argument("--config", default="default", metavar="PRESET",
                        help=f"settings preset: {', '.join(available_presets())} or a TOML file "
                             "(default: default)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting, e.g. --set train.epochs=2 (repeatable)")
         p.add_argument("--force", action="store_true", help="re-run even when the output is up to date")
+        p.add_argument("--yes", action="store_true",
+                       help="answer yes where a command asks before spending Kaggle GPU time (YES=1)")
         cmd.add_arguments(p)
     return parser
 
 
 def dispatch(args: argparse.Namespace) -> int:
     cmd = COMMANDS[args.command]
-    cfg = load_config(args.config, args.set)
+    cfg = (load_for_kaggle if cmd.notebook else load_config)(args.config, args.set)
+    if cmd.prepare:
+        cfg = _call(cmd.prepare, cfg, args)
     if cmd.handles(args):
         code = int(_call(cmd.handler, cfg, args) or 0)
     else:
-        STAGES[cmd.name].run(cfg, force=args.force)
+        RUNNABLE[cmd.name].run(cfg, force=args.force)
         code = 0
     read_only = any(getattr(args, flag, False) for flag in cmd.read_only)
     if cmd.after and code == 0 and not read_only and is_main_process():  # under torchrun, rank 0 alone
@@ -136,6 +165,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    plugins.load()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -1,14 +1,11 @@
 """Fixtures; the helpers they and the tests share live in helpers.py."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from fake_kaggle import serving
 from helpers import make_jpegs, write_competition
-
-# Nothing in the tests may reach the real Kaggle: any https request goes to a dead port.
-os.environ.setdefault("https_proxy", "http://127.0.0.1:9")
 
 
 @pytest.fixture
@@ -48,3 +45,23 @@ def step_clock(monkeypatch):
 
     monkeypatch.setattr(CycleGANTrainer, "train_step", step)
     return clock
+
+
+@pytest.fixture(autouse=True)
+def no_real_kaggle(monkeypatch):
+    """Nothing in the tests may reach the real Kaggle, whatever this machine's environment says: any https
+    request goes to a dead port (the fake Kaggle is reached over http, through http_proxy)."""
+    for name in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake_kaggle(tmp_path, monkeypatch):
+    """A running fake Kaggle (tests/fake_kaggle.py) with the real client pointed at it, in a temp working
+    folder (the kernel stage writes kernels/<slug> there), without FID weights unless a test brings them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with serving(tmp_path, monkeypatch) as fake:
+        yield fake

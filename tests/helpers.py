@@ -2,6 +2,8 @@
 and the one-line-error check. Imported as `from helpers import ...` (tests/ is on sys.path)."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import signal
@@ -9,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +21,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import plugins
 from pipeline.config import Config, load_config
+from pipeline.generate import provenance
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
+plugins.load()  # as every entry point does: the tests, and the processes they spawn, see every family
 
 
 def make_jpegs(folder: Path, n: int, size: int = 32, seed: int = 0, mode: str = "RGB",
@@ -80,6 +88,37 @@ TINY_KAGGLE = ("download.image_size=32", "download.expect_monet=6", "download.ex
                "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10")
 
 
+# The generate stage small: 32 px everywhere, a ragged last batch (12 = 5 + 5 + 2), a generator small enough
+# for a CPU test, on the CPU even where a GPU exists (exact fp32 references; the GPU path has its own test).
+TINY_GENERATE = ("zip.image_size=32", "zip.min_images=1", "zip.max_images=50", "generate.batch_size=5",
+                 "cyclegan.ngf=4", "cyclegan.n_blocks=1", "hardware.workers=2", "hardware.device=cpu")
+
+
+# push and submit against the fake Kaggle: a zip of 3 to 10 images of 32 px, polled and retried at once.
+TINY_SUBMIT = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "generate.count=5",
+               "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
+
+
+# What the notebook's zip stage writes into images.zip's comment: the run that made the images.
+KERNEL_RUN = provenance.Provenance(run="kaggle", family="cyclegan", config_hash="0123abcd",
+                                   checkpoint="last.pt", step=1834, kaggle=True)
+
+
+def images_zip(tmp_path: Path, n: int = 4) -> bytes:
+    """An images.zip as the notebook makes it: n JPEGs and the provenance record in its comment."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.comment = provenance.as_comment(KERNEL_RUN)
+        for path in make_jpegs(tmp_path / "kernel-images", n, size=32):
+            zf.write(path, path.name)
+    return buf.getvalue()
+
+
+def kernel_set(*items: str) -> str:
+    """The --set item that gives a notebook these overrides: kernel.set as a TOML list."""
+    return "kernel.set=" + json.dumps(list(items))
+
+
 def write_competition(folder: Path) -> Path:
     """The competition's folder as a notebook sees it under /kaggle/input: 6 paintings, 10 photos, 32 px."""
     from pipeline.data.demo import write_demo
@@ -104,7 +143,7 @@ def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):
     return family.trainer_class()(family, t, s, rt), family.images_per_step(t, s)
 
 
-# -- training: resume, kill and two ranks -------------------------------------------------------------------
+# -- training: resume and two ranks -------------------------------------------------------------------------
 def losses(cfg: Config) -> list[dict[str, float]]:
     """The run's losses.csv, as numbers."""
     from pipeline.training.log import read_csv
@@ -155,33 +194,6 @@ def assert_same_weights(a: dict, b: dict) -> None:
             assert torch.equal(value, b[net][key]), (net, key)
 
 
-def kill_then_resume(data: Path, run_dir: Path, sets: Iterable[str], total: int) -> str:
-    """`python -m pipeline train` on the demo preset with `sets`, killed with SIGKILL once it has written a
-    checkpoint (and a half-written one planted, as a kill mid-write leaves), then run again to its end: every
-    step logged once, nothing half-written left. Returns the second run's output."""
-    from pipeline.training import checkpoint
-    from pipeline.training.log import read_csv
-
-    args = [sys.executable, "-m", "pipeline", "train", "--config", "demo", "--set", f"paths.data={data}",
-            *[a for s in sets for a in ("--set", s)]]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not checkpoint.history(run_dir) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = len(read_csv(run_dir / "losses.csv"))
-    assert 0 < killed_at < total, "the run should have been killed part-way"
-    (run_dir / ".ckpt_999999.pt.tmp-killed").write_bytes(b"half a checkpoint")
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming from step" in done.stdout and not list(run_dir.glob(".*.tmp-*"))
-    assert checkpoint.read(run_dir / "last.pt")["step"] == total
-    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, total + 1))
-    return done.stdout
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -220,7 +232,93 @@ def train_two_ranks(tmp_path: Path, options: tuple[str, ...]) -> list[dict]:
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
-# -- generate: the memorisation guard ------------------------------------------------------------------------
+# -- a child `python -m pipeline` paused at a chosen point, and killed there ---------------------------------
+@dataclass(frozen=True)
+class Pause:
+    """Where a child pipeline stops (tests/paused_pipeline.py): once `target` ("module:function" or
+    "module:Class.method") has returned `calls` times, it writes `marker` and sleeps while the marker exists.
+    A test that waits for the marker kills the child at that point, however loaded the machine."""
+    target: str
+    calls: int
+    marker: Path
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of `python -m pipeline args` that stops here."""
+        return [sys.executable, str(REPO / "tests" / "paused_pipeline.py"), self.target, str(self.calls),
+                str(self.marker), *args]
+
+    def wait(self, proc: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
+        """Return once the child is paused; fail if it ended first, with the end of its stderr (`log`)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.marker.exists():
+            assert proc.poll() is None, (f"ended (exit {proc.returncode}) before pausing after "
+                                         f"{self.target}: " + log.read_text(errors="replace")[-2000:])
+            assert time.monotonic() < deadline, f"not paused after {self.target} in {timeout_s:g} s"
+            time.sleep(0.01)
+
+    def release(self) -> None:
+        """Let the child go on."""
+        self.marker.unlink()
+
+
+def after_step(step: int, marker: Path) -> Pause:
+    """Paused once training step `step` is logged (with train.log_every=1: once its losses.csv row is)."""
+    return Pause("pipeline.training.log:TrainLog.row", step, marker)
+
+
+def kill_then_resume(data: Path, run_dir: Path, sets: Iterable[str], total: int, kill_after: int) -> str:
+    """`python -m pipeline train` on the demo preset with `sets`, killed with SIGKILL once step `kill_after`
+    is logged (past a checkpoint, before the next), and a half-written checkpoint planted, as a kill mid-write
+    leaves; then run again to its end: it resumes from that checkpoint, logs every step once and leaves
+    nothing half-written. Returns the second run's output."""
+    from pipeline.training import checkpoint
+    from pipeline.training.log import read_csv
+
+    # checkpoints by step alone: one by the clock (the demo preset's 30 s) could land on `kill_after`
+    settings = (f"paths.data={data}", "train.checkpoint_every_s=3600", *sets)
+    args = ["train", "--config", "demo", *[a for s in settings for a in ("--set", s)]]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    pause, log = after_step(kill_after, data.parent / "paused"), data.parent / "killed.stderr"
+    with open(log, "wb") as err:  # a file, not a pipe: a full pipe would stall the child
+        proc = subprocess.Popen(pause.argv(*args), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        pause.wait(proc, log)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, kill_after + 1))
+    saved = checkpoint.read(checkpoint.history(run_dir)[0])["step"]
+    assert 0 < saved < kill_after < total, "kill_after should lie between two checkpoints, before the end"
+    (run_dir / ".ckpt_999999.pt.tmp-killed").write_bytes(b"half a checkpoint")
+    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from step {saved}" in done.stdout and not list(run_dir.glob(".*.tmp-*"))
+    assert checkpoint.read(run_dir / "last.pt")["step"] == total
+    assert [int(r["step"]) for r in read_csv(run_dir / "losses.csv")] == list(range(1, total + 1))
+    return done.stdout
+
+
+# -- generate: a saved generator, the memorisation guard ----------------------------------------------------
+def save_generator(cfg: Config, seed: int = 0) -> nn.Module:
+    """A randomly initialised generator of cfg.train saved as the run's last.pt, the way training saves it."""
+    import torch
+
+    from pipeline.training import checkpoint
+    from pipeline.training.family import get_family
+
+    torch.manual_seed(seed)
+    family = get_family(cfg.train.model)
+    G = family.build_generator(cfg.train, cfg.model_settings).eval()
+    if not family.takes_photos:  # DCGAN's N(0, 0.02) init makes near-flat images: widen it so z shows
+        for m in G.modules():
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                torch.nn.init.normal_(m.weight, 0.0, 0.3)
+    checkpoint.save(cfg.checkpoint_path, {**checkpoint.header(cfg.train, cfg.model_settings, 0),
+                                          "models": {family.generator_key: G.state_dict()}})
+    return G
+
+
 def planted_copy_is_made_again(plain: Config, guarded: Config, capsys: pytest.CaptureFixture[str]) -> str:
     """Generate with `plain`, plant one of its images among the training Monets (as if the model had
     memorised it), generate again with `guarded` (the guard on): that image alone is made again, the others

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
+from helpers import one_line_error
 
 from pipeline.cli import COMMANDS, main
 from pipeline.config import Config, available_presets, build_config, load_config, to_toml
 from pipeline.engine.errors import UserError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 
 def test_help_lists_every_stage_with_a_line():
@@ -31,7 +29,7 @@ def test_presets_load_and_differ():
     assert demo.download.source == "demo" and demo.train.run == "demo"
     assert default.families.cyclegan.n_blocks == 9 and default.families.cyclegan.ngf == 64
     assert demo.model_settings is demo.families.cyclegan and demo.families.cyclegan.generator == "unet"
-    assert load_config("kaggle").download.source == "dir:/kaggle/input/gan-getting-started"
+    assert load_config("kaggle").download.source == "kaggle-input"
 
 
 def test_overrides_are_typed():
@@ -84,3 +82,19 @@ def test_run_folder_follows_the_train_settings():
     b = load_config("default", ["train.epochs=21"])
     assert a.run_dir != b.run_dir and a.run_dir.name.startswith("cyclegan-")
     assert load_config("default", ["hardware.device=cpu"]).run_dir == a.run_dir
+
+
+def test_a_kaggle_preset_as_config_is_what_the_notebook_runs_and_paths_stay_local(tmp_path, monkeypatch,
+                                                                                   capsys):
+    """`make kernel CONFIG=kaggle-cut`: the notebook trains cut, this machine writes under its own folders."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["kernel", "--config", "kaggle-cut", "--set", "kernel.username=alice"]) == 0
+    notebook = (tmp_path / "kernels" / "monet-pipeline" / "monet-pipeline.ipynb").read_text()
+    assert 'model = \\"cut\\"' in notebook and 'submissions = \\"/kaggle/working\\"' in notebook
+    assert "settings kaggle-cut" in capsys.readouterr().out
+    assert not Path("/kaggle").exists()  # nothing of this machine's went to a notebook's paths
+    assert main(["kernel", "--config", "kaggle-cut", "--set", "kernel.username=alice",
+                 "--set", "kernel.preset=kaggle"]) == 2
+    assert one_line_error(capsys) == (
+        "kernel: error: --config kaggle-cut is what the notebook runs, and kernel.preset=kaggle names "
+        "another preset: give one of them (CONFIG=kaggle-cut, or CONFIG=default with kernel.preset=kaggle)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -80,14 +81,32 @@ def test_folder_source_reruns_when_a_source_image_changes(tmp_path, capsys):
     assert (raw / "photo_jpg" / "p0001.jpg").read_bytes() == changed.read_bytes()
 
 
-def test_auto_source_uses_the_notebook_input_inside_kaggle(tmp_path, monkeypatch):
-    root = tmp_path / "kaggle"
-    src = _source(root / "input", 2, 2)
-    src.rename(root / "input" / "gan-getting-started")
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
-    monkeypatch.setenv("KAGGLE_ROOT", str(root))
-    raw = _run(tmp_path, "download.source=auto", "download.image_size=32")
-    assert _files(raw) == _files(root / "input" / "gan-getting-started")
+@pytest.fixture
+def kaggle_inputs(tmp_path, monkeypatch) -> Path:
+    """A Kaggle notebook's input folder ($KAGGLE_ROOT/input) with the competition where Kaggle mounts it
+    today, beside an attached dataset that holds only paintings."""
+    monkeypatch.setenv("KAGGLE_ROOT", str(tmp_path / "kaggle"))
+    inputs = tmp_path / "kaggle" / "input"
+    _source(inputs / "competitions", 2, 2).rename(inputs / "competitions" / "gan-getting-started")
+    make_jpegs(inputs / "datasets" / "you" / "paintings" / "monet_jpg", 1)
+    return inputs
+
+
+@pytest.mark.parametrize("source", ["kaggle-input", "auto"])
+def test_inside_kaggle_the_competition_is_read_where_it_is_mounted(tmp_path, kaggle_inputs, monkeypatch,
+                                                                   source):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")  # what `auto` looks for; kaggle-input needs none
+    raw = _run(tmp_path, f"download.source={source}", "download.image_size=32")
+    assert _files(raw) == _files(kaggle_inputs / "competitions" / "gan-getting-started")
+
+
+def test_kaggle_input_without_the_competition_says_what_is_mounted(tmp_path, kaggle_inputs):
+    shutil.rmtree(kaggle_inputs / "competitions")
+    with pytest.raises(UserError) as err:
+        _run(tmp_path, "download.source=kaggle-input", "download.image_size=32")
+    assert str(err.value) == (f"the competition data is not attached: no folder holding monet_jpg/ and "
+                              f"photo_jpg/ under {kaggle_inputs} (found: datasets/you/paintings); add it "
+                              "with Add Input → Competitions → gan-getting-started")
 
 
 @pytest.fixture
@@ -141,7 +160,8 @@ def test_empty_and_missing_folders_are_named(tmp_path):
 
 
 def test_unknown_source_is_a_setting_error(tmp_path):
-    with pytest.raises(UserError, match="download.source must be auto, kaggle, demo or dir:PATH"):
+    with pytest.raises(UserError,
+                       match="download.source must be auto, kaggle, kaggle-input, demo or dir:PATH"):
         tiny_config(tmp_path, "download.source=ftp")
 
 

@@ -6,7 +6,7 @@ import io
 import zipfile
 
 import pytest
-from fake_kaggle import serving, zip_bytes
+from fake_kaggle import zip_bytes
 from helpers import tiny_config
 
 from pipeline.cli import main
@@ -15,12 +15,6 @@ from pipeline.stages import STAGES
 
 TINY = ("download.source=kaggle", "download.image_size=32", "download.expect_monet=3",
         "download.expect_photos=4")
-
-
-@pytest.fixture
-def fake_kaggle(tmp_path, monkeypatch):
-    with serving(tmp_path, monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture

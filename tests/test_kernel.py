@@ -14,20 +14,21 @@ from pathlib import Path
 import nbformat
 import pytest
 import pytorch_fid
-from helpers import TINY_KAGGLE, tiny_config, write_competition
+from helpers import TINY_KAGGLE, kernel_set, tiny_config, write_competition
 from kaggle_image import NotebookRun, run_kaggle_notebook
 
 from pipeline.cli import main
 from pipeline.config import to_toml
 from pipeline.engine.errors import UserError
 from pipeline.engine.fingerprint import iter_files
+from pipeline.engine.keys import PACKAGE_ROOT
 from pipeline.kernels.builder import kernel_settings
+from pipeline.kernels.stage import KERNEL
 from pipeline.notebook import runtime as notebook
-from pipeline.stages import PACKAGE_DIR, STAGES
 
-KERNEL = Path("kernels") / "monet-pipeline"
+KERNEL_FOLDER = Path("kernels") / "monet-pipeline"
 # The tiny kaggle preset, one short epoch.
-TINY_KERNEL = ";".join((*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4"))
+TINY_KERNEL = (*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4")
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +41,7 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def build(tmp_path: Path, *overrides: str, force: bool = False) -> Path:
-    return STAGES["kernel"].run(tiny_config(tmp_path, "kernel.username=alice", *overrides), force=force)
+    return KERNEL.run(tiny_config(tmp_path, "kernel.username=alice", *overrides), force=force)
 
 
 def cells(folder: Path) -> list:
@@ -51,7 +52,7 @@ def cells(folder: Path) -> list:
 
 def test_metadata_is_what_kaggle_expects(tmp_path):
     folder = build(tmp_path, "kernel.weights_dataset=alice/fid-weights")
-    assert folder == KERNEL
+    assert folder == KERNEL_FOLDER
     meta = json.loads((folder / "kernel-metadata.json").read_text())
     assert meta == {"id": "alice/monet-pipeline", "title": "Monet pipeline",
                     "code_file": "monet-pipeline.ipynb", "language": "python", "kernel_type": "notebook",
@@ -79,8 +80,8 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
     source = "\n".join(c.source for c in cells(folder) if c.cell_type == "code")
     payload = re.search(r'CODE = "([A-Za-z0-9+/=]+)"', source).group(1)
     carried = zipfile.ZipFile(io.BytesIO(base64.b64decode(payload)))
-    expected = {f"pipeline/{p.relative_to(PACKAGE_DIR).as_posix()}": p.read_bytes()
-                for p in iter_files(PACKAGE_DIR) if p.suffix in (".py", ".toml")}
+    expected = {f"pipeline/{p.relative_to(PACKAGE_ROOT).as_posix()}": p.read_bytes()
+                for p in iter_files(PACKAGE_ROOT) if p.suffix in (".py", ".toml")}
     # Kaggle's image lacks it: the notebook carries the installed copy
     fid = Path(pytorch_fid.__file__).parent
     expected.update({f"pytorch_fid/{p.name}": p.read_bytes() for p in fid.glob("*.py")})
@@ -97,23 +98,26 @@ def test_notebook_carries_the_pipeline_code_and_is_reproducible(tmp_path):
 
 
 def test_kernel_settings_are_resolved_and_checked_when_building(tmp_path):
-    folder = build(tmp_path, "kernel.set=train.epochs=3; cyclegan.ngf=8")
+    folder = build(tmp_path, kernel_set("train.epochs=3", "cyclegan.ngf=8"))
     settings = next(c.source for c in cells(folder) if c.source.startswith("SETTINGS"))
     assert "epochs = 3\n" in settings and "ngf = 8\n" in settings
     assert 'submissions = "/kaggle/working"' in settings
     with pytest.raises(UserError, match="train.nope"):
-        build(tmp_path, "kernel.set=train.nope=1")
+        build(tmp_path, kernel_set("train.nope=1"))
     with pytest.raises(UserError, match="/kaggle/working"):
-        build(tmp_path, "kernel.set=paths.submissions=/tmp/elsewhere")
+        build(tmp_path, kernel_set("paths.submissions=/tmp/elsewhere"))
     with pytest.raises(UserError, match="kernel.slug"):
         build(tmp_path, "kernel.title=Something else")
+    # Kaggle's own rule (python-slugify) names the notebook: an accented title still makes monet-pipeline
+    accented = build(tmp_path, "kernel.title=Monét pipeline", force=True) / "kernel-metadata.json"
+    assert json.loads(accented.read_text())["title"] == "Monét pipeline"
 
 
 def test_the_notebooks_texts_name_the_chosen_family_and_its_settings(tmp_path, capsys):
     cfg = tiny_config(tmp_path, "kernel.username=alice",
-                      "kernel.set=train.model=progan; train.epoch_over=paintings; progan.max_size=64; "
-                      "generate.count=7500")
-    folder = STAGES["kernel"].run(cfg)
+                      kernel_set("train.model=progan", "train.epoch_over=paintings", "progan.max_size=64",
+                                 "generate.count=7500"))
+    folder = KERNEL.run(cfg)
     markdown = "\n".join(c.source for c in cells(folder) if c.cell_type == "markdown")
     assert "train a progan (4 -> 64 px, 800,000 images a phase, z 512, width 64-512)" in markdown
     assert "sample 7,500 new paintings from noise" in markdown and "fixed noise → Monet" in markdown
@@ -127,49 +131,63 @@ def test_the_notebooks_texts_name_the_chosen_family_and_its_settings(tmp_path, c
     assert "train a cyclegan" in photos and "turn every photo into a Monet-style painting" in photos
 
 
+def test_a_scoring_that_fails_in_the_notebook_is_reported_and_the_notebook_goes_on(tmp_path, caplog):
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"attached")
+    notebook.score(tiny_config(tmp_path, f"score.weights={weights}"))  # nothing generated: the stage fails
+    failed = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in failed] == [
+        "score: failed (UserError); images.zip is written and unaffected"]
+    assert "submissions/images is missing" in str(failed[0].exc_info[1])  # its traceback goes with it
+
+
 def test_username_comes_from_the_credentials_and_none_are_written(tmp_path, monkeypatch):
     key = "k0123456789abcdef0123456789abcdef"
     monkeypatch.setenv("KAGGLE_USERNAME", "bob")
     monkeypatch.setenv("KAGGLE_KEY", key)
-    folder = STAGES["kernel"].run(tiny_config(tmp_path))
+    folder = KERNEL.run(tiny_config(tmp_path))
     assert json.loads((folder / "kernel-metadata.json").read_text())["id"] == "bob/monet-pipeline"
     assert not [p for p in folder.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
 
 
 def test_without_credentials_or_username_the_message_says_both_ways(tmp_path):
     with pytest.raises(UserError, match=r"kaggle\.json.*KAGGLE_USERNAME.*kernel\.username"):
-        STAGES["kernel"].run(tiny_config(tmp_path))
+        KERNEL.run(tiny_config(tmp_path))
 
 
 def test_settings_follow_kaggle_root_and_find_attached_weights(tmp_path, monkeypatch):
     root = tmp_path / "kaggle"
-    weights = root / "input" / "fid-weights" / "pt_inception-2015-12-05-6726825d.pth"
+    weights = root / "input" / WEIGHTS_DATASET / "pt_inception-2015-12-05-6726825d.pth"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"w")
     monkeypatch.setenv("KAGGLE_ROOT", str(root))
     cfg = notebook.settings(to_toml(kernel_settings(tiny_config(tmp_path))), "kaggle")
-    assert cfg.download.source == f"dir:{root}/input/gan-getting-started"
+    assert cfg.download.source == "kaggle-input"  # found among the inputs by what it holds, not by a path
     assert cfg.zip_path == root / "working" / "images.zip" and cfg.data_dir == root / "working" / "data"
     assert cfg.score.weights == str(weights)
 
 
+WEIGHTS_DATASET = "datasets/alice/fid-weights"  # where Kaggle mounts the dataset alice/fid-weights today
+
+
 def kaggle_folder(tmp_path: Path, *, with_input: bool = True, weights: Path | None = None) -> Path:
-    """A folder laid out like a Kaggle notebook's /kaggle: the competition's images (made here, 32 px) under
-    input/, optionally the FID weights as an attached dataset, and an empty working/."""
+    """A folder laid out like a Kaggle notebook's /kaggle today: the competition's images (made here, 32 px)
+    only at input/competitions/gan-getting-started/, optionally the FID weights as an attached dataset
+    (input/datasets/<owner>/<slug>/), and an empty working/."""
     root = tmp_path / "kaggle"
     if with_input:
-        write_competition(root / "input" / "gan-getting-started")
+        write_competition(root / "input" / "competitions" / "gan-getting-started")
     if weights is not None:
-        (root / "input" / "fid-weights").mkdir(parents=True)
-        shutil.copy(weights, root / "input" / "fid-weights" / "pt_inception-2015-12-05-6726825d.pth")
+        (root / "input" / WEIGHTS_DATASET).mkdir(parents=True)
+        shutil.copy(weights, root / "input" / WEIGHTS_DATASET / "pt_inception-2015-12-05-6726825d.pth")
     (root / "working").mkdir(parents=True)
     return root
 
 
-def run_on_kaggles_image(tmp_path: Path, root: Path, kernel_set: str, *overrides: str) -> NotebookRun:
+def run_on_kaggles_image(tmp_path: Path, root: Path, items: tuple[str, ...], *overrides: str) -> NotebookRun:
     """Build the kernel (for the CPU) and run its notebook in the Python built from
     kernels/kaggle-image.toml."""
-    folder = build(tmp_path, "kernel.accelerator=none", f"kernel.set={kernel_set}", *overrides)
+    folder = build(tmp_path, "kernel.accelerator=none", kernel_set(*items), *overrides)
     return run_kaggle_notebook(folder / "monet-pipeline.ipynb", root, timeout=600)
 
 
@@ -183,8 +201,8 @@ def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
     """Half a minute of training on Kaggle's package set (no pytorch-fid), then images.zip; the train cell's
     text stays small (progress lines, not redrawn bars)."""
     root = kaggle_folder(tmp_path)
-    run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL.replace("train.epochs=1", "train.epochs=1000")
-                               + ";train.time_budget_min=0.5")
+    run = run_on_kaggles_image(tmp_path, root,
+                               (*TINY_KERNEL, "train.epochs=1000", "train.time_budget_min=0.5"))
     assert run.ok, run.log_text()[-3000:]
     assert main(["zip", "--check", str(root / "working" / "images.zip"), "--config", "demo",
                  "--set", "zip.min_images=5", "--set", "zip.image_size=32"]) == 0
@@ -210,7 +228,7 @@ def test_notebook_scores_with_weights_attached_and_trains_under_torchrun(tmp_pat
     """Stand-in FID weights attached: the carried pytorch-fid scores inside the notebook; two CPU processes
     train under torchrun, launched by the notebook, their output streamed into the cell."""
     root = kaggle_folder(tmp_path, weights=inception_weights)
-    run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL + ";train.time_budget_min=0.1",
+    run = run_on_kaggles_image(tmp_path, root, (*TINY_KERNEL, "train.time_budget_min=0.1"),
                                "kernel.launcher=torchrun", "kernel.processes=2")
     assert run.ok, run.log_text()[-3000:]
     train = cell_text(run, "run_dir = notebook.train")
@@ -221,13 +239,13 @@ def test_notebook_scores_with_weights_attached_and_trains_under_torchrun(tmp_pat
 
 
 @pytest.mark.slow
-def test_preflight_stops_a_notebook_without_its_input_in_one_line(tmp_path):
-    root = kaggle_folder(tmp_path, with_input=False)
+def test_preflight_stops_a_notebook_without_its_input_in_one_line(tmp_path, inception_weights):
+    root = kaggle_folder(tmp_path, with_input=False, weights=inception_weights)
     run = run_on_kaggles_image(tmp_path, root, TINY_KERNEL)
     assert not run.ok
     assert run.failure.startswith("PreflightError: the competition data is not attached")
     [error] = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs
                if o.output_type == "error"]
-    assert (len(error.traceback) == 1
+    assert (len(error.traceback) == 1 and f"(found: {WEIGHTS_DATASET})" in error.traceback[0]
             and "Add Input → Competitions → gan-getting-started" in error.traceback[0])
     assert not (root / "working" / "data").exists()  # stopped before any work

@@ -4,52 +4,30 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
-import json
 import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
-from fake_kaggle import serving
-from helpers import TINY_KAGGLE, make_jpegs, tiny_config
+from helpers import KERNEL_RUN, TINY_KAGGLE, TINY_SUBMIT, images_zip, kernel_set, make_jpegs, tiny_config
 
 from pipeline.cli import main
 from pipeline.engine.errors import UserError
-from pipeline.generate import provenance
 from pipeline.kaggle import api as kaggle_api
+from pipeline.kaggle.status import KernelStatus
+from pipeline.kernels.record import PushStore
 from pipeline.kernels.submit import push_command, submit_command
 
 REF = "tester/monet-pipeline"
-# What the notebook's zip stage writes into images.zip's comment: the run that made the images.
-KERNEL_RUN = provenance.Provenance(run="kaggle", family="cyclegan", config_hash="0123abcd",
-                                   checkpoint="last.pt", step=1834, kaggle=True)
-SMALL = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "generate.count=5",
-         "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
-
-
 @pytest.fixture
-def fake_kaggle(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the kernel stage writes kernels/<slug> in the working folder
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID weights unless a test brings them
-    with serving(tmp_path, monkeypatch) as fake:
-        fake.log_lines(*[f"step {i}" for i in range(100)], "Traceback (most recent call last):",
-                       "OSError: boom")
-        yield fake
-
-
-def images_zip(tmp_path: Path, n: int = 4) -> bytes:
-    """An images.zip as the notebook makes it: n JPEGs and the provenance record in its comment."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.comment = provenance.as_comment(KERNEL_RUN)
-        for path in make_jpegs(tmp_path / "kernel-images", n, size=32):
-            zf.write(path, path.name)
-    return buf.getvalue()
+def fake_kaggle(fake_kaggle):
+    """conftest's fake Kaggle, whose kernels print a hundred steps and then fail."""
+    fake_kaggle.log_lines(*[f"step {i}" for i in range(100)], "Traceback (most recent call last):",
+                          "OSError: boom")
+    return fake_kaggle
 
 
 def leaderboard(cfg) -> list[dict[str, str]]:
@@ -62,7 +40,7 @@ def run(command, cfg, force: bool = False) -> int:
 
 
 def test_push_builds_and_kaggle_receives_the_kernel(tmp_path, fake_kaggle, capsys):
-    assert run(push_command, tiny_config(tmp_path, *SMALL)) == 0
+    assert run(push_command, tiny_config(tmp_path, *TINY_SUBMIT)) == 0
     assert f"{REF} version 1 is running on Kaggle: http://localhost/code/{REF}" in capsys.readouterr().out
     body = fake_kaggle.pushes[0]
     assert body["slug"] == REF and body["newTitle"] == "Monet pipeline" and body["kernelType"] == "notebook"
@@ -79,7 +57,7 @@ def test_push_builds_and_kaggle_receives_the_kernel(tmp_path, fake_kaggle, capsy
 def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle, capsys):
     fake_kaggle.statuses = [("queued", ""), ("running", ""), ("running", ""), ("complete", "")]
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path), "run/loss.png": b"png"}
-    cfg = tiny_config(tmp_path, *SMALL)
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT)
     assert run(submit_command, cfg) == 0
     dest = cfg.submissions_dir / "kaggle" / "1"
     assert (dest / "images.zip").read_bytes() == fake_kaggle.output_files["images.zip"]
@@ -93,7 +71,7 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
     out = capsys.readouterr().out
     assert "4 images" in out and "local score skipped" in out
     assert "https://www.kaggle.com/competitions/gan-getting-started/submissions" in out
-    assert not (cfg.submissions_dir / "kaggle" / "pending.json").exists()
+    assert PushStore(cfg.submissions_dir).get("submit/monet-pipeline").status is KernelStatus.COMPLETE
     # then it waits for Kaggle's score (pending at the first listing) and files it under that version
     assert fake_kaggle.calls.count("ListSubmissions") == 2
     assert f"public MiFID 41.2345 for kaggle ({REF} v1) (local MiFID not scored here)" in out
@@ -102,9 +80,29 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
             row["mifid"]) == ("kaggle", "kaggle", "cyclegan", f"{REF} v1", "1001", "41.2345", "")
 
 
+def test_two_submits_in_a_row_check_and_submit_only_their_own_completed_version(tmp_path, fake_kaggle,
+                                                                                capsys):
+    """Right after a push Kaggle answers a question that names no version with the previous version's status
+    and output (the fake does for its first polls): each submit asks by version, so it follows its own run,
+    checks its own zip and submits it once complete (the fake refuses a version that is not)."""
+    fake_kaggle.statuses = [("queued", ""), ("running", ""), ("running", ""), ("complete", "")]
+    fake_kaggle.outputs_by_version = {1: {"images.zip": images_zip(tmp_path, n=4)},
+                                      2: {"images.zip": images_zip(tmp_path, n=5)}}
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, "submit.wait_score_min=0")
+    assert run(submit_command, cfg) == 0
+    assert run(submit_command, cfg) == 0  # the first ended: this one pushes version 2
+    assert [s["kernelVersion"] for s in fake_kaggle.submissions] == [1, 2]
+    out = capsys.readouterr().out
+    assert "images.zip: 4 images" in out and "images.zip: 5 images" in out
+    assert out.index("tester/monet-pipeline v2: complete") < out.index("kaggle/2/images.zip: 5 images")
+    kaggle_dir = cfg.submissions_dir / "kaggle"
+    assert [(kaggle_dir / v / "images.zip").read_bytes() for v in ("1", "2")] == [
+        fake_kaggle.outputs_by_version[1]["images.zip"], fake_kaggle.outputs_by_version[2]["images.zip"]]
+
+
 def test_failed_kernel_shows_the_log_tail_and_exits_non_zero(tmp_path, fake_kaggle, capsys):
     fake_kaggle.statuses = [("running", ""), ("error", "Your notebook tried to allocate more memory")]
-    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 1
+    assert run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT)) == 1
     err = capsys.readouterr().err
     # the tail, not the whole log
     assert "OSError: boom" in err and "step 99" in err and "step 10\n" not in err
@@ -114,16 +112,16 @@ def test_failed_kernel_shows_the_log_tail_and_exits_non_zero(tmp_path, fake_kagg
 
 def test_dry_run_does_everything_but_submit(tmp_path, fake_kaggle, capsys):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
-    cfg = tiny_config(tmp_path, *SMALL, "submit.dry_run=true")
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, "submit.dry_run=true")
     assert run(submit_command, cfg) == 0
     assert "dry run" in capsys.readouterr().out
     assert fake_kaggle.submissions == [] and fake_kaggle.calls.count("ListKernelSessionOutput") == 1
     assert (cfg.submissions_dir / "kaggle" / "1" / "images.zip").is_file()
     # then submitting that checked run as it is: no second push, no second run
-    assert run(submit_command, tiny_config(tmp_path, *SMALL, "submit.version=1")) == 0
+    assert run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT, "submit.version=1")) == 0
     assert len(fake_kaggle.pushes) == 1 and [s["kernelVersion"] for s in fake_kaggle.submissions] == [1]
     with pytest.raises(UserError, match="no fetched output"):
-        run(submit_command, tiny_config(tmp_path, *SMALL, "submit.version=2"))
+        run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT, "submit.version=2"))
 
 
 @pytest.mark.parametrize("files, message", [
@@ -133,23 +131,23 @@ def test_dry_run_does_everything_but_submit(tmp_path, fake_kaggle, capsys):
 def test_output_without_a_valid_images_zip_is_not_submitted(tmp_path, fake_kaggle, files, message):
     fake_kaggle.output_files = files
     with pytest.raises(UserError, match=message):
-        run(submit_command, tiny_config(tmp_path, *SMALL))
+        run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT))
     assert fake_kaggle.submissions == []
 
 
 def test_too_few_images_is_refused_by_the_zip_checker(tmp_path, fake_kaggle):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=2)}
-    with pytest.raises(UserError):
-        run(submit_command, tiny_config(tmp_path, *SMALL))
+    with pytest.raises(UserError, match="2 images, the competition needs 3-10"):
+        run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT))
     assert fake_kaggle.submissions == []
 
 
 def test_interrupted_submit_resumes_without_pushing_again(tmp_path, fake_kaggle, monkeypatch, capsys):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
-    cfg = tiny_config(tmp_path, *SMALL)
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT)
     real_status = kaggle_api.kernel_status
 
-    def interrupted_once(ref, retry=None):
+    def interrupted_once(ref, version, retry=None):
         monkeypatch.setattr(kaggle_api, "kernel_status", real_status)
         raise KeyboardInterrupt
 
@@ -167,7 +165,7 @@ def test_interrupted_submit_resumes_without_pushing_again(tmp_path, fake_kaggle,
 def test_a_submit_killed_mid_push_follows_the_push_that_landed_and_resends_one_that_did_not(
         tmp_path, fake_kaggle, monkeypatch):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
-    cfg = tiny_config(tmp_path, *SMALL)
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT)
     assert run(submit_command, cfg) == 0  # version 1: Kaggle knows the kernel from now on
     real_push = kaggle_api.push_kernel
 
@@ -194,10 +192,11 @@ def test_a_submit_killed_mid_push_follows_the_push_that_landed_and_resends_one_t
 
 def test_poll_timeout_keeps_following_possible(tmp_path, fake_kaggle):
     fake_kaggle.statuses = [("running", "")]
-    cfg = tiny_config(tmp_path, *SMALL, "submit.poll_timeout_min=0.002")
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, "submit.poll_timeout_min=0.002")
     with pytest.raises(UserError, match="still running after 0.002 min.*keeps running on Kaggle"):
         run(submit_command, cfg)
-    assert json.loads((cfg.submissions_dir / "kaggle" / "pending.json").read_text())["version"] == 1
+    kernel = PushStore(cfg.submissions_dir).get("submit/monet-pipeline")
+    assert (kernel.version, kernel.status) == (1, KernelStatus.PUSHED)  # the next submit follows it
 
 
 @pytest.mark.parametrize("faults", [(0,), (500,) * 30])
@@ -206,7 +205,7 @@ def test_the_log_is_shown_while_waiting_and_its_failures_never_break_the_wait(tm
     fake_kaggle.statuses = [("running", "")] * 3 + [("complete", "")]
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
     fake_kaggle.fail("logs", *faults)  # a dropped stream is read again; a stream that always fails is left
-    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 0
+    assert run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT)) == 0
     assert len(fake_kaggle.submissions) == 1
     out = capsys.readouterr().out
     shown = [line for line in out.splitlines() if line.startswith("kaggle | ")]
@@ -216,20 +215,10 @@ def test_the_log_is_shown_while_waiting_and_its_failures_never_break_the_wait(tm
     assert out.index("complete after") > (out.index("kaggle | OSError: boom") if shown else 0)
 
 
-def test_a_client_that_cannot_stream_logs_shows_the_status_alone(tmp_path, fake_kaggle, monkeypatch, capsys):
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    monkeypatch.delattr(KaggleApi, "kernels_logs_stream")
-    fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
-    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 0
-    out = capsys.readouterr().out
-    assert "kaggle | " not in out and "complete after" in out and "logs" not in fake_kaggle.calls
-
-
 def test_kaggle_output_is_scored_locally_when_the_weights_are_here(tmp_path, fake_kaggle, inception_weights):
     make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
-    cfg = tiny_config(tmp_path, *SMALL, f"score.weights={inception_weights}", "submit.dry_run=true")
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, f"score.weights={inception_weights}", "submit.dry_run=true")
     assert run(submit_command, cfg) == 0
     [row] = leaderboard(cfg)
     assert row["source"] == "kaggle" and row["run"] == "kaggle" and row["n_images"] == "6"
@@ -242,7 +231,7 @@ def test_the_public_score_joins_the_local_one_in_the_versions_row(tmp_path, fake
     make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
     fake_kaggle.pending_lists = 3
-    cfg = tiny_config(tmp_path, *SMALL, f"score.weights={inception_weights}")
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, f"score.weights={inception_weights}")
     assert run(submit_command, cfg) == 0
     [row] = leaderboard(cfg)
     assert (row["run"], row["kernel"], row["public_mifid"], row["submission"]) == (
@@ -254,14 +243,14 @@ def test_the_public_score_joins_the_local_one_in_the_versions_row(tmp_path, fake
 def test_a_submission_kaggle_cannot_score_fails_the_submit(tmp_path, fake_kaggle, capsys):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
     fake_kaggle.submission_error = "Submission Scoring Error: images.zip has too few images"
-    assert run(submit_command, tiny_config(tmp_path, *SMALL)) == 1
+    assert run(submit_command, tiny_config(tmp_path, *TINY_SUBMIT)) == 1
     assert "Kaggle did not score submission 1001 (error: Submission Scoring Error" in capsys.readouterr().err
 
 
 def test_submissions_fetches_the_public_scores_it_did_not_wait_for(tmp_path, fake_kaggle, capsys):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
     fake_kaggle.pending_lists = 0
-    cfg = tiny_config(tmp_path, *SMALL, "submit.wait_score_min=0")
+    cfg = tiny_config(tmp_path, *TINY_SUBMIT, "submit.wait_score_min=0")
     assert run(submit_command, cfg) == 0
     assert "not waiting for the public score" in capsys.readouterr().out and not Path(
         cfg.submissions_dir / "leaderboard.csv").exists()
@@ -286,7 +275,7 @@ def test_submissions_fetches_the_public_scores_it_did_not_wait_for(tmp_path, fak
 def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
     fake_kaggle.statuses = [("running", ""), ("complete", "")]
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
-    sets = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}", *SMALL,
+    sets = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}", *TINY_SUBMIT,
             "submit.dry_run=true"]
     proc = subprocess.run([sys.executable, "-m", "pipeline", "submit", "--config", "demo",
                            *[arg for s in sets for arg in ("--set", s)]],
@@ -305,15 +294,13 @@ def test_submit_in_a_subprocess_leaks_no_credentials(tmp_path, fake_kaggle):
 # -- against the executing fake: Kaggle runs the pushed notebook in a Python like its image ----------------
 
 # The tiny kaggle preset, one short epoch.
-TINY_KERNEL = ";".join((*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4"))
-
-
+TINY_KERNEL = kernel_set(*TINY_KAGGLE, "train.epochs=1", "train.log_every=2", "train.sample_every=4")
 
 
 def submit_in_subprocess(tmp_path: Path, *sets: str, timeout: float = 300) -> subprocess.CompletedProcess:
     sets = (f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
             "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10",
-            "submit.poll_interval_s=1", "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}",
+            "submit.poll_interval_s=1", "submit.retry_delay_s=0", TINY_KERNEL,
             "kernel.accelerator=none", *sets)
     return subprocess.run([sys.executable, "-m", "pipeline", "submit", "--config", "demo",
                            *[arg for s in sets for arg in ("--set", s)]],

@@ -4,6 +4,7 @@ MiFID in the terminal and on the leaderboard page, and the best one submitted fr
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -12,12 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_kaggle import serving
 from helpers import TINY_KAGGLE, cli, one_line_error
 
 from pipeline.cli import main
+from pipeline.kernels.record import PushStore
+from pipeline.leaderboard import sweeps
 from pipeline.sweeps import spec
-from pipeline.sweeps.state import SweepState
+from pipeline.sweeps.state import DONE, FAILED, SweepState, VariantState, table
 
 # A sweep on the demo preset made tiny (32 px data, a one-block ResNet CycleGAN, one epoch on the CPU).
 TINY = ["train.time_budget_min=0", "train.epochs=1", "train.image_size=32", "cyclegan.generator=resnet",
@@ -70,6 +72,33 @@ def test_the_ready_sweeps_load(capsys):
     assert spec.load("recipe").variant("no-diffaugment").changed == ('train.diffaugment=""',)
 
 
+def test_the_demo_sweep_runs_here_and_says_so_before_anything_starts(tmp_path, capsys):
+    # `make sweep SWEEP=demo` takes minutes on a laptop: its own file keeps it off Kaggle
+    assert main(["sweep", "demo", *cli(tmp_path, "sweep")[1:], "--status"]) == 0
+    assert "sweep demo (local;" in capsys.readouterr().out
+
+
+
+def test_the_terminal_table_and_the_page_show_the_same_columns_and_cells(tmp_path):
+    state = SweepState(tmp_path / "sweeps" / "two" / "state.json", "two", "local", "two.toml")
+    state.variants = {
+        "wide": VariantState("wide", ["cyclegan.ngf=8", "train.lr=0.0001"], "d1", DONE, steps=1200,
+                             seconds=3725.0, fid=41.23456, distance=0.25, mifid=41.23456),
+        "broken": VariantState("broken", ["train.image_size=64"], "d2", FAILED, error="too large"),
+    }
+    state.save()
+    header, *rows = [re.split(r" {2,}", line) for line in table(state).splitlines()[1:]]
+    assert header == ["rank", "variant", "state", "local MiFID", "FID", "d", "steps", "training time",
+                      "settings changed from the base"]
+    assert rows == [["1", "wide", "done", "41.235", "41.235", "0.2500", "1,200", "1h02m",
+                     "cyclegan.ngf=8, train.lr=0.0001"],
+                    ["2", "broken", "failed: too large", "-", "-", "-", "-", "-", "train.image_size=64"]]
+    page, used = sweeps.sections(tmp_path, tmp_path / "assets", [])
+    assert used == {"sweep-two-wide", "sweep-two-broken"}  # the asset folders are named as the run folders
+    assert re.findall(r"<th>(.*?)</th>", page) == [*header, "fixed photos &rarr; Monet"]
+    cells = [re.findall(r'<td class="\w+">(.*?)</td>', row) for row in page.split("</tr>")[1:3]]
+    assert [c[:-1] for c in cells] == [["1", "wide", "done", "41.235", "41.235", "0.2500", "1,200", "1h02m",
+                                        "cyclegan.ngf=8<br>train.lr=0.0001"], rows[1]]
 
 
 @pytest.mark.slow
@@ -104,14 +133,6 @@ def test_a_local_sweep_runs_each_variant_ranks_them_and_shows_them_on_the_page(t
     assert set(listed[0]) >= {"name", "state", "fid", "mifid", "settings"}
 
 
-@pytest.fixture
-def fake_kaggle(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with serving(tmp_path, monkeypatch) as fake:
-        yield fake
-
-
 # The tiny kaggle preset; each variant trains 9 s.
 KAGGLE_TINY = [*TINY_KAGGLE, "train.epochs=1000", "train.log_every=5", "train.sample_every=50",
                "train.time_budget_min=0.15", "sweep.score_images=6"]
@@ -124,6 +145,7 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     weights.mkdir()
     shutil.copy(inception_weights, weights / "pt_inception-2015-12-05-6726825d.pth")
     fake_kaggle.execute_with(competition, {"tester/fid-weights": weights})
+    fake_kaggle.max_sessions = 3  # Kaggle would run all three: the sweep's own limit (sweep.parallel=2) holds
     path = write_sweep(tmp_path / "trio.toml", "kaggle", KAGGLE_TINY,
                        {"wide": ["cyclegan.ngf=8"], "broken": ["train.image_size=64"]})
     sets = [f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
@@ -146,7 +168,7 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     assert slugs[:3] == ["tester/monet-pipeline-trio-base-train-1", "tester/monet-pipeline-trio-wide-train-1",
                          "tester/monet-pipeline-trio-broken-train-1"]
     assert len(slugs) == 4 and slugs[3] == "tester/monet-pipeline"  # no variant pushed twice, then the submit
-    assert fake_kaggle.most_running <= 2  # the fake's own log: never more than two sessions at once
+    assert fake_kaggle.most_running == 2  # the fake's own log: two at once, never three
     events = [(e, name) for e, name, _ in fake_kaggle.session_log]
     third = events.index(("start", "tester/monet-pipeline-trio-broken-train-1 v1"))
     assert any(e == "end" for e, _ in events[:third])  # the third started only once one had ended
@@ -157,8 +179,9 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     scored = sorted((v for v in state.variants.values() if v.state == "done"), key=lambda v: v.mifid)
     assert len(scored) == 2 and all(v.n_images == 6 for v in scored)
     best = scored[0]
+    trained_by = PushStore(tmp_path / "submissions").get(f"sweep/trio/{best.name}")
     submit = fake_kaggle.pushes[3]
-    assert submit["kernelDataSources"] == [best.ref] and submit["enableInternet"] is False
+    assert submit["kernelDataSources"] == [trained_by.ref] and submit["enableInternet"] is False
     [sub] = fake_kaggle.submissions
     assert sub["submissionDescription"].startswith(f"sweep trio: {best.name} (")
     assert f"submitted: {best.name}" in state.submitted or state.submitted.startswith(best.name)

@@ -11,13 +11,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from fake_kaggle import serving
-from helpers import TINY_KAGGLE, cli, one_line_error, tiny_config
+from helpers import TINY_KAGGLE, cli, kernel_set, one_line_error, tiny_config
 
 from pipeline.cli import main
 from pipeline.generate import provenance
+from pipeline.kaggle import api as kaggle_api
+from pipeline.kaggle.status import KernelStatus
 from pipeline.kernels.push import refreshes
-from pipeline.stages import STAGES
+from pipeline.kernels.record import PushStore
+from pipeline.kernels.stage import KERNEL
 from pipeline.training.log import read_csv
 
 OWNER = "tester"
@@ -25,16 +27,8 @@ SCRIPTED = ("zip.min_images=3", "zip.max_images=10", "zip.image_size=32", "gener
             "submit.poll_interval_s=0.01", "submit.retry_delay_s=0")
 
 
-@pytest.fixture
-def fake_kaggle(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the kernel stage writes kernels/<slug> in the working folder
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no FID weights
-    with serving(tmp_path, monkeypatch) as fake:
-        yield fake
-
-
 def metadata(tmp_path: Path, *sets: str) -> dict:
-    folder = STAGES["kernel"].run(tiny_config(tmp_path, "kernel.username=alice", *sets))
+    folder = KERNEL.run(tiny_config(tmp_path, "kernel.username=alice", *sets))
     return json.loads((folder / "kernel-metadata.json").read_text())
 
 
@@ -68,20 +62,57 @@ def test_settings_that_cannot_chain_are_refused_before_any_work(tmp_path, monkey
 def test_a_quota_that_cannot_cover_a_session_stops_before_anything_is_pushed(tmp_path, fake_kaggle, capsys):
     refresh = datetime.now(timezone.utc) + timedelta(days=2, hours=1)
     fake_kaggle.quota = (26.5, 30.0, refresh.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    assert main(cli(tmp_path, "kaggle-train", *SCRIPTED, "train.sessions=2")) == 2
-    assert one_line_error(capsys) == ("kaggle-train: error: GPU quota: 3.5 h left of 30 h, refreshes in 2 "
-                                      "days; session 1 needs up to 9 h: lower kernel.train_limit_min or wait")
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=2")) == 2
+    assert one_line_error(capsys) == (
+        "train-kaggle: error: GPU quota: 3.5 h left of 30 h, refreshes in 2 days; session 1 of 2 can use up "
+        "to 9 h: lower kernel.train_limit_min or wait")
     assert fake_kaggle.pushes == []
 
 
-def test_the_quota_is_said_unknown_where_the_client_cannot_read_it(tmp_path, fake_kaggle, monkeypatch,
-                                                                   capsys):
-    from kaggle.api.kaggle_api_extended import KaggleApi
+def pushed_slugs(fake_kaggle) -> list[str]:
+    return [p["slug"].split("/")[1] for p in fake_kaggle.pushes]
 
-    monkeypatch.delattr(KaggleApi, "quota_view")
-    assert main(cli(tmp_path, "push", *SCRIPTED)) == 0
-    assert "GPU quota unknown (this kaggle client cannot read it" in capsys.readouterr().out
-    assert len(fake_kaggle.pushes) == 1
+
+def test_a_failed_session_is_recorded_and_pushed_again_from_its_predecessor(tmp_path, fake_kaggle, capsys):
+    fake_kaggle.statuses = [("running", ""), ("error", "CUDA out of memory")]
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=2")) == 1
+    store = PushStore(tmp_path / "submissions")
+    assert store.get("train/monet-pipeline/1").status is KernelStatus.ERROR
+    assert "session 1 of 2 failed; run the same command again to push it again (the run anew)" in \
+        capsys.readouterr().out
+    fake_kaggle.statuses = [("running", ""), ("complete", "")]
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=2")) == 0
+    assert pushed_slugs(fake_kaggle) == ["monet-pipeline-train-1", "monet-pipeline-train-1",
+                                         "monet-pipeline-train-2"]
+    assert [store.get(f"train/monet-pipeline/{k}").label for k in (1, 2)] == [
+        f"{OWNER}/monet-pipeline-train-1 v2", f"{OWNER}/monet-pipeline-train-2 v1"]
+
+
+def test_a_session_pushed_earlier_is_followed_not_pushed_again(tmp_path, fake_kaggle, monkeypatch, capsys):
+    real_status = kaggle_api.kernel_status
+
+    def interrupted_once(ref, version, retry=None):
+        monkeypatch.setattr(kaggle_api, "kernel_status", real_status)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kaggle_api, "kernel_status", interrupted_once)
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=2")) == 130  # Ctrl-C
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=2")) == 0
+    out = capsys.readouterr().out
+    assert f"following {OWNER}/monet-pipeline-train-1 v1, pushed earlier and not finished" in out
+    assert pushed_slugs(fake_kaggle) == ["monet-pipeline-train-1", "monet-pipeline-train-2"]
+
+
+def test_a_chain_whose_settings_changed_starts_anew(tmp_path, fake_kaggle, capsys):
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=1")) == 0
+    capsys.readouterr()
+    # the same again, by the command's older name: nothing to do
+    assert main(cli(tmp_path, "kaggle-train", *SCRIPTED, "train.sessions=1")) == 0
+    assert "train-kaggle: session 1 of 1 finished earlier" in capsys.readouterr().out
+    changed = kernel_set("cyclegan.ngf=8")  # what the notebook trains
+    assert main(cli(tmp_path, "train-kaggle", *SCRIPTED, "train.sessions=1", changed)) == 0
+    assert "the settings differ from the chain recorded" in capsys.readouterr().out
+    assert pushed_slugs(fake_kaggle) == ["monet-pipeline-train-1", "monet-pipeline-train-1"]
 
 
 def test_a_push_refused_for_the_session_cap_is_tried_again_until_it_goes_through(tmp_path, fake_kaggle,
@@ -104,10 +135,8 @@ def test_the_refresh_reads_in_days_or_hours():
 
 # -- the whole chain on the executing fake ------------------------------------------------------------------
 # The tiny kaggle preset, 12 s of training a session.
-TINY_KERNEL = ";".join((*TINY_KAGGLE, "train.epochs=1000", "train.log_every=5", "train.sample_every=50",
-                        "train.time_budget_min=0.2"))
-
-
+TINY_KERNEL = kernel_set(*TINY_KAGGLE, "train.epochs=1000", "train.log_every=5", "train.sample_every=50",
+                        "train.time_budget_min=0.2")
 
 
 @pytest.mark.slow
@@ -116,10 +145,10 @@ def test_two_sessions_then_a_submission_generated_from_the_second_ones_checkpoin
     fake_kaggle.execute_with(competition)
     sets = (f"paths.data={tmp_path / 'data'}", f"paths.submissions={tmp_path / 'submissions'}",
             "zip.min_images=5", "zip.max_images=20", "zip.image_size=32", "generate.count=10",
-            "submit.poll_interval_s=1", "submit.retry_delay_s=0", f"kernel.set={TINY_KERNEL}",
+            "submit.poll_interval_s=1", "submit.retry_delay_s=0", TINY_KERNEL,
             "kernel.accelerator=none", "kernel.margin_min=0", "train.sessions=2")
     # what `make train-kaggle SESSIONS=2 SUBMIT=1` runs
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "kaggle-train", "--config", "demo", "--submit",
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "train-kaggle", "--config", "demo", "--submit",
                            *[arg for s in sets for arg in ("--set", s)]],
                           check=False, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -151,7 +180,7 @@ def test_two_sessions_then_a_submission_generated_from_the_second_ones_checkpoin
     [row] = list(csv_rows(tmp_path))
     assert (row["run"], row["trained_by"], row["public_mifid"]) == ("kaggle", made.trained_by, "41.2345")
     # run again: every session is done and nothing is pushed twice (the submission is pushed anew)
-    again = subprocess.run([sys.executable, "-m", "pipeline", "kaggle-train", "--config", "demo",
+    again = subprocess.run([sys.executable, "-m", "pipeline", "train-kaggle", "--config", "demo",
                             *[arg for s in sets for arg in ("--set", s)]],
                            check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished earlier") == 2

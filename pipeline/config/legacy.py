@@ -3,12 +3,14 @@
 The model is stylegan2-ada's legacy.py: every old format is read here and turned into today's, so the rest
 of the code sees only today's names and layouts. What it covers:
 
+- kernel.set given as one `;`-separated string: read as today's list;
 - settings keys that were renamed or moved (`kernel.enable_gpu`; the family keys that sat in the flat
   [train] section before each family had its own section: `train.ngf` is `cyclegan.ngf`): read under their
   new name, with a one-line notice each;
 - run names: the folder a run trains into is named by a hash of its settings, so settings added later
-  (`train.ema`, `train.epoch_over`) are hashed only when set, and the two families that were once one flat
-  section (cyclegan, dcgan) hash their sections under their old flat names, as that section hashed;
+  (`train.ema`, `train.epoch_over`, `train.init`) are hashed only when set, and the two families that were
+  once one flat section (cyclegan, dcgan) hash their sections under their old flat names, as that section
+  hashed;
 - checkpoints written before the families had sections: one flat "train" dict, which is split here into
   today's [train] and family sections (those written before the plan lack "plan": the loop then plans anew);
 - leaderboard.csv rows of a file written before a column existed: the cell is empty.
@@ -39,7 +41,7 @@ RENAMED: Renames = {
 }
 
 # [train] settings added after runs were named: hashed into a run's name only when not at this value.
-ADDED_TRAIN_KEYS: dict[str, Any] = {"epoch_over": "paintings", "ema": 0.0}
+ADDED_TRAIN_KEYS: dict[str, Any] = {"epoch_over": "paintings", "ema": 0.0, "init": ""}
 
 
 def renew_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +62,20 @@ def renew_settings(values: dict[str, Any]) -> dict[str, Any]:
             note = f"read as {new_section}.{new_key}={target[new_key]!r}"
         print(f"settings: {section}.{key} is deprecated: use {new_section}.{new_key} ({note})",
               file=sys.stderr)
+    kernel = values.get("kernel")
+    if isinstance(kernel, dict) and isinstance(kernel.get("set"), str):
+        kernel["set"] = split_items(kernel["set"])
     return values
+
+
+def split_items(text: str) -> list[str]:
+    """kernel.set as it was once given, one string of `;`-separated items: today's list (a notice where there
+    were several, since `;` cannot be told from a `;` inside a value)."""
+    items = [item.strip() for item in text.split(";") if item.strip()]
+    if len(items) > 1:
+        print('settings: kernel.set as one ";"-separated string is deprecated: give a list, e.g. '
+              "kernel.set=['train.epochs=2', 'train.lr=1e-4']", file=sys.stderr)
+    return items
 
 
 def run_name_values(model: str, train: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 
 from ..engine.errors import UserError
 from .legacy import renew_settings
@@ -57,6 +52,26 @@ def load_config(preset: str = "default", overrides: list[str] | tuple[str, ...] 
         values.setdefault(section, {}).update(entries)
     _own_run_per_model(preset_train, layer.get("train", {}), values.setdefault("train", {}))
     return build_config(values, preset=preset)
+
+
+KAGGLE_WORKING = "/kaggle/working"  # where a notebook's presets write: the mark of a preset for Kaggle
+
+
+def load_for_kaggle(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The settings of a command that builds or pushes a notebook (`make submit CONFIG=kaggle-cut`): a preset
+    written for a notebook (its paths under /kaggle/working) is what the notebook runs, as kernel.preset,
+    while this machine keeps its own paths (the default preset's). kernel.preset given as well and naming
+    another preset contradicts it: refused, since one of the two would be silently ignored."""
+    chosen = load_config(preset, overrides)
+    if chosen.paths.submissions != KAGGLE_WORKING:
+        return chosen
+    given = [o.partition("=")[2].strip().strip("\"'") for o in overrides
+             if o.partition("=")[0].strip() == "kernel.preset"]
+    if given and given[-1] != preset:
+        raise UserError(f"--config {preset} is what the notebook runs, and kernel.preset={given[-1]} names "
+                        f"another preset: give one of them (CONFIG={preset}, or CONFIG=default with "
+                        f"kernel.preset={given[-1]})")
+    return load_config("default", [*overrides, f"kernel.preset={preset}"])
 
 
 def _own_run_per_model(preset: dict[str, Any], overrides: dict[str, Any], train: dict[str, Any]) -> None:
@@ -114,6 +129,10 @@ def _parse_value(raw: str) -> Any:
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     origin = typing.get_origin(hint)
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:  # a list of any length
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"setting {key} expects a list like ['a', 'b'], got {value!r}")
+        return tuple(_coerce(key, v, typing.get_args(hint)[0]) for v in value)
     if origin is tuple:
         args = typing.get_args(hint)
         if isinstance(value, str):  # "0.7,1.0" as a shorthand for [0.7, 1.0]

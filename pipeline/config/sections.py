@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine.errors import UserError
 from ..engine.keys import digest
-from . import legacy
+from . import jobs, legacy
 from .models import model_sections
 
 
@@ -30,18 +30,21 @@ class HardwareConfig:
 
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
-    channels_last: bool = False  # faster for the U-Net on CPU; 15-25% slower for ResNet-9 on an H100
+    # training only; slower wherever measured (docs/benchmarks.md): 6-18% on CPU for the three presets' steps,
+    # 15-25% for ResNet-9 on an H100 from batch 4
+    channels_last: bool = False
     compile: bool = False  # torch.compile the models (GPU only)
     workers: int = 0  # CPU worker threads/processes for image I/O; 0 = one per core
     progress_every_s: float = 60.0  # without a terminal (notebook, CI, pipe): one progress line this often
 
     def __post_init__(self) -> None:
-        _require(self.progress_every_s > 0, "hardware.progress_every_s", "must be > 0 (seconds)")
+        require(self.progress_every_s > 0, "hardware.progress_every_s", "must be > 0 (seconds)")
 
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    # auto | kaggle | demo | dir:PATH  (auto = the notebook's input in a Kaggle kernel, else kaggle)
+    # auto | kaggle | kaggle-input | demo | dir:PATH  (kaggle-input = the competition's data among a Kaggle
+    # notebook's inputs, found by content; auto = that inside a Kaggle notebook, else kaggle)
     source: str = "auto"
     competition: str = "gan-getting-started"
     image_size: int = 256  # every image must be image_size x image_size RGB
@@ -53,11 +56,12 @@ class DownloadConfig:
     expect_photos: int = 7038
 
     def __post_init__(self) -> None:
-        _require(self.source in ("auto", "kaggle",
+        require(self.source in ("auto", "kaggle", "kaggle-input",
                                  "demo") or (self.source.startswith("dir:") and len(self.source) > 4),
-                 "download.source", f"must be auto, kaggle, demo or dir:PATH (got '{self.source}')")
-        _require(self.image_size >= 16, "download.image_size", "must be >= 16")
-        _require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos",
+                 "download.source",
+                 f"must be auto, kaggle, kaggle-input, demo or dir:PATH (got '{self.source}')")
+        require(self.image_size >= 16, "download.image_size", "must be >= 16")
+        require(self.demo_monet >= 1 and self.demo_photos >= 1, "download.demo_monet/demo_photos",
                  "must be >= 1")
 
 
@@ -74,22 +78,23 @@ class AugmentConfig:
     quality: int = 95  # JPEG quality of the written variants
 
     def __post_init__(self) -> None:
-        _require(self.variants >= 0, "augment.variants", "must be >= 0")
-        _require(1 <= self.quality <= 100, "augment.quality", "must be in 1..100")
-        _require(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", "must be in 0..1")
-        _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "augment.crop_scale",
+        require(self.variants >= 0, "augment.variants", "must be >= 0")
+        require(1 <= self.quality <= 100, "augment.quality", "must be in 1..100")
+        require(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", "must be in 0..1")
+        require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "augment.crop_scale",
                  "must be [low, high] with 0 < low <= high <= 1")
-        _require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio",
+        require(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "augment.crop_ratio",
                  "must be [low, high], 0 < low <= high")
-        _require(0.0 <= self.rotate_limit <= 45.0, "augment.rotate_limit", "must be in 0..45 degrees")
-        _require(0.0 <= self.color_jitter <= 1.0, "augment.color_jitter", "must be in 0..1")
-        _require(0.0 <= self.noise_std[0] <= self.noise_std[1] <= 1.0, "augment.noise_std",
+        require(0.0 <= self.rotate_limit <= 45.0, "augment.rotate_limit", "must be in 0..45 degrees")
+        require(0.0 <= self.color_jitter <= 1.0, "augment.color_jitter", "must be in 0..1")
+        require(0.0 <= self.noise_std[0] <= self.noise_std[1] <= 1.0, "augment.noise_std",
                  "must be [low, high] with 0 <= low <= high <= 1")
 
 
 LR_SCALING: dict[str, Callable[[int], float]] = {"none": lambda b: 1.0, "sqrt": lambda b: b ** 0.5,
                                                  "linear": lambda b: float(b)}
 EPOCH_OVER = ("paintings", "photos")
+INITS = ("", "normal", "xavier")  # train.init
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ class TrainConfig:
     decay_start: float = 0.5  # fraction of training after which the LR decays linearly to zero
     ema: float = 0.0  # 0 = off; else the decay of an average of the generators' weights (e.g. 0.999)
     diffaugment: str = ""  # "" = off, else a policy like "color,translation,cutout" (on every D input)
+    # weight initialisation: normal = N(0, 0.02) | xavier = Xavier-normal, gain 0.02; "" = the family's own,
+    # its paper's (xavier for cut, normal for the others; gan and progan keep their own schemes)
+    init: str = ""
     # The family's own settings live in its section ([cyclegan], [dcgan], ...): `python -m pipeline families`.
     # Observability, checkpoints, budget
     log_every: int = 50  # steps between loss-log rows
@@ -128,22 +136,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         names = list(model_sections())
-        _require(self.model in names, "train.model", f"must be one of: {', '.join(names)}")
-        _require(self.lr_scaling in LR_SCALING, "train.lr_scaling",
+        require(self.model in names, "train.model", f"must be one of: {', '.join(names)}")
+        require(self.lr_scaling in LR_SCALING, "train.lr_scaling",
                  f"must be one of: {', '.join(LR_SCALING)}")
         for name in ("epochs", "batch_size", "image_size", "log_every", "sample_every", "checkpoint_every",
                      "sessions"):
-            _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+            require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         for name in ("keep_last", "time_budget_min", "select_by_mifid"):
-            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
-        _require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
-        _require(0.0 <= self.ema < 1.0, "train.ema", "must be in 0..1 (0 = off; e.g. 0.999)")
-        _require(self.epoch_over in EPOCH_OVER, "train.epoch_over",
+            require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        require(0.0 <= self.decay_start <= 1.0, "train.decay_start", "must be in 0..1")
+        require(0.0 <= self.ema < 1.0, "train.ema", "must be in 0..1 (0 = off; e.g. 0.999)")
+        require(self.epoch_over in EPOCH_OVER, "train.epoch_over",
                  f"must be one of: {', '.join(EPOCH_OVER)}")
         for name in ("lr", "lr_d", "checkpoint_every_s"):
-            _require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+            require(getattr(self, name) >= 0, f"train.{name}", "must be >= 0")
+        require(self.init in INITS, "train.init", 'must be "" (the family\'s own), normal or xavier')
         policy = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
-        _require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
+        require(all(p in ("color", "translation", "cutout") for p in policy), "train.diffaugment",
                  'must be "" (off) or a comma-separated list of: color, translation, cutout')
 
     def lr_factor(self, world_size: int = 1) -> float:
@@ -168,9 +177,9 @@ class GenerateConfig:
     subset: int = 0
 
     def __post_init__(self) -> None:
-        _require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
-        _require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
-        _require(0.0 <= self.max_memorization < 1.0, "generate.max_memorization",
+        require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
+        require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+        require(0.0 <= self.max_memorization < 1.0, "generate.max_memorization",
                  "must be in 0..1 (a cosine distance; 0 = off, the MiFID threshold is 0.1)")
 
 
@@ -187,8 +196,8 @@ class ScoreConfig:
     real: str = ""
 
     def __post_init__(self) -> None:
-        _require(self.limit >= 0, "score.limit", "must be >= 0")
-        _require(self.batch_size >= 1, "score.batch_size", "must be >= 1")
+        require(self.limit >= 0, "score.limit", "must be >= 0")
+        require(self.batch_size >= 1, "score.batch_size", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -214,39 +223,56 @@ class KernelConfig:
     # owner/dataset holding the FID weights file, attached; without it the kernel skips scoring
     weights_dataset: str = ""
     preset: str = "kaggle"  # the settings the notebook runs with: a preset name or a TOML file
-    set: str = ""  # overrides on top of kernel.preset: "section.key=value" items separated by ";"
-    # submit: the notebook that makes images.zip (trains first, unless checkpoint_from) | train: one session
-    # of a run over train.sessions sessions, its output the run folder (docs/kaggle.md)
+    set: tuple[str, ...] = ()  # overrides on top of kernel.preset: ["section.key=value", ...]
+    # What the kernel does (config/jobs.py): submit = the notebook that makes images.zip (trains first, unless
+    # checkpoint_from) | train = one session of a run over train.sessions sessions, its output the run folder
     role: str = "submit"
     session: int = 1  # role=train: which session this kernel is; its slug is <slug>-train-<session>
     # role=train: Kaggle's limit for a notebook that only trains. 540 = the shorter of the published figures:
     # a 9-hour session limit (Kaggle's quota message, 2026) and 12 hours (the client's help on --timeout)
     train_limit_min: float = 540.0
-    # role=submit: owner/kernel-slug of a train kernel whose output holds the run: attach it and only generate
+    # role=submit with checkpoint_from: the limit of a notebook that only generates and zips (minutes of work)
+    generate_limit_min: float = 60.0
+    # role=submit: owner/kernel-slug of a train kernel whose output holds the run, or dataset:owner/slug of a
+    # run uploaded with `make upload`: attach it and only generate
     checkpoint_from: str = ""
     # "<sweep>/<variant>" for a sweep variant's train kernel: it also renders and scores sweep.score_images
     sweep: str = ""
 
     def __post_init__(self) -> None:
-        _require(len(self.slug) >= 5 and self.slug.replace("-",
+        require(len(self.slug) >= 5 and self.slug.replace("-",
                                                            "").isalnum() and self.slug == self.slug.lower(),
                  "kernel.slug", "must be at least 5 characters of a-z, 0-9 and '-'")
-        _require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
-        _require(self.accelerator in ACCELERATORS, "kernel.accelerator",
+        require(len(self.title) >= 5, "kernel.title", "must be at least 5 characters (Kaggle's rule)")
+        require(self.accelerator in ACCELERATORS, "kernel.accelerator",
                  f"must be one of: {', '.join(ACCELERATORS)} (the P100 is retired and today's Kaggle "
                  "torch does not run on it; TPUs do not run this PyTorch pipeline)")
-        _require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
+        require(self.launcher in ("auto", "torchrun", "inprocess"), "kernel.launcher",
                  "must be one of: auto, torchrun, inprocess")
-        _require(self.time_limit_min > 0 and self.margin_min >= 0, "kernel.time_limit_min/margin_min",
+        require(self.time_limit_min > 0 and self.margin_min >= 0, "kernel.time_limit_min/margin_min",
                  "must be > 0 / >= 0 minutes")
-        _require(self.role in ROLES, "kernel.role", f"must be one of: {', '.join(ROLES)}")
-        _require(self.session >= 1, "kernel.session", "must be >= 1 (the first session is 1)")
-        _require(self.train_limit_min > 0, "kernel.train_limit_min", "must be > 0 minutes")
-        owner_slug = re.fullmatch(r"[\w.-]+/[\w.-]+", self.checkpoint_from)
-        _require(not self.checkpoint_from or owner_slug is not None, "kernel.checkpoint_from",
-                 f"must be owner/kernel-slug, e.g. you/{self.slug}-train-3")
-        _require(not (self.checkpoint_from and self.role == "train"), "kernel.checkpoint_from",
-                 "is for a submit kernel (kernel.role=submit): a train kernel resumes its previous session")
+        require(self.session >= 1, "kernel.session", "must be >= 1 (the first session is 1)")
+        require(self.train_limit_min > 0 and self.generate_limit_min > 0,
+                 "kernel.train_limit_min/generate_limit_min", "must be > 0 minutes")
+        owner_slug = re.fullmatch(rf"({jobs.DATASET})?[\w.-]+/[\w.-]+", self.checkpoint_from)
+        require(not self.checkpoint_from or owner_slug is not None, "kernel.checkpoint_from",
+                f"must be owner/kernel-slug, e.g. you/{self.slug}-train-3, or dataset:owner/slug for a run "
+                "put on Kaggle with `make upload`")
+        bad = [item for item in self.set if "=" not in item]
+        require(not bad, "kernel.set", f"holds section.key=value items; got {', '.join(map(repr, bad))}")
+        try:
+            jobs.resolve(self.role, self.session, self.checkpoint_from, self.sweep)
+        except ValueError as exc:
+            raise UserError(f"setting {exc}") from None
+
+    @property
+    def job(self) -> jobs.KernelJob:
+        """What this kernel does, read from role, session, checkpoint_from and sweep."""
+        return jobs.resolve(self.role, self.session, self.checkpoint_from, self.sweep)
+
+    def doing(self, job: jobs.KernelJob) -> KernelConfig:
+        """These settings for a kernel that does `job`."""
+        return dataclasses.replace(self, **job.settings())
 
     @property
     def machine_shape(self) -> str:
@@ -255,26 +281,21 @@ class KernelConfig:
 
     @property
     def kernel_slug(self) -> str:
-        """The kernel's slug on Kaggle: kernel.slug, or <slug>-train-<n> for session n (one kernel per
-        session: a kernel can attach another's output, not its own earlier one)."""
-        return self.slug if self.role == "submit" else self.train_slug(self.session)
-
-    def train_slug(self, session: int) -> str:
-        return f"{self.slug}-train-{session}"
+        """The kernel's slug on Kaggle."""
+        return self.job.slug(self)
 
     @property
     def kernel_title(self) -> str:
         """Its title, which Kaggle turns into the same slug."""
-        return self.title if self.role == "submit" else f"{self.title} train {self.session}"
+        return self.job.title(self)
 
     @property
     def limit_min(self) -> float:
-        """Kaggle's limit for this kernel's run: the submission notebook's, or a train kernel's."""
-        return self.time_limit_min if self.role == "submit" else self.train_limit_min
+        """Kaggle's limit for this kernel's run: its session timeout, and what the GPU quota must cover."""
+        return self.job.limit_min(self)
 
 
 ACCELERATORS = {"t4x2": "NvidiaTeslaT4", "none": ""}  # kernel.accelerator -> Kaggle's machine_shape
-ROLES = ("submit", "train")  # kernel.role
 
 
 @dataclass(frozen=True)
@@ -292,9 +313,9 @@ class SubmitConfig:
     wait_score_min: float = 60.0
 
     def __post_init__(self) -> None:
-        _require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
-        _require(self.wait_score_min >= 0, "submit.wait_score_min", "must be >= 0 minutes (0 = don't wait)")
-        _require(self.poll_interval_s > 0 and self.poll_timeout_min > 0 and self.retry_delay_s >= 0,
+        require(self.retries >= 1 and self.version >= 0, "submit.retries/version", "must be >= 1 / >= 0")
+        require(self.wait_score_min >= 0, "submit.wait_score_min", "must be >= 0 minutes (0 = don't wait)")
+        require(self.poll_interval_s > 0 and self.poll_timeout_min > 0 and self.retry_delay_s >= 0,
                  "submit.poll_interval_s/poll_timeout_min/retry_delay_s", "must be positive")
 
 
@@ -308,10 +329,10 @@ class SweepConfig:
     submit: str = "none"  # none | best: once every variant has ended, submit the lowest local MiFID's run
 
     def __post_init__(self) -> None:
-        _require(self.backend in ("kaggle", "local"), "sweep.backend", "must be one of: kaggle, local")
-        _require(self.parallel >= 1, "sweep.parallel", "must be >= 1")
-        _require(self.score_images >= 2, "sweep.score_images", "must be >= 2 (FID needs two images)")
-        _require(self.submit in ("none", "best"), "sweep.submit", "must be one of: none, best")
+        require(self.backend in ("kaggle", "local"), "sweep.backend", "must be one of: kaggle, local")
+        require(self.parallel >= 1, "sweep.parallel", "must be >= 1")
+        require(self.score_images >= 2, "sweep.score_images", "must be >= 2 (FID needs two images)")
+        require(self.submit in ("none", "best"), "sweep.submit", "must be one of: none, best")
 
 
 @dataclass(frozen=True)
@@ -337,11 +358,11 @@ class Config:
         for name, group in self.sections().items():
             for f in fields(group):
                 value = getattr(group, f.name)
-                _require(type(value) is not int or value >= 0, f"{name}.{f.name}", "must be >= 0")
+                require(type(value) is not int or value >= 0, f"{name}.{f.name}", "must be >= 0")
         model_sections()[self.train.model].check(self.train, self.model_settings)
         lo, hi = self.zip.min_images, self.zip.max_images
-        _require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
-        _require(lo <= self.generate.count <= hi, "generate.count",
+        require(1 <= lo <= hi, "zip.min_images/max_images", "must satisfy 1 <= min_images <= max_images")
+        require(lo <= self.generate.count <= hi, "generate.count",
                  f"must be in {lo}..{hi} (a submission holds {lo:,}-{hi:,} images)")
 
     def sections(self) -> dict[str, Any]:
@@ -353,13 +374,6 @@ class Config:
     def model_settings(self) -> Any:
         """The section of the family train.model names, e.g. cfg.families.cyclegan."""
         return getattr(self.families, self.train.model)
-
-    def inception_options(self, progress: bool = True) -> dict[str, Any]:
-        """How [score] and [hardware] ask the Inception feature extractor (metrics.features.InceptionFeatures)
-        to run: batch, fp16, worker threads, progress lines (none with progress=False)."""
-        return {"batch_size": self.score.batch_size, "half": self.score.half,
-                "workers": self.hardware.workers, "progress": progress,
-                "progress_every_s": self.hardware.progress_every_s}
 
     # Where things live, derived from paths.* so that every stage agrees.
     def bank_dir(self, bank: str) -> Path:
@@ -436,7 +450,8 @@ def family_sections_class() -> type:
 _SECTIONS_CLASSES: dict[tuple[tuple[str, type], ...], type] = {}
 
 
-def _require(ok: bool, key: str, rule: str) -> None:
+def require(ok: bool, key: str, rule: str) -> None:
+    """A settings check: every section's, the families' too, fails in one line: `setting KEY RULE`."""
     if not ok:
         raise UserError(f"setting {key} {rule}")
 

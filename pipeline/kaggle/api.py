@@ -1,29 +1,32 @@
-"""The only module that talks to Kaggle, through the official `kaggle` client (2.2.4, kagglesdk beneath).
+"""The only module that talks to Kaggle, through the official `kaggle` client (2.2.5, kagglesdk beneath).
 
 Why a wrapper rather than calling the client directly:
 - `import kaggle` authenticates at import time and exits the process without credentials, so the
-  client is imported lazily, after our own check that says where kaggle.json goes;
+  client is imported lazily, after our own check that says where credentials go; the client then signs
+  in with what it finds, in its own order (credentials.py), and says whose they are (`account`);
 - the client retries almost nothing and words HTTP errors as it likes (a 401 on a kernel "blames a
   wrong slug"): here transient failures (5xx, 429, resets, timeouts) are retried with exponential
-  backoff, and 401/403/404 stop at once with what they mean for this competition. A push or a
-  submission is retried only when the request cannot have reached Kaggle: never twice submitted;
+  backoff, and 401/403/404 stop at once with what they mean for this competition, Kaggle's own words
+  kept. A push or a submission is retried only when the request cannot have reached Kaggle: never twice
+  submitted;
 - `kernels_push` reports validation problems with HTTP 200, and `kernels_output` fetches files with
   a bare `requests.get` (no status check, names joined unchecked): we check both;
-- a running kernel's log is streamed only by newer clients (`kernels_logs_stream`, kaggle 2.2.5):
-  `kernel_log` says None where the installed one cannot;
-- not every client version can wait for a submission's score (`competition_submit_code(wait=...)`):
-  `list_submissions` reads the list of your submissions, which every version offers, and the caller polls;
-- the GPU quota and the day's submissions left are read only by newer clients (`quota_view`,
-  `competition_get_submission_limits`): `gpu_quota` and `submissions_left` say None where they cannot;
+- `list_submissions` reads the list of your submissions, and the caller polls it for a score;
+- the day's submissions left are 0 both when they are used up and when the user has not joined the
+  competition (kagglesdk: "all zero if the user is not on a team yet"): `submissions_left` tells which;
+- a dataset (an uploaded run, the FID weights) goes up through the client's dataset calls, which upload each
+  file and then create the dataset or its next version; Kaggle processes the files after answering, so
+  `dataset_state` says when the new version is ready;
 - a push refused because the user's GPU sessions all run comes back as the response's error:
   `SessionCapReached`, so the caller can wait and push again;
-- the key never appears in a message: every message we build is scrubbed of it.
+- no secret appears in a message: every message we build is scrubbed of every token and key found.
+
+Every call used here exists in every client the project accepts (kaggle>=2.2.5,<3, pyproject.toml).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import io
 import json
 import os
@@ -34,7 +37,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -44,6 +47,7 @@ import urllib3
 from ..engine import atomic
 from ..engine.errors import UserError
 from .credentials import TOKEN_HELP, Credentials, config_dir, credentials
+from .status import KernelStatus
 
 T = TypeVar("T")
 RULES_URL = "https://www.kaggle.com/competitions/{competition}/rules"
@@ -73,11 +77,25 @@ class SessionCapReached(UserError):
 SESSION_CAP = re.compile(r"maximum batch gpu session count", re.I)
 
 
+@dataclass(frozen=True)
+class Account:
+    """Whose credentials the client signed in with, and where they lie (never the secret)."""
+
+    username: str
+    source: str
+
+
+def account(retry: Retry | None = None) -> Account:
+    """The account the client signs in as, by its own choice among the credentials found (an access token
+    before kaggle.json); asks Kaggle only for a token (whose user it is)."""
+    creds = credentials()
+    api = _session(creds, retry or RETRY)
+    return Account(api.config_values["username"], creds.source(api.config_values.get("auth_method", "")))
+
 
 def username() -> str:
-    """The Kaggle user name of the credentials (asks Kaggle only for an access token)."""
-    creds = credentials()
-    return creds.username or _session(creds, RETRY).config_values["username"]
+    """The Kaggle user name of the credentials the client signs in with."""
+    return account().username
 
 
 def _session(creds: Credentials, retry: Retry) -> Any:
@@ -96,9 +114,9 @@ def _session(creds: Credentials, retry: Retry) -> Any:
         with contextlib.redirect_stdout(io.StringIO()):
             try:
                 api.authenticate()
-            except SystemExit:  # only when Kaggle rejected an access token
-                raise UserError(f"Kaggle did not accept {creds.source}: "
-                                f"create a new one ({TOKEN_HELP})") from None
+            except SystemExit:  # every credential found was refused (an expired token, no key beside it)
+                raise UserError(f"Kaggle accepted none of the credentials in {creds.found}: "
+                                f"create a new token ({TOKEN_HELP})") from None
 
     _call("sign in to Kaggle", sign_in, creds, retry)
     return api
@@ -113,14 +131,15 @@ def _call(action: str, fn: Callable[[], T], creds: Credentials, retry: Retry, id
         except UserError as exc:
             raise type(exc)(_scrub(str(exc), creds)) from None
         except Exception as exc:
-            code = _http_status(exc)
+            code, said = _http_error(exc)
             reason = f"HTTP {code}" if code is not None else type(exc).__name__
             if code is None and not isinstance(exc, NETWORK_ERRORS):
                 if isinstance(exc, ValueError):  # the client's own validation of what we gave it
                     raise UserError(_scrub(f"{action}: {exc}", creds)) from None
                 raise  # a bug: keep its traceback
             if not _transient(exc, code, idempotent):
-                raise UserError(_scrub(_refusal(action, code, reason, competition), creds)) from None
+                refused = _refusal(action, code, reason, said, competition, creds)
+                raise UserError(_scrub(refused, creds)) from None
             if attempt == retry.tries:
                 raise KaggleUnavailable(f"{action}: Kaggle still failing after {retry.tries} tries "
                                         f"({reason}); check your connection and try again later") from None
@@ -133,15 +152,26 @@ def _call(action: str, fn: Callable[[], T], creds: Credentials, retry: Retry, id
     raise AssertionError("unreachable")
 
 
-def _http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind `exc`, also when the client re-raised it as a ValueError."""
+def _http_error(exc: BaseException) -> tuple[int | None, str]:
+    """(HTTP status, Kaggle's message) behind `exc`, also when the client re-raised it as a ValueError;
+    (None, "") when no answer came. Kaggle answers an error with JSON {"code", "message"}."""
     seen = 0
     while exc is not None and seen < 5:
         response = getattr(exc, "response", None)
         if response is not None and getattr(response, "status_code", None):
-            return int(response.status_code)
+            return int(response.status_code), _message(response)
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return None, ""
+
+
+def _message(response: Any) -> str:
+    """The first line of Kaggle's message in an error answer ("" when it has none)."""
+    try:
+        said = response.json().get("message") or ""
+    except (AttributeError, ValueError, RuntimeError):  # not JSON, or not a dict
+        return ""
+    lines = str(said).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 NETWORK_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
@@ -168,23 +198,28 @@ def _retry_after(exc: BaseException) -> float:
         return 0.0
 
 
-def _refusal(action: str, code: int | None, reason: str, competition: str) -> str:
+def _refusal(action: str, code: int | None, reason: str, said: str, competition: str,
+             creds: Credentials) -> str:
+    """One line: what Kaggle refused, in its own words (`said`), and what to do about it."""
     if code is None or code >= 500:  # only a push or a submission gets here: repeating it could do it twice
-        return (f"{action}: {reason} from Kaggle, so it may or may not have been done: check on kaggle.com "
-                "before trying again")
+        return (f"{action}: {reason} from Kaggle{f' ({said})' if said else ''}, so it may or may not have "
+                "been done: check on kaggle.com before trying again")
+    status = f"HTTP {code}: {said}" if said else f"HTTP {code}"
     if code == 401:
-        return (f"{action}: Kaggle refused the credentials (HTTP 401): check the username and key in "
-                f"kaggle.json (or KAGGLE_USERNAME/KAGGLE_KEY), or create a new token ({TOKEN_HELP})")
+        return (f"{action}: Kaggle refused the credentials in {creds.found} ({status}): check them, or "
+                f"create a new token ({TOKEN_HELP})")
     if code == 403:
-        return (f"{action}: Kaggle refused access (HTTP 403): accept the competition rules at "
+        return (f"{action}: Kaggle refused access ({status}): accept the competition rules at "
                 f"{RULES_URL.format(competition=competition)}, or check the kernel slug")
     if code == 404:
-        return f"{action}: not found on Kaggle (HTTP 404): check the competition name and the kernel slug"
-    return f"{action}: Kaggle refused the request (HTTP {code})"
+        return f"{action}: not found on Kaggle ({status}): check the competition name and the kernel slug"
+    return f"{action}: Kaggle refused the request (HTTP {code}){f': {said}' if said else ''}"
 
 
 def _scrub(message: str, creds: Credentials) -> str:
-    return message.replace(creds.secret, "***") if creds.secret else message
+    for secret in creds.secrets:
+        message = message.replace(secret, "***")
+    return message
 
 
 # -- the operations -----------------------------------------------------------------------------------
@@ -216,29 +251,30 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
     return target
 
 
-def push_kernel(folder: Path, retry: Retry | None = None, timeout_s: float = 0) -> tuple[str, int, str]:
+def push_kernel(folder: Path, retry: Retry | None, timeout_s: float) -> tuple[str, int, str]:
     """Push the kernel folder (kernel-metadata.json + notebook); returns (owner/slug, version, URL).
-    `timeout_s`: the session's time limit to ask for, where the installed client can (kaggle >= 2.2.5)."""
+    `timeout_s`: the session's time limit, so that Kaggle stops a hung run there rather than after its own
+    limit of many hours (the client sends it as session_timeout_seconds)."""
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
     kernel_id = json.loads((Path(folder) / "kernel-metadata.json").read_text())["id"]
-    asks_timeout = timeout_s and "timeout" in inspect.signature(api.kernels_push).parameters
-    options = {"timeout": int(timeout_s)} if asks_timeout else {}
-    push = functools.partial(api.kernels_push, str(folder), **options)
+    push = functools.partial(api.kernels_push, str(folder), timeout=str(max(1, round(timeout_s))))
     resp = _call(f"push {kernel_id}", push, creds, retry, idempotent=False)
     if resp.error and SESSION_CAP.search(resp.error):
         raise SessionCapReached(_scrub(f"push {kernel_id}: {resp.error}", creds))
-    problems = [resp.error] if resp.error else []
-    for label, items in (("invalid competition sources", resp.invalid_competition_sources),
-                         ("invalid dataset sources", resp.invalid_dataset_sources),
-                         ("invalid kernel sources", resp.invalid_kernel_sources),
-                         ("invalid model sources", resp.invalid_model_sources)):
-        if items:
-            problems.append(f"{label}: {', '.join(items)}")
-    if problems:
-        raise UserError(_scrub(f"push {kernel_id}: Kaggle refused the kernel: {'; '.join(problems)} "
-                               f"(fix kernel-metadata.json's source, in [kernel] settings, and push again)",
-                               creds))
+    if resp.error:
+        raise UserError(_scrub(f"push {kernel_id}: Kaggle refused the kernel: {resp.error}", creds))
+    unknown = [f"{label}: {', '.join(items)}" for label, items in (
+        ("competition", resp.invalid_competition_sources), ("dataset", resp.invalid_dataset_sources),
+        ("kernel", resp.invalid_kernel_sources), ("model", resp.invalid_model_sources)) if items]
+    if unknown and resp.version_number:  # Kaggle runs the version without them: its preflight will stop it
+        print(_scrub(f"push {kernel_id}: Kaggle does not know these sources and started version "
+                     f"{resp.version_number} without them: {'; '.join(unknown)}; the notebook's preflight "
+                     "stops it within a minute: fix the source in [kernel] settings and push again", creds),
+              file=sys.stderr)
+    elif unknown:
+        raise UserError(_scrub(f"push {kernel_id}: Kaggle does not know these sources: {'; '.join(unknown)} "
+                               "(fix the source in [kernel] settings and push again)", creds))
     if not resp.version_number:
         raise UserError(f"push {kernel_id}: Kaggle did not say which version it created; see {resp.url}")
     return _kernel_ref(resp.ref) or kernel_id, int(resp.version_number), resp.url
@@ -251,13 +287,15 @@ def _kernel_ref(ref: str) -> str:
     return "/".join(parts) if len(parts) == 2 else ""
 
 
-def kernel_status(ref: str, retry: Retry | None = None) -> tuple[str, str]:
-    """(status, failure message) of the kernel's latest version: queued / running / complete / error / ..."""
+def kernel_status(ref: str, version: int, retry: Retry | None = None) -> tuple[KernelStatus, str]:
+    """(status, failure message) of version `version` of the kernel: queued / running / complete / error /
+    cancel_requested / cancel_acknowledged. Asked by version: right after a push, Kaggle may answer a question
+    that names none with the previous version's session (KAGGLE.md, "Today's platform")."""
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
-    resp = _call(f"kernel status {ref}", lambda: api.kernels_status(ref), creds, retry)
-    status = getattr(resp.status, "name", str(resp.status)).lower()
-    return status, _scrub(resp.failure_message or "", creds)
+    resp = _call(f"kernel status {ref} v{version}", lambda: api.kernels_status(f"{ref}/{version}"), creds,
+                 retry)
+    return KernelStatus.from_kaggle(resp.status), _scrub(resp.failure_message or "", creds)
 
 
 def kernel_version(ref: str, retry: Retry | None = None) -> int:
@@ -278,9 +316,9 @@ def kernel_version(ref: str, retry: Retry | None = None) -> int:
 
 
 def kernel_log(ref: str, version: int | None = None,
-               retry: Retry | None = None) -> Callable[[], Iterator[dict]] | None:
-    """A reader of the log of kernel `ref` (that version, else the latest), or None when the installed client
-    cannot stream logs. Each call of the reader reads the log from its start as Kaggle's entries
+               retry: Retry | None = None) -> Callable[[], Iterator[dict]]:
+    """A reader of the log of kernel `ref` (that version, else the latest). Each call of the reader reads the
+    log from its start as Kaggle's entries
     ({stream_name, time, data}): as they are written while the kernel runs, the whole log once it has ended.
 
     The session is opened here, in the calling thread: signing in is silenced by swapping sys.stdout, which
@@ -290,8 +328,6 @@ def kernel_log(ref: str, version: int | None = None,
     """
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
-    if not hasattr(api, "kernels_logs_stream"):
-        return None
     kernel = f"{ref}/{version}" if version else ref
 
     def connect() -> tuple[Iterator[dict], Any]:
@@ -316,10 +352,10 @@ def kernel_log(ref: str, version: int | None = None,
     return read
 
 
-def kernel_output(ref: str, dest: Path, retry: Retry | None = None,
+def kernel_output(ref: str, version: int, dest: Path, retry: Retry | None = None,
                   wanted: Callable[[str], bool] = lambda name: True) -> list[Path]:
-    """Download the output files (those `wanted`) and the log (<slug>.log) of the kernel's latest version
-    into `dest`.
+    """Download the output files (those `wanted`) and the log (<slug>.log) of version `version` of the kernel
+    into `dest` (asked by version, as kernel_status is).
 
     Listed through the client; fetched here, because the client writes whatever name the listing
     gives (an absolute or ../ name lands outside `dest`) and never checks the HTTP status.
@@ -333,7 +369,7 @@ def kernel_output(ref: str, dest: Path, retry: Retry | None = None,
     def page(token: str | None) -> Any:
         request = ApiListKernelSessionOutputRequest()
         request.user_name, request.kernel_slug, request.page_size = owner, slug, 100
-        request.page_token = token
+        request.page_token, request.version_label = token, f"v{version}"
         with api.build_kaggle_client() as client:
             return client.kernels.kernels_api_client.list_kernel_session_output(request)
 
@@ -382,42 +418,194 @@ class Quota:
     """The user's weekly GPU hours, as Kaggle counts them."""
 
     used_h: float
+    reserved_h: float  # held by the sessions running now ("quota reserved by currently-running sessions")
     total_h: float
     refresh: datetime | None  # when the quota is reset (UTC)
 
     @property
     def left_h(self) -> float:
-        return max(0.0, self.total_h - self.used_h)
+        """What a new session can still get: neither spent nor held by a running one."""
+        return max(0.0, self.total_h - self.used_h - self.reserved_h)
 
 
-def gpu_quota(retry: Retry | None = None) -> Quota | None:
-    """The GPU quota, or None where the installed client cannot read it (kaggle < 2.2.1: `quota_view`)."""
+def gpu_quota(retry: Retry | None = None) -> Quota:
+    """The GPU quota (an answer without one reads as 0 hours: Kaggle grants no GPU to that account)."""
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
-    if not hasattr(api, "quota_view"):
-        return None
     resp = _call("read the GPU quota", api.quota_view, creds, retry)
     gpu = resp.gpu_quota
-    if gpu is None or gpu.total_time_allowed is None:
-        return None
-    used = gpu.time_used.total_seconds() / 3600 if gpu.time_used is not None else 0.0
-    refresh = resp.quota_refresh_time
-    if refresh is not None and refresh.tzinfo is None:
-        refresh = refresh.replace(tzinfo=timezone.utc)  # the client parses Kaggle's UTC times without a zone
-    return Quota(used, gpu.total_time_allowed.total_seconds() / 3600, refresh)
+
+    def hours(name: str) -> float:
+        spent = getattr(gpu, name, None) if gpu is not None else None
+        return spent.total_seconds() / 3600 if spent is not None else 0.0
+
+    return Quota(hours("time_used"), hours("time_reserved"), hours("total_time_allowed"),
+                 _utc(resp.quota_refresh_time))
 
 
-def submissions_left(competition: str, retry: Retry | None = None) -> int | None:
-    """How many submissions the competition still accepts today, or None where the installed client cannot
-    tell (`competition_get_submission_limits`)."""
+def _utc(when: datetime | None) -> datetime | None:
+    """A time the client parsed from Kaggle's UTC without a zone, with it."""
+    return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
+
+
+@dataclass(frozen=True)
+class SubmissionLimits:
+    """The day's submissions of this user as Kaggle counts them; Kaggle's day starts at 00:00 UTC."""
+
+    left: int  # still accepted today; also 0 before the user has joined (`entered` tells which)
+    made_today: int
+    per_day: int
+    entered: bool  # joined the competition, its rules accepted
+    lifetime_cap: bool  # `left` is bounded by the competition's limit on all submissions, not the day's
+    resets: datetime  # the next 00:00 UTC, when the day's count starts again
+
+
+def submissions_left(name: str, retry: Retry | None = None) -> SubmissionLimits:
+    """How many submissions competition `name` still accepts today, and whether the user has joined it
+    (GetSubmissionLimits answers 0 for both; GetCompetition's user_has_entered tells them apart)."""
+    from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
+
     retry, creds = retry or RETRY, credentials()
     api = _session(creds, retry)
-    if not hasattr(api, "competition_get_submission_limits"):
+    limits = _call(f"read the submission limits of {name}",
+                   functools.partial(api.competition_get_submission_limits, name), creds, retry,
+                   competition=name)
+    request = ApiGetCompetitionRequest()
+    request.competition_name = name
+
+    def get_competition() -> Any:
+        with api.build_kaggle_client() as client:
+            return client.competitions.competition_api_client.get_competition(request)
+
+    joined = _call(f"read competition {name}", get_competition, creds, retry, competition=name)
+    now = datetime.now(timezone.utc)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return SubmissionLimits(int(limits.num_allowed_now), int(limits.num_today),
+                            int(joined.max_daily_submissions or 0), bool(joined.user_has_entered),
+                            bool(limits.limited_by_total), midnight)
+
+
+def competition_folders(name: str, retry: Retry | None = None) -> dict[str, int]:
+    """The top folders of competition `name`'s data and how many files each holds (ListDataTreeFiles: one
+    answer, where listing every file would take hundreds)."""
+    from kagglesdk.competitions.types.competition_api_service import ApiListDataTreeFilesRequest
+
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+
+    def page(token: str) -> Any:
+        request = ApiListDataTreeFilesRequest()
+        request.competition_name, request.page_size, request.page_token = name, 100, token
+        with api.build_kaggle_client() as client:
+            return client.competitions.competition_api_client.list_data_tree_files(request)
+
+    folders: dict[str, int] = {}
+    for content in _pages(f"list the data of {name}", page, creds, retry, competition=name):
+        folders.update({d.name: int(d.total_files or 0) for d in content.directories or []})
+        folders.update({f.name: 1 for f in content.files or []})
+    return folders
+
+
+def dataset_files(ref: str, retry: Retry | None = None) -> list[str] | None:
+    """The file names of dataset `ref` (owner/slug), or None where this user cannot see it (Kaggle answers
+    403 or 404 for a dataset that does not exist and for someone else's private one)."""
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+
+    def page(token: str) -> Any:
+        try:
+            return api.dataset_list_files(ref, token, 100)
+        except requests.exceptions.HTTPError as exc:
+            if _http_error(exc)[0] in (403, 404):
+                return None
+            raise
+
+    names: list[str] = []
+    for listing in _pages(f"list the files of dataset {ref}", page, creds, retry):
+        if listing is None:
+            return None
+        if listing.error_message:
+            raise UserError(_scrub(f"list the files of dataset {ref}: {listing.error_message}", creds))
+        names += [f.name for f in listing.dataset_files or []]
+    return names
+
+
+DATASET_METADATA = "dataset-metadata.json"  # the client reads a dataset's id, title and license from it
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """Where one of your datasets stands on Kaggle."""
+
+    status: str  # Kaggle's word in lower case: "ready" once its latest version's files are in place, "failed"
+    version: int  # the latest version's number
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+
+def dataset_state(ref: str, retry: Retry | None = None) -> DatasetState | None:
+    """The status and latest version of dataset `ref` (owner/slug); None where this user cannot see it."""
+    retry, creds = retry or RETRY, credentials()
+    return _dataset_state(_session(creds, retry), ref, creds, retry)
+
+
+def _dataset_state(api: Any, ref: str, creds: Credentials, retry: Retry) -> DatasetState | None:
+    def read() -> dict | None:
+        try:  # GetDatasetStatus, then GetDataset for the version
+            return json.loads(api.dataset_status(ref, format="json"))
+        except requests.exceptions.HTTPError as exc:
+            if _http_error(exc)[0] in (403, 404):  # not there, or someone else's private dataset
+                return None
+            raise
+
+    found = _call(f"read the status of dataset {ref}", read, creds, retry)
+    if found is None:
         return None
-    limits = _call(f"read the submission limits of {competition}",
-                   functools.partial(api.competition_get_submission_limits, competition), creds, retry,
-                   competition=competition)
-    return int(limits.num_allowed_now)
+    return DatasetState(str(found.get("status") or ""), int(found.get("current_version_number") or 0))
+
+
+def upload_dataset(folder: Path, notes: str, retry: Retry | None = None) -> tuple[int, str]:
+    """Put the files of `folder` on Kaggle as a private dataset: a new one, or a new version (with `notes`)
+    where the dataset its dataset-metadata.json names (id, title, license) exists. Returns (the version before
+    this upload, 0 for a new dataset; the dataset's URL): Kaggle goes on processing the files after answering,
+    so the caller waits for a later version to be ready (dataset_state).
+
+    Only the folder's top-level files travel (a sub-folder would go as an archive the notebook would have to
+    unpack). The client uploads each file with its own retries; the request that creates the dataset or
+    version is not repeated here after an answer (it could make two)."""
+    retry, creds = retry or RETRY, credentials()
+    api = _session(creds, retry)
+    ref = json.loads((Path(folder) / DATASET_METADATA).read_text())["id"]
+    before = _dataset_state(api, ref, creds, retry)
+    if before is None:
+        action = f"create dataset {ref}"
+        create = functools.partial(api.dataset_create_new, str(folder), public=False, quiet=False)
+    else:
+        action = f"add a version to dataset {ref}"
+        create = functools.partial(api.dataset_create_version, str(folder), notes, quiet=False)
+    resp = _call(action, create, creds, retry, idempotent=False)
+    if (resp.status or "").lower() != "ok":
+        said = resp.error or resp.status or "no reason given"
+        raise UserError(_scrub(f"{action}: Kaggle refused it: {said}", creds))
+    return (before.version if before else 0), resp.url or f"https://www.kaggle.com/datasets/{ref}"
+
+
+LISTING_PAGES = 20  # pages of 100 entries: far more than a competition's or a dataset's top level holds
+
+
+def _pages(action: str, page: Callable[[str], Any], creds: Credentials, retry: Retry,
+           **options: Any) -> Iterator[Any]:
+    """Each answer of a listing Kaggle gives in pages (`page(token)`, "" for the first), up to LISTING_PAGES;
+    an answer of None (nothing to list) ends it."""
+    token = ""
+    for _ in range(LISTING_PAGES):
+        answer = _call(action, functools.partial(page, token), creds, retry, **options)
+        yield answer
+        token = answer.next_page_token if answer is not None else ""
+        if not token:
+            return
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The notebook carries the pipeline's own code (the package as a base64 zip, unpacked at run time and
 put first on sys.path): no pip install, no internet, and exactly the code that built it. Its settings
-(kernel.preset plus kernel.set) are resolved and checked here and baked in as TOML, so a bad setting
+(kernel.preset plus the kernel.set items) are resolved and checked here and baked in as TOML, so a bad setting
 fails now rather than hours into a Kaggle run. The cells are one-liners over the stages and
 pipeline/notebook/runtime.py. The folder never holds credentials: only the user name goes into the id.
 """
@@ -12,19 +12,21 @@ import base64
 import importlib.metadata
 import io
 import json
-import re
 import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 
-from ..config import Config, load_config
+from ..config import Config, jobs, load_config
+from ..config.jobs import TrainSession
 from ..engine.errors import UserError
 from ..engine.fingerprint import iter_files
-from ..stages import PACKAGE_DIR
+from ..engine.keys import PACKAGE_ROOT
+from ..engine.text import slug
 from . import cells
 from .cells import CARRIED_DISTRIBUTIONS
+from .uploads import weights_dataset
 
 KAGGLE_OUTPUT = Path("/kaggle/working/images.zip")  # where the competition takes the submission from
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same code gives the same notebook
@@ -39,26 +41,28 @@ def build(cfg: Config, out: Path) -> str:
     out.mkdir(parents=True)
     (out / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
     nbformat.write(nb, str(out / meta["code_file"]))
+    if not cfg.kernel.weights_dataset and weights_dataset(cfg):
+        print(f"kernel: attaching the FID weights of make upload-weights ({weights_dataset(cfg)}), as "
+              "kernel.weights_dataset is empty")
     return (f"{meta['id']}: {len(nb.cells)} cells carrying {n_files} pipeline files "
             f"({len(payload) // 1024} KiB), settings {cfg.kernel.preset}")
 
 
 def kernel_settings(cfg: Config) -> Config:
-    """The settings the notebook runs with: kernel.preset, then the `;`-separated kernel.set items; the
-    [kernel] section stays the builder's (accelerator, clock, launcher, role describe the kernel being built),
-    and a train kernel's run has the builder's train.sessions (`make train-kaggle SESSIONS=N`)."""
-    k = cfg.kernel
-    items = [item.strip() for item in k.set.split(";") if item.strip()]
-    kcfg = replace(load_config(k.preset, items), kernel=k)
+    """The settings the notebook runs with: kernel.preset, then the kernel.set items; the [kernel] section
+    stays the builder's (accelerator, clock, launcher, job describe the kernel being built), and a train
+    kernel's run has the builder's train.sessions (`make train-kaggle SESSIONS=N`)."""
+    k, job = cfg.kernel, cfg.kernel.job
+    kcfg = replace(load_config(k.preset, k.set), kernel=k)
     if kcfg.zip_path != KAGGLE_OUTPUT:
         raise UserError(f"kernel.preset '{k.preset}' writes {kcfg.zip_path}, but Kaggle takes the "
                         f"submission from {KAGGLE_OUTPUT}: set paths.submissions = \"/kaggle/working\" in it")
-    if k.role == "submit" and k.enable_internet:
+    if job.submitted and k.enable_internet:
         raise UserError("kernel.enable_internet=true: a notebook that is submitted runs offline (the "
                         "competition's rule); internet is allowed for a train kernel (kernel.role=train)")
-    if k.role == "train":
-        if k.session > cfg.train.sessions:
-            raise UserError(f"kernel.session={k.session} is past train.sessions={cfg.train.sessions}: set "
+    if isinstance(job, TrainSession):
+        if job.n > cfg.train.sessions:
+            raise UserError(f"kernel.session={job.n} is past train.sessions={cfg.train.sessions}: set "
                             f"train.sessions to the run's number of sessions")
         kcfg = replace(kcfg, train=replace(kcfg.train, sessions=cfg.train.sessions))
     return kcfg
@@ -73,16 +77,13 @@ def _username() -> str:
         raise UserError(f"{exc} (or set kernel.username to build the kernel without credentials)") from None
 
 
-def _slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def metadata(cfg: Config, owner: str) -> dict:
     """kernel-metadata.json as the `kaggle kernels push` command reads it."""
     k = cfg.kernel
-    if _slugify(k.title) != k.slug:  # Kaggle names a new notebook after its title, whatever the id says
+    if slug(k.kernel_title) != k.kernel_slug:  # Kaggle names a new notebook after its title, not its id
         raise UserError(f"kernel.title '{k.title}' would make Kaggle call the notebook "
-                        f"'{_slugify(k.title)}', not kernel.slug '{k.slug}': make the two match")
+                        f"'{slug(k.kernel_title)}', not '{k.kernel_slug}' (kernel.slug '{k.slug}'): make the "
+                        "two match")
     return {
         "id": f"{owner}/{k.kernel_slug}",
         "title": k.kernel_title,
@@ -93,7 +94,7 @@ def metadata(cfg: Config, owner: str) -> dict:
         "enable_gpu": bool(k.machine_shape),
         "enable_tpu": False,
         "enable_internet": k.enable_internet,
-        "dataset_sources": [k.weights_dataset] if k.weights_dataset else [],
+        "dataset_sources": dataset_sources(cfg),
         "competition_sources": [cfg.download.competition],
         "kernel_sources": kernel_sources(cfg, owner),
         "model_sources": [],
@@ -103,19 +104,25 @@ def metadata(cfg: Config, owner: str) -> dict:
 
 
 def kernel_sources(cfg: Config, owner: str) -> list[str]:
-    """The kernels whose output this one attaches: the previous session's (session n > 1 of a train kernel),
-    or the run to generate from (kernel.checkpoint_from)."""
-    k = cfg.kernel
-    if k.role == "train":
-        return [f"{owner}/{k.train_slug(k.session - 1)}"] if k.session > 1 else []
-    return [k.checkpoint_from] if k.checkpoint_from else []
+    """The kernels whose output this one attaches: the previous session's, or the run to generate from."""
+    source = cfg.kernel.job.attaches(cfg.kernel)
+    if not source or jobs.dataset(source):
+        return []
+    return [source if "/" in source else f"{owner}/{source}"]
+
+
+def dataset_sources(cfg: Config) -> list[str]:
+    """The datasets this kernel attaches: the FID weights (kernel.weights_dataset, else the dataset `make
+    upload-weights` recorded) and an uploaded run to generate from (kernel.checkpoint_from=dataset:...)."""
+    run = jobs.dataset(cfg.kernel.job.attaches(cfg.kernel))
+    return [ref for ref in dict.fromkeys((weights_dataset(cfg), run)) if ref]
 
 
 def code_payload() -> tuple[str, int]:
     """The pipeline package's sources (.py and preset .toml) and the carried distributions (their modules,
     METADATA and LICENSE) as a deterministic base64 zip, and the number of files in it."""
-    files = {f"pipeline/{p.relative_to(PACKAGE_DIR).as_posix()}": p
-             for p in iter_files(PACKAGE_DIR) if p.suffix in (".py", ".toml")}
+    files = {f"pipeline/{p.relative_to(PACKAGE_ROOT).as_posix()}": p
+             for p in iter_files(PACKAGE_ROOT) if p.suffix in (".py", ".toml")}
     for name in CARRIED_DISTRIBUTIONS:
         files.update(_distribution_files(name))
     buf = io.BytesIO()

@@ -12,6 +12,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ..config import Config, to_toml
+from ..config.jobs import SweepVariant, TrainSession, dataset
 from ..training.family import get_family
 
 Cells = list[nbformat.NotebookNode]
@@ -40,16 +41,24 @@ class Texts:
     @property
     def kind(self) -> str:
         """submit (trains, then generates), train (a session of a run) or attached (generates from a run)."""
-        k = self.kcfg.kernel
-        return "attached" if k.role == "submit" and k.checkpoint_from else k.role
+        return self.kcfg.kernel.job.label
+
+    @property
+    def session(self) -> int:
+        """Which session of its run a train kernel is (1 for the others)."""
+        job = self.kcfg.kernel.job
+        return job.n if isinstance(job, TrainSession) else 1
 
     @property
     def attaches(self) -> str:
         """The kernel whose output this notebook needs ("" for none)."""
-        k = self.kcfg.kernel
-        if k.role == "train":
-            return k.train_slug(k.session - 1) if k.session > 1 else ""
-        return k.checkpoint_from
+        return self.kcfg.kernel.job.attaches(self.kcfg.kernel)
+
+    @property
+    def attached_input(self) -> str:
+        """How the texts name that input: a notebook, or the dataset of a run uploaded with `make upload`."""
+        uploaded = dataset(self.attaches)
+        return f"the dataset `{uploaded}`" if uploaded else f"the notebook `{self.attaches}`"
 
     @property
     def model(self) -> str:
@@ -78,12 +87,12 @@ class Texts:
 def notebook(texts: Texts, payload: str, n_files: int) -> nbformat.NotebookNode:
     """The notebook of the kernel's role: a submission (every stage from the competition's images to
     images.zip, or generate + zip from an attached run), or one training session of a run."""
-    k = texts.kcfg.kernel
+    job = texts.kcfg.kernel.job
     head = [*title(texts), *code(payload, n_files), *settings(texts), *preflight(texts), *download()]
-    if k.role == "train":
+    if isinstance(job, TrainSession):
         body = [*augment(texts), *continue_session(texts), *train(texts), *session_summary(texts),
-                *(score_subset(texts) if k.sweep else []), *tidy(texts)]
-    elif k.checkpoint_from:
+                *(score_subset(texts) if isinstance(job, SweepVariant) else []), *tidy(texts)]
+    elif not job.trains:
         body = [*attach(texts), *generate_and_zip(texts), *score(), *tidy(texts)]
     else:
         body = [*augment(texts), *train(texts), *generate_and_zip(texts), *score(), *tidy(texts)]
@@ -101,15 +110,15 @@ def title(texts: Texts) -> Cells:
     k, kcfg = texts.cfg.kernel, texts.kcfg
     what = {"submit": f"train a {texts.model} {texts.budget}, {texts.makes}, and write "
                       "`/kaggle/working/images.zip`, the file the competition scores",
-            "train": f"train session {k.session} of {kcfg.train.sessions} of one {texts.model} run (one "
+            "train": f"train session {texts.session} of {kcfg.train.sessions} of one {texts.model} run (one "
                      "learning-rate schedule over every session), resuming the previous session's output, "
                      "and leave the run folder as this kernel's output for the next session or a submit "
                      "kernel",
-            "attached": f"generate from the run the kernel `{k.checkpoint_from}` trained (no training here), "
+            "attached": f"generate from the run {texts.attached_input} holds (no training here), "
                         f"{texts.makes}, and write `/kaggle/working/images.zip`, the file the competition "
                         "scores"}[texts.kind]
     inputs = ("the competition `gan-getting-started`"
-              + (f" and the notebook `{texts.attaches}`" if texts.attaches else ""))
+              + (f" and {texts.attached_input}" if texts.attaches else ""))
     return [new_markdown_cell(
         f"# {k.kernel_title}\n\n"
         "Built by `python -m pipeline kernel` (the monet-pipeline project) for the competition *I'm "
@@ -118,7 +127,7 @@ def title(texts: Texts) -> Cells:
         f"**Running it by hand:** *Add Input* → {inputs} (and, to score inside the notebook, a dataset "
         "holding `pt_inception-2015-12-05-6726825d.pth`); *Settings* → *Accelerator* → "
         f"**{texts.accelerator}**; then *Save Version* → *Save & Run All*."
-        + (" Submit `images.zip` from the version's *Output*." if k.role == "submit" else ""))]
+        + (" Submit `images.zip` from the version's *Output*." if k.job.submitted else ""))]
 
 
 def code(payload: str, n_files: int) -> Cells:
@@ -139,8 +148,10 @@ def code(payload: str, n_files: int) -> Cells:
             "import pipeline\n"
             "assert pipeline.__file__.startswith(code_dir), "
             "f'another pipeline package shadows ours: {pipeline.__file__}'\n"
+            "from pipeline import plugins\n"
             "from pipeline.notebook import runtime as notebook\n"
-            "from pipeline.stages import STAGES\n"
+            "from pipeline.stages import STAGES\n\n"
+            "plugins.load()  # the model families and the archive source, registered once\n"
             'print(f"pipeline code unpacked to {code_dir}")')),
     ]
 
@@ -175,9 +186,11 @@ def preflight(texts: Texts) -> Cells:
 def download() -> Cells:
     return [
         new_markdown_cell(
-            "## download: check the competition data\n\nEvery image under "
-            "`/kaggle/input/gan-getting-started` (read-only) is checked: a decodable 256x256 RGB JPEG, the "
-            "competition's counts. A manifest of the files is written beside the run's data."),
+            "## download: check the competition data\n\nThe competition's input is found under "
+            "`/kaggle/input` by what it holds, `monet_jpg/` and `photo_jpg/` (Kaggle mounts it at "
+            "`competitions/<slug>/`, older notebooks at `<slug>/`). Every image of it (read-only) is "
+            "checked: a decodable 256x256 RGB JPEG, the competition's counts. A manifest of the files is "
+            "written beside the run's data."),
         new_code_cell('raw = STAGES["download"].run(cfg)'),
     ]
 
@@ -195,23 +208,24 @@ def augment(texts: Texts) -> Cells:
 
 def train(texts: Texts) -> Cells:
     t, k = texts.kcfg.train, texts.kcfg.kernel
+    trains_only = not k.job.submitted
     cap = f", and at most `train.time_budget_min` = {t.time_budget_min:g} minutes" if t.time_budget_min \
         else ""
-    reserve = ("" if k.role == "train" else
+    reserve = ("" if trains_only else
                ", minus what generate + zip will take (measured here first, on this GPU)")
     schedule = (f" The run's steps were planned for {t.sessions} sessions of this length by its first "
                 "session, and its learning rate follows that one plan."
-                if k.role == "train" and t.sessions > 1 else "")
+                if trains_only and t.sessions > 1 else "")
     return [
         new_markdown_cell(
             f"## train: the {t.model}\n\nThe notebook keeps its own clock: training gets Kaggle's "
             f"{k.limit_min:g} minutes minus the time spent so far{reserve}, minus a {k.margin_min:g}-minute "
             f"margin{cap}.{schedule} It stops cleanly (a checkpoint written) when that is spent. With more "
             "than one GPU it runs one process per GPU under `torchrun` (kernel.launcher)."
-            + ("" if k.role == "train" else
+            + ("" if trains_only else
                f" The loss plot and the latest sample grid ({texts.grid}) are shown below.")),
         new_code_cell("run_dir = notebook.train(cfg, NOTEBOOK_STARTED)"  # train kernel: shown at its end
-                      + ("" if k.role == "train" else "\nnotebook.show_training(cfg)")),
+                      + ("" if trains_only else "\nnotebook.show_training(cfg)")),
     ]
 
 
@@ -232,14 +246,14 @@ def generate_and_zip(texts: Texts) -> Cells:
 
 
 def continue_session(texts: Texts) -> Cells:
-    k = texts.kcfg.kernel
-    source = (f"the output of `{texts.attaches}` (session {k.session - 1}, attached as an input) is copied "
+    n = texts.session
+    source = (f"the output of `{texts.attaches}` (session {n - 1}, attached as an input) is copied "
               "into this notebook's data folder and training resumes from its last checkpoint"
               if texts.attaches else
               "this is the run's first session: it measures the step rate and plans the run's steps for "
               "every session")
     return [
-        new_markdown_cell(f"## continue the run\n\nSession {k.session} of {texts.kcfg.train.sessions}: "
+        new_markdown_cell(f"## continue the run\n\nSession {n} of {texts.kcfg.train.sessions}: "
                           f"{source}."),
         new_code_cell("notebook.continue_session(cfg)"),
     ]
@@ -271,8 +285,8 @@ def score_subset(texts: Texts) -> Cells:
 def attach(texts: Texts) -> Cells:
     return [
         new_markdown_cell(
-            f"## attach the trained run\n\nThe output of `{texts.attaches}` (attached as an input) holds "
-            "the run folder; generate reads its checkpoint in place (best.pt where kept, else last.pt, with "
+            f"## attach the trained run\n\nThe run folder is in {texts.attached_input} (attached as an "
+            "input); generate reads its checkpoint in place (best.pt where kept, else last.pt, with "
             "the EMA weights where the run kept them) and the settings it was trained with."),
         new_code_cell("cfg = notebook.attach_run(cfg)"),
     ]

@@ -1,72 +1,60 @@
-"""What `kaggle-train` remembers of a run trained over several Kaggle sessions, so that it never pushes a
-session twice: submissions/kaggle/train/<slug>.json.
-
-The file holds the chain's key (the kernels' settings, the session number aside) and per session its
-kernel (owner/slug), version, URL, status (pushed, complete, failed) and the line that says where the run
-stands. A chain whose settings changed starts anew; the fetched summaries of each session (its output
-without the checkpoints) lie beside the file, in one folder per session's kernel.
+"""A run trained over several Kaggle sessions, as the push records see it: session k's kernel is recorded as
+`train/<slug>/<k>` (record.py) under the chain's key, the kernels' settings with the session number aside, so
+that `train-kaggle` run again skips the sessions that completed, follows the one that runs, pushes a failed
+one again, and starts a new chain when the settings changed. The fetched summary of each session (its output
+without the checkpoints) lies in submissions/kaggle/train/<session's kernel slug>/.
 """
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..config import Config
-from ..engine import atomic
+from ..config.jobs import TrainSession
 from ..engine.keys import digest
+from ..kaggle.status import KernelStatus
+from .record import PushedKernel, PushStore
 
 
 def session_settings(cfg: Config, session: int) -> Config:
     """The settings that build session `session`'s train kernel."""
-    return replace(cfg, kernel=replace(cfg.kernel, role="train", session=session, checkpoint_from=""))
+    return replace(cfg, kernel=cfg.kernel.doing(TrainSession(session)))
 
 
 def folder(cfg: Config) -> Path:
+    """Where the sessions' fetched summaries lie."""
     return cfg.submissions_dir / "kaggle" / "train"
 
 
-@dataclass
-class Chain:
-    path: Path
-    key: str
-    sessions: dict[int, dict[str, Any]] = field(default_factory=dict)
+def record_name(cfg: Config, session: int) -> str:
+    return f"train/{cfg.kernel.slug}/{session}"
 
-    @classmethod
-    def load(cls, cfg: Config, fresh: bool = False) -> Chain:
-        """The chain of cfg's run as recorded, or a new one (`fresh`, or the settings changed: said in a
-        line)."""
-        path = folder(cfg) / f"{cfg.kernel.slug}.json"
-        key = digest({"kernel": session_settings(cfg, 1).kernel, "sessions": cfg.train.sessions})
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = {}
-        if saved and saved.get("key") != key and not fresh:
-            print(f"kaggle-train: the settings differ from the chain recorded in {path}: a new chain starts "
-                  "at session 1")
-        if fresh or saved.get("key") != key:
-            return cls(path, key)
-        return cls(path, key, {int(k): v for k, v in saved.get("sessions", {}).items()})
 
-    def record(self, session: int, **values: Any) -> None:
-        self.sessions[session] = {**self.sessions.get(session, {}), **values,
-                                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        sessions = {str(k): v for k, v in self.sessions.items()}
-        atomic.write_json(self.path, {"key": self.key, "sessions": sessions})
+def chain_key(cfg: Config) -> str:
+    """What makes a chain the same chain: every session's kernel settings but its number, and how many."""
+    return digest({"kernel": session_settings(cfg, 1).kernel, "sessions": cfg.train.sessions})
+
+
+def completed(store: PushStore, cfg: Config, session: int) -> PushedKernel | None:
+    """Session `session` of this chain where it completed, else None."""
+    record = store.get(record_name(cfg, session))
+    ok = record is not None and record.key == chain_key(cfg) and record.status is KernelStatus.COMPLETE
+    return record if ok else None
+
+
+def start(store: PushStore, cfg: Config, fresh: bool) -> None:
+    """Forget the chain's records where `fresh` (--force), and say so where they are of other settings."""
+    names = [n for n in store.all() if n.startswith(f"train/{cfg.kernel.slug}/")]
+    if fresh:
+        store.drop(names)
+    elif any(store.get(n).key != chain_key(cfg) for n in names):
+        print(f"train-kaggle: the settings differ from the chain recorded in {store.path}: a new chain "
+              "starts at session 1")
 
 
 def trained_version(cfg: Config, ref: str) -> str:
     """'owner/slug v3': the train kernel `ref` with the version of its run's last session, where a chain on
     this machine recorded it complete; else `ref` as it is."""
-    for path in sorted(folder(cfg).glob("*.json")):
-        try:
-            sessions = json.loads(path.read_text()).get("sessions", {}).values()
-        except (OSError, ValueError, AttributeError):
-            continue
-        versions = [s["version"] for s in sessions if s.get("ref") == ref and s.get("status") == "complete"]
-        if versions:
-            return f"{ref} v{max(versions)}"
-    return ref
+    versions = [r.version for name, r in PushStore(cfg.submissions_dir).all().items()
+                if name.startswith("train/") and r.ref == ref and r.status is KernelStatus.COMPLETE]
+    return f"{ref} v{max(versions)}" if versions else ref

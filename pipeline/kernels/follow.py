@@ -7,7 +7,6 @@ poll alone decides when the run has ended, so a log stream that ends, drops or f
 """
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -16,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.errors import UserError
+from ..engine.poll import Poll
+from ..engine.text import duration
 from ..kaggle import api as kaggle_api
+from ..kaggle import log as kaggle_log
+from ..kaggle.status import KernelStatus
+from .record import PushedKernel
 
 LOG_TAIL_LINES = 40
 LOG_PREFIX = "kaggle | "
@@ -28,60 +32,57 @@ _print_lock = threading.Lock()  # the log follower and the progress line share t
 class Following:
     """How a command follows a kernel: its name in messages, how long it follows, how often it asks."""
 
-    command: str  # submit, kaggle-train, sweep
+    command: str  # submit, train-kaggle, sweep
     timeout_min: float
     poll_interval_s: float
     show_log: bool = True  # stream the kernel's log (kaggle | lines)
 
 
-def wait(ref: str, version: int, url: str, retry: kaggle_api.Retry, how: Following) -> tuple[str, str]:
-    """Poll until the kernel is complete or failed: (status, failure message). Ctrl-C and the time limit
-    stop following it, never the run itself."""
-    start = time.monotonic()
-    limit_s = how.timeout_min * 60
-    pause = how.poll_interval_s / 8  # the first checks come soon: a broken kernel fails fast
-    status, last, cmd = "", "", how.command
-    follower = LogFollower(ref, version, retry) if how.show_log else None
+def wait(kernel: PushedKernel, retry: kaggle_api.Retry, how: Following) -> tuple[KernelStatus, str]:
+    """Poll the version until its run has ended: (status, failure message). Asked by version, so a status of
+    the kernel's previous version is never taken for this one's. Ctrl-C and the time limit stop following it,
+    never the run itself."""
+    poll = Poll(how.timeout_min * 60, how.poll_interval_s)  # asks soon at first: a broken kernel fails fast
+    last: KernelStatus | None = None
+    cmd, label = how.command, kernel.label
+    follower = LogFollower(kernel.ref, kernel.version, retry) if how.show_log else None
     try:
         if follower is not None:
             follower.start()
         while True:
             try:
-                status, failure = kaggle_api.kernel_status(ref, retry)
+                status, failure = kaggle_api.kernel_status(kernel.ref, kernel.version, retry)
             except kaggle_api.KaggleUnavailable as exc:  # a network blip must not end hours of waiting
                 print(f"\n{cmd}: {exc}; still waiting", file=sys.stderr)
-                status, failure = last or "unknown", ""
-            if status in ("complete", "error", "cancel_acknowledged"):
+                status, failure = last or kernel.status, ""
+            if status.ended:
                 if follower is not None:
                     follower.finish(LOG_FINAL_READ_S)  # the last lines of the log come before the verdict
-                _progress(cmd, f"{ref} v{version}: {status} after {_clock(time.monotonic() - start)}",
-                          last, status)
+                _progress(cmd, f"{label}: {status.value} after {duration(poll.elapsed_s)}", status != last)
                 return status, failure
-            _progress(cmd, f"{ref} v{version}: {status}, {_clock(time.monotonic() - start)} "
-                      f"(gives up following after {how.timeout_min:g} min)", last, status)
+            _progress(cmd, f"{label}: {status.value}, {duration(poll.elapsed_s)} "
+                      f"(gives up following after {how.timeout_min:g} min)", status != last)
             last = status
-            if time.monotonic() - start + pause > limit_s:
-                raise UserError(f"{cmd}: {ref} version {version} is still {status} after "
-                                f"{how.timeout_min:g} min; it keeps running on Kaggle ({url}): run the same "
-                                f"{cmd} again to keep following it")
-            time.sleep(pause)
-            pause = min(pause * 2, how.poll_interval_s)
+            if not poll.wait():
+                raise UserError(f"{cmd}: {label} is still {status.value} after {how.timeout_min:g} min; it "
+                                f"keeps running on Kaggle ({kernel.url}): run the same {cmd} again to keep "
+                                "following it")
     except KeyboardInterrupt:
-        print(f"\n{cmd}: stopped following {ref} version {version}; the kernel keeps running on Kaggle "
-              f"({url}). Run the same {cmd} again to resume (it will not push again), or check it with "
-              f"`kaggle kernels status {ref}`", file=sys.stderr)
+        print(f"\n{cmd}: stopped following {label}; the kernel keeps running on Kaggle ({kernel.url}). Run "
+              f"the same {cmd} again to resume (it will not push again), check it with `kaggle kernels "
+              f"status {kernel.ref}`, or stop it with Cancel run on its page", file=sys.stderr)
         raise
     finally:
         if follower is not None:
             follower.finish(0)
 
 
-def _progress(cmd: str, line: str, last: str, status: str) -> None:
+def _progress(cmd: str, line: str, changed: bool) -> None:
     """One line per status change; on a terminal the current line is also kept up to date."""
     with _print_lock:
         if sys.stdout.isatty():
-            print(f"\r{cmd}: {line}\033[K", end="" if status == last else "\n", flush=True)
-        elif status != last:
+            print(f"\r{cmd}: {line}\033[K", end="\n" if changed else "", flush=True)
+        elif changed:
             print(f"{cmd}: {line}", flush=True)
 
 
@@ -90,8 +91,9 @@ class LogFollower:
 
     Kaggle replays the whole log on every connection, so a reconnection (after a cut, or after the
     stream ended while the run goes on) skips the entries already shown. Nothing here can end or break
-    the wait: a failed read (a cut, an error, a refusal) only makes the next one come later (up to
-    MAX_PAUSE_S), and once the run has ended the whole log is read once more (FINAL_TRIES if that fails).
+    the wait: a failed read (a cut, an error, a refusal: the client's UserError) only makes the next one
+    come later (up to MAX_PAUSE_S), and once the run has ended the whole log is read once more (FINAL_TRIES
+    if that fails).
     """
 
     MAX_PAUSE_S = 30.0
@@ -114,7 +116,7 @@ class LogFollower:
             self._read = kaggle_api.kernel_log(self.ref, self.version, self.retry)
         except UserError as exc:  # cannot even sign in now: the status poll will say what is wrong
             self.error = exc
-        if self._read is not None:  # else the installed client cannot stream logs: the status line alone
+        if self._read is not None:
             self._thread.start()
 
     def finish(self, wait_s: float) -> None:
@@ -137,9 +139,9 @@ class LogFollower:
                         self._show(event)
                 if last_read:
                     return
-            # a cut, a refusal (no log yet while queued?), a client bug: the wait goes on, and the log is
-            # read again later
-            except Exception as exc:  # noqa: BLE001
+            # a cut, a refusal (no log yet while queued?), Kaggle unreachable: the wait goes on, and the log
+            # is read again later (a bug in the client ends this thread with its traceback, never the wait)
+            except UserError as exc:
                 self.error = exc
             if last_read:
                 final_tries += 1
@@ -151,8 +153,7 @@ class LogFollower:
             self._ended.wait(min(2.0 ** quiet, self.MAX_PAUSE_S))  # woken at once when the run ends
 
     def _show(self, event: dict) -> None:
-        text = str(event.get("data") or "")
-        lines = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]  # a progress bar: its last state
+        lines = kaggle_log.lines(str(event.get("data") or ""))
         with _print_lock:
             if self._closed:
                 return
@@ -162,25 +163,15 @@ class LogFollower:
                     print(f"{clear}{LOG_PREFIX}{line}", file=self._out, flush=True)
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
-
-
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines a kernel printed. Kaggle's log is a JSON list of {stream_name, time, data} entries."""
-    text = log.read_text(errors="replace")
-    try:
-        text = "".join(entry.get("data", "") for entry in json.loads(text))
-    except (ValueError, TypeError, AttributeError):
-        pass  # not Kaggle's JSON form: show it as it is
-    tail = text.rstrip("\n").splitlines()[-lines:]
+    """The last lines a kernel printed."""
+    tail = kaggle_log.lines(kaggle_log.read(log).rstrip("\n"))[-lines:]
     return "\n".join([f"--- last {len(tail)} lines of {log} ---", *tail, "---"])
 
 
-def report_failure(command: str, ref: str, version: int, status: str, failure: str, log: Path,
-                   url: str) -> None:
+def report_failure(command: str, kernel: PushedKernel, failure: str, log: Path) -> None:
     """The tail of a failed kernel's log and one line saying how it ended."""
     print(log_tail(log) if log.is_file() else "(Kaggle returned no log)", file=sys.stderr)
-    print(f"{command}: kernel {ref} version {version} ended with status '{status}'"
-          f"{': ' + failure if failure else ''}; full log: {log if log.is_file() else url}", file=sys.stderr)
+    print(f"{command}: kernel {kernel.label} ended with status '{kernel.status.value}'"
+          f"{': ' + failure if failure else ''}; full log: {log if log.is_file() else kernel.url}",
+          file=sys.stderr)

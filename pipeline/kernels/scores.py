@@ -16,6 +16,8 @@ import time
 from dataclasses import replace
 
 from ..config import Config
+from ..engine.poll import Poll
+from ..engine.text import aligned
 from ..generate import provenance
 from ..kaggle import api as kaggle_api
 from ..scoring import table
@@ -37,8 +39,7 @@ def describe(message: str, label: str) -> str:
 def wait_for_public(cfg: Config, label: str, retry: kaggle_api.Retry) -> kaggle_api.Submission | None:
     """The newest submission of kernel version `label` (the one just made) once Kaggle has scored it (or
     failed to), else None when submit.wait_score_min ran out. Ctrl-C stops the waiting, never the scoring."""
-    limit_s, start = cfg.submit.wait_score_min * 60, time.monotonic()
-    pause = cfg.submit.poll_interval_s / 8
+    poll = Poll(cfg.submit.wait_score_min * 60, cfg.submit.poll_interval_s)
     print(f"submit: waiting up to {cfg.submit.wait_score_min:g} min for the public score "
           "(submit.wait_score_min)", flush=True)
     try:
@@ -51,10 +52,8 @@ def wait_for_public(cfg: Config, label: str, retry: kaggle_api.Retry) -> kaggle_
                 mine = []
             if mine and mine[0].status != "pending":
                 return mine[0]
-            if time.monotonic() - start + pause > limit_s:
+            if not poll.wait():
                 return None
-            time.sleep(pause)
-            pause = min(pause * 2, cfg.submit.poll_interval_s)
     except KeyboardInterrupt:
         print(f"\nsubmit: stopped waiting; Kaggle scores the submission anyway: {LATER}", file=sys.stderr)
         raise
@@ -100,7 +99,7 @@ def submissions_command(cfg: Config, args: argparse.Namespace) -> int:
                       s.public_score or "-", (local_mifid(rows, label) if label else "") or "-"))
     print(f"submissions to {cfg.download.competition}, newest first (lower MiFID is better; local = against "
           "this machine's reference paintings):")
-    print("\n".join(table.aligned(lines)))
+    print("\n".join(aligned(lines)))
     return 0
 
 

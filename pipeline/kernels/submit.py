@@ -8,37 +8,43 @@ not checked here first. The fetched zip gets a provenance record beside it namin
 its leaderboard rows (local and public) are that version's own.
 
 A Kaggle run takes hours, so following it must survive Ctrl-C, a closed laptop or a timeout (follow.py): the
-pushed version is remembered in submissions/kaggle/pending.json, and the next `submit` with an unchanged
-kernel follows that version instead of pushing (and paying for) another run. With kernel.checkpoint_from the
-notebook trains nothing: it generates from the run a train kernel left (sessions.py), in minutes.
+pushed version is recorded in submissions/kaggle/kernels.json (record.py), and the next `submit` with an
+unchanged kernel follows that version instead of pushing (and paying for) another run. With
+kernel.checkpoint_from the notebook trains nothing: it generates from the run a train kernel left
+(sessions.py), in minutes.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from ..config import Config
-from ..engine import atomic
 from ..engine.errors import StageSkipped, UserError
 from ..engine.stage import read_stamp
 from ..generate import provenance
 from ..kaggle import api as kaggle_api
-from ..stages import STAGES
+from ..kaggle.status import KernelStatus
 from . import scores
 from .builder import kernel_settings
 from .chain import trained_version
+from .cost import announce, describe
 from .follow import Following, report_failure, wait
-from .push import push, push_recorded
+from .push import check_quota, push, push_once, unfinished
+from .record import PushStore
+from .stage import KERNEL
 
 
 def push_command(cfg: Config, args: argparse.Namespace) -> int:
     """Build the kernel and push it; prints its URL and version."""
-    folder = STAGES["kernel"].run(cfg, force=args.force)
-    ref, version, url = push(cfg, folder, _retry(cfg), "push", _needs(cfg))
+    folder = KERNEL.run(cfg, force=args.force)
+    retry = _retry(cfg)
+    announce(cfg, "push", describe(cfg, kernel_settings(cfg), f"in {_needs(cfg)}"), cfg.kernel.limit_min / 60,
+             getattr(args, "yes", False), retry)
+    check_quota(cfg, _needs(cfg), retry, "push")
+    ref, version, url = push(cfg, folder, retry, "push")
     print(f"push: {ref} version {version} is running on Kaggle: {url}")
     return 0
 
@@ -47,26 +53,35 @@ def submit_command(cfg: Config, args: argparse.Namespace) -> int:
     """Push (or resume), wait, fetch, check, score, submit; non-zero exit when the kernel failed."""
     retry = _retry(cfg)
     if cfg.submit.version:  # a run already fetched (and checked) by an earlier submit, e.g. a dry run
-        folder = STAGES["kernel"].run(cfg)
+        folder = KERNEL.run(cfg)
         ref = json.loads((folder / "kernel-metadata.json").read_text())["id"]
         version, dest = cfg.submit.version, _output_dir(cfg, cfg.submit.version)
         if not (dest / "images.zip").is_file():
             raise UserError(f"submit.version={version}: no fetched output in {dest}; run submit without "
                             "submit.version to run the kernel and fetch it")
     else:
-        ref, version, url = _push_or_resume(cfg, args.force, retry)
+        store = PushStore(cfg.submissions_dir)
+        folder = KERNEL.run(cfg, force=args.force)
+        name, key = f"submit/{cfg.kernel.kernel_slug}", read_stamp(folder).get("key", "")
+        if args.force:
+            store.drop([name])  # --force pushes a new run, whatever an earlier submit left running
+        if unfinished(store, name, key) is None:
+            announce(cfg, "submit", describe(cfg, kernel_settings(cfg), f"in {_needs(cfg)}"),
+                     cfg.kernel.limit_min / 60, getattr(args, "yes", False), retry)
+        kernel = push_once(cfg, folder, retry, "submit", _needs(cfg), store, name, key)
         how = Following("submit", cfg.submit.poll_timeout_min, cfg.submit.poll_interval_s)
-        status, failure = wait(ref, version, url, retry, how)
+        status, failure = wait(kernel, retry, how)
+        ref, version = kernel.ref, kernel.version
         dest = _output_dir(cfg, version)
-        files = kaggle_api.kernel_output(ref, dest, retry)
-        _pending_path(cfg).unlink(missing_ok=True)  # finished either way: the next submit pushes anew
+        files = kaggle_api.kernel_output(ref, version, dest, retry)  # that version's own output
+        kernel = store.put(name, kernel.now(status))  # ended either way: the next submit pushes anew
         log = dest / f"{ref.split('/')[1]}.log"
-        if status != "complete":
-            report_failure("submit", ref, version, status, failure, log, url)
+        if status is not KernelStatus.COMPLETE:
+            report_failure("submit", kernel, failure, log)
             return 1
         if not (dest / "images.zip").is_file():
             names = ", ".join(p.name for p in files) or "nothing"
-            raise UserError(f"submit: kernel {ref} version {version} produced {names} but no images.zip; "
+            raise UserError(f"submit: kernel {kernel.label} produced {names} but no images.zip; "
                             f"see its log ({log})")
     return _check_and_submit(cfg, ref, version, dest / "images.zip", retry)
 
@@ -90,13 +105,19 @@ def _check_and_submit(cfg: Config, ref: str, version: int, zip_path: Path, retry
         print(f"submit: dry run: {zip_path} is checked and was not submitted. To submit this run as it is: "
               f"make submit SET=submit.version={version} (plus the same CONFIG/SET)")
         return 0
-    left = kaggle_api.submissions_left(cfg.download.competition, retry)
-    if left == 0:
-        raise UserError(f"submit: no submission left today for {cfg.download.competition}; the checked zip "
-                        f"stays in {zip_path.parent}: submit it tomorrow with make submit "
-                        f"SET=submit.version={version}")
-    print(f"submit: {'an unknown number of' if left is None else left} submission(s) left today "
-          f"(this one included)")
+    competition = cfg.download.competition
+    limits = kaggle_api.submissions_left(competition, retry)
+    kept, again = f"the checked zip stays in {zip_path.parent}", f"make submit SET=submit.version={version}"
+    if not limits.entered:
+        raise UserError(f"submit: you have not joined {competition}: accept its rules at "
+                        f"{kaggle_api.RULES_URL.format(competition=competition)}, then {again} ({kept})")
+    if limits.left == 0 and limits.lifetime_cap:
+        raise UserError(f"submit: {competition} takes no more submissions from you (its limit on all "
+                        f"submissions is reached); {kept}")
+    if limits.left == 0:
+        raise UserError(f"submit: no submission left today for {competition} ({limits.made_today} of "
+                        f"{limits.per_day} made); {kept}: submit it after 00:00 UTC with {again}")
+    print(f"submit: {limits.left} submission(s) left today (this one included)")
     answer = kaggle_api.submit_code(cfg.download.competition, ref, version, "images.zip", message, retry)
     print(f"submit: {answer}: {ref} version {version} ('{message}'); "
           f"https://www.kaggle.com/competitions/{cfg.download.competition}/submissions")
@@ -121,36 +142,8 @@ def _retry(cfg: Config) -> kaggle_api.Retry:
     return kaggle_api.Retry(tries=cfg.submit.retries, delay_s=cfg.submit.retry_delay_s)
 
 
-def _pending_path(cfg: Config) -> Path:
-    return cfg.submissions_dir / "kaggle" / "pending.json"
-
-
-def _push_or_resume(cfg: Config, force: bool, retry: kaggle_api.Retry) -> tuple[str, int, str]:
-    """Follow the version pushed by an earlier, unfinished submit of the same kernel, or push it now."""
-    folder = STAGES["kernel"].run(cfg, force=force)
-    key = read_stamp(folder).get("key", "")
-    try:
-        pending = json.loads(_pending_path(cfg).read_text())
-    except (OSError, ValueError):
-        pending = {}
-    earlier = pending if not force and pending.get("kernel_key") == key else {}
-    if earlier.get("version"):
-        print(f"submit: following {earlier['ref']} version {earlier['version']}, pushed earlier and not "
-              "finished (--force pushes a new run)")
-
-    def record(values: dict) -> None:
-        atomic.write_json(_pending_path(cfg), {**values, "kernel_key": key,
-                                              "pushed": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-    pushed = push_recorded(cfg, folder, retry, "submit", _needs(cfg), earlier, record)
-    if not earlier.get("version"):
-        print(f"submit: pushed {pushed[0]} version {pushed[1]}: {pushed[2]}")
-    return pushed
-
-
 def _needs(cfg: Config) -> str:
-    return ("the submission notebook (generate only)" if cfg.kernel.checkpoint_from
-            else "the submission notebook")
+    return "the submission notebook" + ("" if cfg.kernel.job.trains else " (generate only)")
 
 
 def _score(cfg: Config, zip_path: Path) -> None:

@@ -3,8 +3,12 @@
 A train kernel's output is its run folder (`/kaggle/working/runs/<run>/`: checkpoints with the plan and the
 EMA weights, losses, plots, sessions.json). The next session's kernel, or a submit kernel built with
 kernel.checkpoint_from, attaches that kernel as an input: Kaggle mounts it read-only under
-`/kaggle/input/<slug>/` (looked for anywhere under /kaggle/input, in case Kaggle's layout differs). Session
-n + 1 copies the folder into its own data folder and resumes it; a submit kernel generates from it in place.
+`/kaggle/input/notebooks/<owner>/<slug>/` (the flat `/kaggle/input/<slug>/` in older notebooks). A run trained
+on another machine comes as a dataset instead (`make upload`, kernel.checkpoint_from=dataset:<owner>/<slug>,
+mounted under `/kaggle/input/datasets/<owner>/<slug>/`), holding `<run>/config.toml` and the one checkpoint
+generate uses. It is looked for anywhere under /kaggle/input (preflight.find_run), that folder first, since
+the layout has changed before. Session n + 1 copies the folder into its own data folder and resumes it; a
+submit kernel generates from it in place.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def generate_from(cfg: Config, folder: Path) -> Config:
     best = folder / "best.pt"
     ckpt = best if best.is_file() and cfg.generate.checkpoint in ("auto", "best") else folder / "last.pt"
     train, settings = checkpoint.train_settings(checkpoint.read(ckpt, map_location="cpu", mmap=True))
-    cfg = replace(cfg, train=replace(train, run=folder.name),
+    cfg = replace(cfg, train=replace(train, run=train.run or folder.name),
                   families=replace(cfg.families, **{train.model: settings}),
                   generate=replace(cfg.generate, checkpoint=str(ckpt)))
     print(f"attach: generating from {ckpt} ({train.model}, trained by {cfg.kernel.checkpoint_from})")

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, jobs
 from ..data.sources import dir_source
 from ..engine.errors import UserError
 from ..metrics.features import WEIGHTS_FILE
@@ -29,7 +29,11 @@ REQUIRED: dict[str, tuple[int, int]] = {  # distribution -> (lowest major, first
 }
 CHECKPOINT_RESERVE = 2**30  # checkpoints, logs and sample grids, besides the images
 ACCELERATOR_NAMES = {"t4x2": "GPU T4 x2"}
+PROMISED_GPUS = {"t4x2": 2}  # machine_shape NvidiaTeslaT4 is GPU T4 x2 (a single T4 is no longer offered)
 SETTINGS_HELP = "Settings → Accelerator"
+# What makes a folder a run: one of these beside a config.toml. A train kernel leaves last.pt; a run uploaded
+# from another machine (`make upload`) carries only the checkpoint generate uses, best.pt where it was kept.
+RUN_CHECKPOINTS = ("last.pt", "best.pt")
 
 
 class PreflightError(UserError):
@@ -78,7 +82,9 @@ def runs_on(gpu: Gpu, arch_list: tuple[str, ...]) -> bool:
 
 
 def check_gpus(cfg: Config, facts: TorchFacts) -> str:
-    """One line about the GPUs, or a PreflightError when the kernel was built for a GPU it cannot use."""
+    """One line about the GPUs, or a PreflightError when the kernel was built for a GPU it cannot use. Fewer
+    GPUs than the machine shape promised are said in that line, not refused: training runs on one process
+    per visible GPU (kernel.processes=0), so it uses what is there."""
     accelerator = cfg.kernel.accelerator
     if accelerator == "none":
         return ("no accelerator asked for (kernel.accelerator=none): training on the CPU with torch "
@@ -93,9 +99,17 @@ def check_gpus(cfg: Config, facts: TorchFacts) -> str:
             raise PreflightError(f"{gpu.name} ({gpu.sm}) is not supported by torch {facts.version} (it has "
                                  f"code for {' '.join(facts.arch_list) or 'no GPU'}): choose {wanted} in "
                                  f"{SETTINGS_HELP}")
-    names = sorted({g.name for g in facts.gpus})
-    return (f"{len(facts.gpus)} x {', '.join(names)} ({', '.join(sorted({g.sm for g in facts.gpus}))}) "
+    names, visible = sorted({g.name for g in facts.gpus}), len(facts.gpus)
+    promised = PROMISED_GPUS[accelerator]
+    line = (f"{visible} x {', '.join(names)} ({', '.join(sorted({g.sm for g in facts.gpus}))}) "
             f"with torch {facts.version}")
+    if cfg.kernel.processes > visible:  # a process per GPU: one more than there are fails at its first step
+        raise PreflightError(f"kernel.processes={cfg.kernel.processes}, but only {line} is visible: build "
+                             "the kernel with kernel.processes=0 (one process per visible GPU)")
+    if visible < promised:
+        there = "the one there is" if visible == 1 else f"the {visible} there are"
+        return f"{line}; {wanted} promises {promised}: training on {there}"
+    return line
 
 
 def gpu_smoke_test() -> None:
@@ -130,7 +144,10 @@ def check_packages(required: dict[str, tuple[int, int]] = REQUIRED) -> str:
 
 def check_input(cfg: Config) -> tuple[str, int, int]:
     """The competition's folders and their sizes in bytes: (line, paintings' bytes, photos' bytes)."""
-    folder = dir_source(cfg)
+    try:
+        folder = dir_source(cfg)
+    except UserError as exc:  # kaggle-input found nothing: the line lists what is mounted instead
+        raise PreflightError(str(exc)) from None
     if folder is None:
         return f"data from download.source={cfg.download.source}", 0, 0
     sizes = {}
@@ -155,21 +172,31 @@ def check_weights(cfg: Config) -> str:
 
 
 def expected(cfg: Config) -> str:
-    """owner/slug of the kernel whose output this notebook needs ("" for none): the previous session's, or
-    kernel.checkpoint_from."""
-    k = cfg.kernel
-    if k.role == "train":
-        return k.train_slug(k.session - 1) if k.session > 1 else ""
-    return k.checkpoint_from
+    """The input holding the run this notebook needs ("" for none): the previous session's kernel, or
+    kernel.checkpoint_from (a kernel's owner/slug, or dataset:owner/slug for an uploaded run)."""
+    return cfg.kernel.job.attaches(cfg.kernel)
 
 
 def find_run(inputs: Path, source: str) -> Path | None:
-    """The run folder (a last.pt beside a config.toml) among the inputs, preferring the one under the source
-    kernel's own folder (`inputs/<slug>/`); None when no input holds one."""
-    slug = source.rpartition("/")[2]
-    found = sorted(p.parent for p in inputs.rglob("last.pt") if (p.parent / "config.toml").is_file())
-    mine = [f for f in found if slug and (inputs / slug) in f.parents]
+    """The run folder (a RUN_CHECKPOINTS file beside a config.toml) anywhere among the inputs, preferring the
+    one under the source's own folder (a kernel's output in `inputs/notebooks/<owner>/<slug>/`, a dataset in
+    `inputs/datasets/<owner>/<slug>/`, either in the older flat `inputs/<slug>/`); None when no input holds
+    one."""
+    found = sorted({p.parent for name in RUN_CHECKPOINTS for p in inputs.rglob(name)
+                    if (p.parent / "config.toml").is_file()})
+    mine = [f for f in found if _from_source(f.relative_to(inputs).parts, source)]
     return (mine or found or [None])[0]
+
+
+def _from_source(parts: tuple[str, ...], source: str) -> bool:
+    """Whether a path under the inputs (its parts) lies in the folder Kaggle mounts `source` in:
+    notebooks/<owner>/<slug>/... for a kernel (any owner where `source` is a bare slug),
+    datasets/<owner>/<slug>/... for a dataset, or the flat <slug>/..."""
+    dataset = jobs.dataset(source)
+    owner, _, slug = (dataset or source).rpartition("/")
+    kind = "datasets" if dataset else "notebooks"
+    today = len(parts) >= 3 and parts[0] == kind and parts[2] == slug and owner in ("", parts[1])
+    return today or parts[:1] == (slug,)
 
 
 def check_attached(cfg: Config, inputs: Path) -> tuple[Path, str] | None:
@@ -178,22 +205,29 @@ def check_attached(cfg: Config, inputs: Path) -> tuple[Path, str] | None:
     source = expected(cfg)
     if not source:
         return None
-    folder = find_run(inputs, source)
-    what = "the previous session" if cfg.kernel.role == "train" else "kernel.checkpoint_from"
+    folder, dataset = find_run(inputs, source), jobs.dataset(source)
+    what = "kernel.checkpoint_from" if cfg.kernel.job.submitted else "the previous session"
+    if folder is None and dataset:
+        raise PreflightError(f"no run of {source} is attached ({what}): add it with Add Input → Datasets → "
+                             f"{dataset} (it must hold <run>/config.toml beside last.pt or best.pt, as "
+                             "`make upload` puts them)")
     if folder is None:
         raise PreflightError(f"no run of {source} is attached ({what}): add it with Add Input → Notebooks → "
                              f"{source} (its output must hold runs/<run>/last.pt; did it finish?)")
+    ckpt = next(folder / name for name in RUN_CHECKPOINTS if (folder / name).is_file())
     try:
-        header = checkpoint.read(folder / "last.pt", map_location="cpu", mmap=True)
+        header = checkpoint.read(ckpt, map_location="cpu", mmap=True)
     except ValueError as exc:
-        raise PreflightError(f"{folder / 'last.pt'} from {source} is unreadable ({exc}): run {source} "
-                             "again") from None
+        again = "upload the run again (make upload)" if dataset else f"run {source} again"
+        raise PreflightError(f"{ckpt} from {source} is unreadable ({exc}): {again}") from None
     family, settings = get_family(cfg.train.model), cfg.model_settings
     now = {"model": cfg.train.model, **family.architecture(cfg.train, settings)}
     saved = {"model": header["kind"], **header["architecture"]}
     changed = [f"{k}: {saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now))
                if saved.get(k) != now.get(k)]
-    if changed:
+    # A run uploaded from another machine was trained with settings of its own: generate takes them from its
+    # checkpoint (attached.generate_from), whatever this kernel's preset says.
+    if changed and not dataset:
         raise PreflightError(f"the run attached from {source} was trained with other model settings "
                              f"({'; '.join(changed)}): build this kernel with the same train.model and "
                              "family settings (kernel.preset, kernel.set)")
@@ -206,9 +240,10 @@ def disk_needed(cfg: Config, monet_bytes: int, photo_bytes: int) -> int:
     """Bytes the run writes into working/: the data copy, the augmented paintings, the images and the zip."""
     images = photo_bytes if get_family(cfg.train.model).takes_photos else cfg.generate.count * 100_000
     augmented = monet_bytes * (cfg.augment.variants + 1)
-    if cfg.kernel.role == "train":  # trains, generates nothing
+    job = cfg.kernel.job
+    if not job.submitted:  # trains, generates nothing
         return monet_bytes + photo_bytes + augmented + CHECKPOINT_RESERVE
-    if cfg.kernel.checkpoint_from:  # generates, trains nothing
+    if not job.trains:  # generates, trains nothing
         return monet_bytes + photo_bytes + 2 * images
     return monet_bytes + photo_bytes + augmented + 2 * images + CHECKPOINT_RESERVE
 

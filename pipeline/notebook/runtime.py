@@ -9,15 +9,16 @@ Kaggle's, with KAGGLE_ROOT pointing at it).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
-import traceback
 from dataclasses import replace
 from pathlib import Path
 
 from ..config import Config, build_config, to_toml, tomllib
+from ..config.jobs import GenerateFrom, TrainSession
 from ..engine import atomic
 from ..engine.errors import StageSkipped, UserError
 from ..generate import provenance
@@ -34,6 +35,7 @@ KAGGLE_ROOT = "/kaggle"  # where a Kaggle notebook sees its input/ and working/
 WEIGHTS_GLOB = "pt_inception-2015-12-05*.pth"  # the FID Inception weights, from an attached dataset
 KEEP_SUFFIXES = (".png", ".gif", ".csv", ".json", ".toml", ".txt", ".log")
 KEEP_MAX_BYTES = 20 * 2**20
+log = logging.getLogger(__name__)  # a failure the notebook goes on after: its traceback, on stderr
 
 
 def root() -> Path:
@@ -74,17 +76,17 @@ def describe(cfg: Config) -> None:
     print(f"hardware:    kernel.accelerator={k.accelerator}, launcher {k.launcher}, "
           f"Kaggle's limit {k.limit_min:g} min with a {k.margin_min:g}-min margin")
     print(f"role:        {_role(cfg)}")
-    print(f"output:      {working() / 'runs' / cfg.run_dir.name if k.role == 'train' else cfg.zip_path}")
+    print(f"output:      {cfg.zip_path if k.job.submitted else working() / 'runs' / cfg.run_dir.name}")
     print(f"FID weights: {cfg.score.weights or 'none attached: scoring will be skipped'}")
 
 
 def _role(cfg: Config) -> str:
-    k = cfg.kernel
-    if k.role == "train":
-        return (f"train: session {k.session} of {cfg.train.sessions} of one run; its output is the run "
+    job = cfg.kernel.job
+    if isinstance(job, TrainSession):
+        return (f"train: session {job.n} of {cfg.train.sessions} of one run; its output is the run "
                 "folder the next session (or a submit kernel) attaches")
-    if k.checkpoint_from:
-        return f"submit: generate and zip from the run {k.checkpoint_from} trained (no training here)"
+    if isinstance(job, GenerateFrom):
+        return f"submit: generate and zip from the run {job.source} trained (no training here)"
     return "submit: train, generate and zip"
 
 
@@ -99,12 +101,12 @@ def train(cfg: Config, started: float) -> Path:
     or kernel.processes), else in this process; its output streams into the cell either way.
     """
     finish_s = 0.0  # a train kernel generates nothing
-    if cfg.kernel.role == "submit":
+    if cfg.kernel.job.submitted:
         print("clock: measuring what generate + zip will cost on this machine ...", flush=True)
         finish_s = notebook_clock.measure_finish_s(cfg)
-    plan = notebook_clock.plan(cfg, started, finish_s)
-    print(f"clock: {plan}", flush=True)
-    cfg = replace(cfg, train=replace(cfg.train, time_budget_min=plan.train_s / 60))
+    budget = notebook_clock.budget(cfg, started, finish_s)
+    print(f"clock: {budget}", flush=True)
+    cfg = replace(cfg, train=replace(cfg.train, time_budget_min=budget.train_s / 60))
     processes = cfg.kernel.processes or _gpu_count()
     if cfg.kernel.launcher == "inprocess" or cfg.kernel.launcher == "auto" and processes <= 1:
         return STAGES["train"].run(cfg)
@@ -164,10 +166,9 @@ def score(cfg: Config) -> None:
         STAGES["score"].run(cfg)
     except StageSkipped as exc:
         print(f"score: skipped: {exc}")
-    # scoring is optional: a failure must not cost the written images.zip
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"score: failed ({type(exc).__name__}); images.zip is written and unaffected")
+    # scoring is optional: a failure, whatever it is, must not fail the notebook that wrote images.zip
+    except Exception as exc:
+        log.exception("score: failed (%s); images.zip is written and unaffected", type(exc).__name__)
 
 
 def preflight(cfg: Config, facts: checks.TorchFacts | None = None) -> None:
@@ -227,10 +228,10 @@ def score_subset(cfg: Config) -> None:
 def tidy(cfg: Config) -> None:
     """Leave in working/ what this kernel's output is for, and nothing else: images.zip with the small
     pictures and logs (a submit kernel), or the run folder the next session attaches (a train kernel)."""
-    if cfg.kernel.role == "train":
-        _tidy_run(cfg)
-    else:
+    if cfg.kernel.job.submitted:
         _tidy_submission(cfg)
+    else:
+        _tidy_run(cfg)
     for path in sorted(working().rglob("*")):  # the pipeline's own locks and stamps are no output
         if path.is_file() and (path.name.endswith(".lock") or path.name.endswith(".stage.json")):
             path.unlink()

@@ -13,11 +13,13 @@ import argparse
 import json
 from dataclasses import replace
 
-from ..config import Config, load_config
+from ..config import Config, load_for_kaggle
+from ..config.jobs import GenerateFrom
 from ..engine.errors import UserError
 from ..engine.keys import digest
+from ..kernels.record import PushStore
 from ..kernels.submit import submit_command
-from . import kaggle, local, spec
+from . import local, on_kaggle, spec
 from .state import DONE, FAILED, QUEUED, SweepState, VariantState, row, table
 
 
@@ -25,12 +27,15 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
     extra = tuple(args.set)
     sweep = spec.load(args.sweep, extra)
     # how to run it (sweep.*, kernel.*): as the sweep file's base sets it, the command's --set winning
-    cfg = load_config(args.config, [*spec.machine_items(sweep.sets), *extra])
+    cfg = load_for_kaggle(args.config, [*spec.machine_items(sweep.sets), *extra])
     reading = args.status or args.json
     state = _state(cfg, sweep, extra, reading, rerun_failed=args.force)
     if reading:  # reads only: the state as recorded, nothing written
         if args.json:
-            print(json.dumps([row(v) for v in state.ranked()], indent=2))
+            store = PushStore(cfg.submissions_dir)
+            kernels = {v.name: store.get(on_kaggle.record_name(sweep.name, v.name)) for v in state.ranked()}
+            labels = {name: kernel.label if kernel else "" for name, kernel in kernels.items()}
+            print(json.dumps([row(v, labels[v.name]) for v in state.ranked()], indent=2))
         else:
             _show(cfg, state)
         return 0
@@ -44,7 +49,7 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
     if cfg.sweep.backend == "local":
         local.run(cfg, sweep, state, extra)
     else:
-        stopped = kaggle.run(cfg, sweep, state, extra)
+        stopped = on_kaggle.run(cfg, sweep, state, extra, args.yes)
     _show(cfg, state)
     if stopped:
         raise UserError(f"sweep {sweep.name}: {stopped}; run the same sweep again then: the variants still "
@@ -110,16 +115,19 @@ def submit_best(cfg: Config, sweep: spec.Sweep, state: SweepState, extra: tuple[
                         "attach the FID weights to the variants' kernels (kernel.weights_dataset) and run it "
                         "again")
     best = min(scored, key=lambda v: v.mifid)
-    kcfg = kaggle.kernel_settings(cfg, sweep, sweep.variant(best.name), extra)
+    store = PushStore(cfg.submissions_dir)
+    kernel = store.get(on_kaggle.record_name(sweep.name, best.name))
+    if kernel is None:
+        raise UserError(f"sweep {sweep.name}: {best.name}'s kernel is not in {store.path}: run the sweep "
+                        "again with --force to train it anew")
+    kcfg = on_kaggle.kernel_settings(cfg, sweep, sweep.variant(best.name), extra)
     message = f"sweep {sweep.name}: {best.name} ({', '.join(best.changed) or 'the base'})"
-    kernel = replace(cfg.kernel, role="submit", checkpoint_from=best.ref, preset=sweep.preset,
-                     set=kcfg.kernel.set, sweep="")
-    scfg = replace(cfg, kernel=kernel,
-                   submit=replace(cfg.submit, message=cfg.submit.message or message))
+    generate = replace(cfg.kernel, preset=sweep.preset, set=kcfg.kernel.set).doing(GenerateFrom(kernel.ref))
+    scfg = replace(cfg, kernel=generate, submit=replace(cfg.submit, message=cfg.submit.message or message))
     print(f"sweep {sweep.name}: the best is {best.name} (local MiFID {best.mifid:.3f}): submitting it from "
-          f"{best.ref}'s run")
+          f"{kernel.ref}'s run")
     code = submit_command(scfg, args)
     if code == 0 and not cfg.submit.dry_run:
-        state.submitted = f"{best.name}: {best.ref} v{best.version}"
+        state.submitted = f"{best.name}: {kernel.label}"
         state.save()
     return code
