@@ -12,6 +12,8 @@ from fake_kaggle import use_credentials, zip_bytes
 
 from pipeline.engine.errors import UserError
 from pipeline.kaggle import api as kaggle_api
+from pipeline.kaggle import datasets as kaggle_datasets
+from pipeline.kaggle import session
 from pipeline.kaggle.credentials import credentials
 from pipeline.kaggle.status import KernelStatus
 
@@ -295,7 +297,7 @@ def test_kaggle_auth_login_counts_as_credentials_and_its_secrets_are_scrubbed(tm
         {"refresh_token": "r" * 24, "access_token": "a" * 24, "username": "tester"}))
     creds = credentials()
     assert creds.found == "~/.kaggle/credentials.json" and set(creds.secrets) == {"r" * 24, "a" * 24}
-    assert kaggle_api._scrub(f"token {'a' * 24}", creds) == "token ***"
+    assert session.scrub(f"token {'a' * 24}", creds) == "token ***"
 
 
 def test_gpu_quota_counts_what_running_sessions_hold(fake_kaggle, tmp_path):
@@ -326,5 +328,5 @@ def test_submissions_left_tells_a_used_day_from_a_competition_not_joined(fake_ka
 def test_the_competitions_folders_and_a_datasets_files(fake_kaggle):
     assert kaggle_api.competition_folders("gan-getting-started") == fake_kaggle.data_folders
     fake_kaggle.dataset_files["tester/fid-weights"] = ["pt_inception-2015-12-05-6726825d.pth"]
-    assert kaggle_api.dataset_files("tester/fid-weights") == ["pt_inception-2015-12-05-6726825d.pth"]
-    assert kaggle_api.dataset_files("someone/private-weights") is None
+    assert kaggle_datasets.dataset_files("tester/fid-weights") == ["pt_inception-2015-12-05-6726825d.pth"]
+    assert kaggle_datasets.dataset_files("someone/private-weights") is None

@@ -18,6 +18,7 @@ from ..config import Config
 from ..engine.errors import UserError
 from ..engine.text import aligned
 from ..kaggle import api as kaggle_api
+from ..kaggle import datasets as kaggle_datasets
 from .push import refreshes
 from .uploads import weights_dataset
 
@@ -165,7 +166,7 @@ def _weights(cfg: Config, user: str) -> Row:
                    "the notebook skips scoring")
     from ..metrics.features import WEIGHTS_FILE  # imports torch: only when there is a dataset to check
 
-    names = kaggle_api.dataset_files(ref, RETRY)
+    names = kaggle_datasets.dataset_files(ref, RETRY)
     if names is None:
         return Row("weights dataset", FIX, f"{ref}: not visible to {user}",
                    f"check kernel.weights_dataset=owner/slug: a dataset of yours, or a public one, holding "

@@ -30,6 +30,7 @@ from ..engine.errors import UserError
 from ..engine.poll import Poll
 from ..engine.text import slug
 from ..kaggle import api as kaggle_api
+from ..kaggle import datasets as kaggle_datasets
 from .record import utc_now
 from .uploads import WEIGHTS, Upload, Uploads, run_record
 
@@ -118,10 +119,10 @@ def _upload(cfg: Config, name: str, what: str, files: dict[str, Path], described
         folder = Path(tmp)
         for arcname, source in files.items():
             _place(source, folder / arcname)
-        (folder / kaggle_api.DATASET_METADATA).write_text(json.dumps(
+        (folder / kaggle_datasets.DATASET_METADATA).write_text(json.dumps(
             {"id": ref, "title": title, "licenses": [{"name": LICENSE}],
              "description": f"{described}, uploaded by monet-pipeline (`python -m pipeline upload`)"}))
-        before, url = kaggle_api.upload_dataset(folder, described, retry)
+        before, url = kaggle_datasets.upload_dataset(folder, described, retry)
     version = _wait_ready(cfg, ref, before, url, retry)
     print(f"upload: {ref} version {version} is ready: {url}")
     record = Upload(ref, version, Path(next(iter(files))).name, step, digest, utc_now())
@@ -152,7 +153,7 @@ def _wait_ready(cfg: Config, ref: str, before: int, url: str, retry: kaggle_api.
     failed or is still at it after READY_TIMEOUT_S."""
     poll, said = Poll(READY_TIMEOUT_S, cfg.submit.poll_interval_s), False
     while True:
-        state = kaggle_api.dataset_state(ref, retry)
+        state = kaggle_datasets.dataset_state(ref, retry)
         if state is not None and state.status == "failed":
             raise UserError(f"Kaggle could not process {ref} (status failed): see {url}, then "
                             "upload again with --force")
