@@ -134,9 +134,9 @@ def test_the_refresh_reads_in_days_or_hours():
 
 
 # -- the whole chain on the executing fake ------------------------------------------------------------------
-# The tiny kaggle preset, 12 s of training a session.
-TINY_KERNEL = kernel_set(*TINY_KAGGLE, "train.epochs=1000", "train.log_every=5", "train.sample_every=50",
-                        "train.time_budget_min=0.2")
+# The tiny kaggle preset, 15 s of training a session, a log row (and a look at the clock) every other step.
+TINY_KERNEL = kernel_set(*TINY_KAGGLE, "train.epochs=1000", "train.log_every=2", "train.sample_every=50",
+                        "train.time_budget_min=0.25")
 
 
 @pytest.mark.slow
@@ -166,7 +166,10 @@ def test_two_sessions_then_a_submission_generated_from_the_second_ones_checkpoin
     fetched = tmp_path / "submissions" / "kaggle" / "train" / "monet-pipeline-train-2" / "runs" / "kaggle"
     rows = read_csv(fetched / "losses.csv")
     assert not (fetched / "last.pt").exists()  # the summary is fetched, not the checkpoints
-    assert float(rows[-1]["lr"]) < 0.05 * float(rows[0]["lr"])  # the run ends decayed
+    lrs = [float(row["lr"]) for row in rows]
+    # the run ends decayed: its lowest rate last, at the plan's end (to_step == total below); how low that is
+    # depends on how many steps the loaded machine's 12 s held (a plan of n decay steps ends at 1/n)
+    assert lrs[-1] == min(lrs) < lrs[0] / 2
     second = json.loads((fetched / "sessions.json").read_text())[-1]
     assert second["line"] in proc.stdout and second["to_step"] == second["total"]
     # the submission notebook trained nothing: it generated from session 2's last checkpoint

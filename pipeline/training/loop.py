@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from .log import TrainLog
 from .plan import ANNOUNCE_AT, Plan, fit_to_clock, moved, remaining_work, revise
 from .rng import seed_everything
 from .runtime import Runtime, setup, teardown
-from .selection import keep_best, selector_or_none
+from .selection import Selector, keep_best, selector_or_none
 from .state import SESSIONS_FILE, Progress, read_sessions, resume, save_checkpoint
 from .trainer import Trainer
 
@@ -87,7 +89,7 @@ def _train(cfg: Config, out: Path, rt: Runtime, session_start: float) -> str:
         atomic.write_text(out / "config.toml", to_toml(cfg))
 
     # -- the steps, each followed by logging, sampling, selection, checkpointing and the budget --------------
-    session = _Session(cfg, out, rt, trainer, data, progress, session_start)
+    session = _Session.start(cfg, out, rt, trainer, data, progress, session_start)
     try:
         session.run()
     except KeyboardInterrupt:
@@ -126,26 +128,91 @@ def load_data(cfg: Config, family: Family, settings: Any, rt: Runtime) -> Data:
 
 
 @dataclass
-class _Session:
-    """One session of a run: the loop over steps and the bookkeeping after each (the sections below)."""
+class _Losses:
+    """The losses summed on the device since the last log row: no wait for the device until that row."""
 
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    n: int = 0  # steps summed
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        self.sums = {k: self.sums.get(k, 0) + v for k, v in losses.items()}
+        self.n += 1
+
+
+RECENT_ROWS = 3  # the log rows the recent step rate is measured over
+
+
+@dataclass
+class _Rate:
+    """How fast the session trains, in steps and in work: the clock's rates for the plan (measured on rank 0).
+
+    The slower of two measures: since the warm-up, and over the last RECENT_ROWS log rows. The mean since the
+    warm-up lags a machine that has just slowed down (a plan fitted to it overruns the budget and is cut short
+    before its learning rate has decayed); the recent rate alone would follow every hiccup. So a plan shrinks
+    as soon as the steps slow down, and grows only once both measures say they are faster."""
+
+    work: float = 0.0  # the steps' summed Family.step_cost, where the family's steps differ in cost
+    warm: tuple[float, int, float] | None = None  # (time, step, work) after the warm-up: the rates' origin
+    steps_per_s: float = 0.0
+    work_per_s: float = 0.0  # the clock's rate where steps differ in cost
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_ROWS + 1))  # (time, step, work) per row
+
+    def measure(self, now: float, step: int, origin: tuple[float, int, float]) -> None:
+        """The rates from `origin` (time, step, work) to now, or over the last rows where those are slower."""
+        self.recent.append((now, step, self.work))
+        since = max((point for point in (origin, self.recent[0]) if point[0] < now), key=lambda p: p[0],
+                    default=origin)
+        rates = [self._rates(now, step, point) for point in (origin, since)]
+        self.steps_per_s, self.work_per_s = min(r[0] for r in rates), min(r[1] for r in rates)
+
+    def _rates(self, now: float, step: int, point: tuple[float, int, float]) -> tuple[float, float]:
+        seconds = max(1e-9, now - point[0])
+        return (step - point[1]) / seconds, (self.work - point[2]) / seconds
+
+
+@dataclass
+class _Session:
+    """One session of a run: the loop over steps and the bookkeeping after each (the sections below).
+    `start` begins one; the fields past the constructor's are derived from its arguments when it is built."""
+
+    # -- what it trains, and where
     cfg: Config
     out: Path
     rt: Runtime
     trainer: Trainer
     data: Data
-    progress: Progress
-    session_start: float
-    stopped: str = ""  # why the session ended before the last step (the time budget, or its share)
-    # losses summed on the device since the last row
-    acc: dict[str, torch.Tensor] = field(default_factory=dict)
-    n_acc: int = 0
-    # off a terminal: one line per progress_every_s however short the epochs
-    pace: Pace = field(default_factory=Pace)
-    warm: tuple[float, int, float] | None = None  # (time, step, work) after the warm-up: the rates' origin
-    rate: float = 0.0  # steps/s since then (rank 0)
-    work: float = 0.0  # the steps' summed Family.step_cost, where the family's steps differ in cost
-    work_rate: float = 0.0  # work/s since the warm-up (the clock's rate where steps differ in cost)
+    progress: Progress  # the run's step, plan and sessions so far, kept in its checkpoints
+    session_start: float  # when this call of train began (its budget's clock)
+    session: int  # its number in the run (1 for the first)
+    # -- how far it trains: the plan, this session's end of it, and why it stopped before
+    cost: Callable[[float], float] | None = field(init=False)  # steps differ in cost: plan by work
+    plan: Plan = field(init=False)  # set by follow()
+    end: int = field(init=False)  # the plan's end, or in a run over several sessions this one's share
+    first_step: int = field(init=False)  # the step it began at, and when: its own rate in the summary
+    loop_start: float = field(init=False)
+    stopped: str = field(default="", init=False)  # why it ended before the last step (the budget, its share)
+    rate: _Rate = field(default_factory=_Rate, init=False)
+    # -- the bookkeeping after the steps
+    losses: _Losses = field(default_factory=_Losses, init=False)
+    pace: Pace = field(default_factory=Pace, init=False)  # off a terminal: one line per progress_every_s
+    log: TrainLog = field(init=False)
+    fixed: torch.Tensor = field(init=False)  # the inputs of every sample grid
+    selector: Selector | None = field(init=False)  # keeps best.pt by MiFID (rank 0, train.select_by_mifid)
+    last_save: float = field(init=False)
+
+    @classmethod
+    def start(cls, cfg: Config, out: Path, rt: Runtime, trainer: Trainer, data: Data, progress: Progress,
+              session_start: float) -> _Session:
+        """Begin the run's next session: count it in `progress` (the checkpoints keep the count) and say the
+        plan it trains by."""
+        progress.sessions += 1
+        session = cls(cfg, out, rt, trainer, data, progress, session_start, progress.sessions)
+        t = cfg.train
+        if rt.is_main:
+            fitted = (f"; train.time_budget_min={t.time_budget_min:g}: re-planned to fit the clock after a "
+                      "warm-up") if t.time_budget_min > 0 else ""
+            print(f"train: {session.plan.describe()}{fitted}")
+        return session
 
     def __post_init__(self) -> None:
         t = self.cfg.train
@@ -155,19 +222,14 @@ class _Session:
             else None
         self.last_save = self.loop_start = time.monotonic()
         self.first_step = self.progress.step
-        self.session = self.progress.sessions = self.progress.sessions + 1
         step_cost = functools.partial(self.trainer.family.step_cost, t, self.trainer.settings)
-        self.cost = step_cost if step_cost(0.0) is not None else None  # steps differ in cost: plan by work
+        self.cost = step_cost if step_cost(0.0) is not None else None
         saved = self.progress.plan
         self.follow(saved if saved is not None and saved.by_clock and t.time_budget_min > 0 else Plan(
             self.data.nominal, t.decay_start))
         if self.end <= self.first_step < self.plan.total:  # an earlier session went past this one's share
             # (its plan shrank): train to the first log row, whose re-fit may move the share, before judging
             self.end = min(self.plan.total, (self.first_step // t.log_every + 1) * t.log_every)
-        if self.rt.is_main:
-            fitted = (f"; train.time_budget_min={t.time_budget_min:g}: re-planned to fit the clock after a "
-                      "warm-up") if t.time_budget_min > 0 else ""
-            print(f"train: {self.plan.describe()}{fitted}")
 
     def run(self) -> None:
         per_epoch = self.data.steps_per_epoch
@@ -191,9 +253,8 @@ class _Session:
         step, progress = self.progress.step, self.plan.progress(self.progress.step)
         self.trainer.set_lr_factor(self.plan.lr_factor(step))
         losses = self.trainer.train_step(self.data.batch(step), progress)
-        self.work += self.cost(progress) if self.cost else 1.0
-        self.acc = {k: self.acc.get(k, 0) + v for k, v in losses.items()}  # device tensors: no wait here
-        self.n_acc += 1
+        self.rate.work += self.cost(progress) if self.cost else 1.0
+        self.losses.add(losses)
         self.progress.step += 1
 
     def after_step(self, epoch: int, bar: Bar) -> None:
@@ -219,7 +280,7 @@ class _Session:
         t, step, now = self.cfg.train, self.progress.step, time.monotonic()
         elapsed = self.progress.seconds + now - self.session_start
         session_left, run_left = self.budget_left(now)
-        means, overdue, spent, planned = _sync(self.rt, self.acc, self.n_acc, [
+        means, overdue, spent, planned = _sync(self.rt, self.losses.sums, self.losses.n, [
             now - self.last_save >= t.checkpoint_every_s,
             t.time_budget_min > 0 and session_left <= 0,
             self.fit_plan(now, run_left)])
@@ -227,7 +288,7 @@ class _Session:
         self.log.row({"step": step, "epoch": epoch + 1, "seconds": round(elapsed, 2), "lr": self.trainer.lr(),
                       **self.trainer.log_fields(self.plan.progress(step - 1)), **means})
         bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
-        self.acc, self.n_acc = {}, 0
+        self.losses = _Losses()
         if planned:
             self.adopt(Plan(int(planned), t.decay_start, by_clock=True), elapsed, bar)
         if spent and step < self.plan.total:
@@ -260,34 +321,35 @@ class _Session:
         t, step = self.cfg.train, self.progress.step
         if t.time_budget_min <= 0 or not self.rt.is_main:
             return 0.0
-        origin = self.warm
+        origin = self.rate.warm
         if origin is None:
-            self.warm = (now, step, self.work)
+            self.rate.warm = (now, step, self.rate.work)
             if step < self.end:
                 return 0.0
             origin = (self.loop_start, self.first_step, 0.0)  # its end came first: measure the session so far
-        seconds = max(1e-9, now - origin[0])
-        self.rate, self.work_rate = (step - origin[1]) / seconds, (self.work - origin[2]) / seconds
+        self.rate.measure(now, step, origin)
         slack = 2 * t.log_every
-        rate = self.work_rate if self.cost else self.rate
+        rate = self.rate.work_per_s if self.cost else self.rate.steps_per_s
         fitted = fit_to_clock(self.data.nominal, t.decay_start, step, rate, left, slack, self.cost)
-        fits = self.seconds_to(self.plan.total) + slack / max(1e-9, self.rate) <= left
-        revised = revise(self.plan, fitted, step, fits)
+        def ends_in_time(total: int) -> bool:
+            return self.seconds_to(total) + slack / max(1e-9, self.rate.steps_per_s) <= left
+
+        revised = revise(self.plan, fitted, step, ends_in_time(self.plan.total), ends_in_time(fitted.total))
         return 0.0 if revised is None else float(revised.total)
 
     def seconds_to(self, total: int) -> float:
         """Seconds from this step to `total` at the rate measured since the warm-up."""
         step = self.progress.step
         if self.cost:
-            return remaining_work(step, total, self.cost) / max(1e-9, self.work_rate)
-        return (total - step) / max(1e-9, self.rate)
+            return remaining_work(step, total, self.cost) / max(1e-9, self.rate.work_per_s)
+        return (total - step) / max(1e-9, self.rate.steps_per_s)
 
     def adopt(self, plan: Plan, elapsed: float, bar: Bar) -> None:
         """Every rank takes rank 0's plan; rank 0 says so when it is the first fitted or moves by 5%."""
         if self.rt.is_main and (not self.plan.by_clock or moved(self.plan, plan, ANNOUNCE_AT)):
             minutes = (elapsed + self.seconds_to(plan.total)) / 60
-            bar.write(f"train: {plan.describe(minutes, self.cfg.train.sessions)} (measured {self.rate:.2f} "
-                      f"steps/s at step {self.progress.step:,})")
+            bar.write(f"train: {plan.describe(minutes, self.cfg.train.sessions)} (measured "
+                      f"{self.rate.steps_per_s:.2f} steps/s at step {self.progress.step:,})")
         self.follow(plan)
 
     def follow(self, plan: Plan) -> None:

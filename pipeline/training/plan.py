@@ -113,12 +113,13 @@ def moved(old: Plan, new: Plan, share: float) -> bool:
     return abs(new.total - old.total) > share * old.total
 
 
-def revise(current: Plan, fitted: Plan, step: int, fits: bool) -> Plan | None:
+def revise(current: Plan, fitted: Plan, step: int, fits: bool, fitted_fits: bool = True) -> Plan | None:
     """The plan to follow from `step` on, None to keep `current`: the first fitted one; then, all session
     long, one that moves the end by more than REPLAN_AT either way (less is rate noise), or any shorter one
     once `current` no longer ends inside the budget at the measured rate (`fits`: near the end, 1% of a long
-    plan is more than the time left)."""
-    if fitted.total <= step:
+    plan is more than the time left). A longer one only where it ends inside the budget itself
+    (`fitted_fits`): out of time, a fit still asks for one more step, which must not extend the run."""
+    if fitted.total <= step or fitted.total > current.total and not fitted_fits:
         return None
     overruns = not fits and fitted.total < current.total
     return fitted if not current.by_clock or moved(current, fitted, REPLAN_AT) or overruns else None
