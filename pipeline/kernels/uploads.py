@@ -9,13 +9,12 @@ the upload command so that building a kernel reads it without importing the clie
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..engine import atomic
+from ..engine import store
 
 WEIGHTS = "weights"  # the record of the FID weights' dataset
 
@@ -52,22 +51,24 @@ class Uploads:
         return self._read().get(name)
 
     def put(self, name: str, record: Upload) -> Upload:
-        records = {**self._read(), name: record}
-        atomic.write_json(self.path, {k: dataclasses.asdict(v) for k, v in sorted(records.items())})
+        """Record `record` as `name`, under the file's lock (an upload finishing at the same time keeps its
+        record); every other record stays as it was, one this version cannot read included."""
+        store.update_json(self.path, lambda data: {**_records(data), name: dataclasses.asdict(record)}, {})
         return record
 
     def _read(self) -> dict[str, Upload]:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
         records = {}
-        for name, value in data.items():
+        for name, value in _records(store.read_json(self.path, {})).items():
             try:
                 records[name] = Upload(**value)
             except TypeError:  # a record this version cannot read is as good as none: upload again
                 continue
         return records
+
+
+def _records(data: Any) -> dict[str, Any]:
+    """What uploads.json holds by name ({} where it is not an object: a file from no version of this)."""
+    return data if isinstance(data, dict) else {}
 
 
 def weights_dataset(cfg: Config) -> str:

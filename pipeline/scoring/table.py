@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config.legacy import upgrade_row
-from ..engine import atomic
+from ..engine import atomic, store
 from ..engine.text import aligned
 
 COLUMNS = ("time", "source", "run", "model", "config_hash", "n_images", "fid", "distance", "mifid", "scope",
@@ -47,21 +47,21 @@ def write(path: Path, rows: Iterable[dict[str, str]]) -> None:
 
 
 def append(path: Path, row: dict[str, str]) -> list[dict[str, str]]:
-    """Add one row; returns every row."""
-    rows = read(path) + [row]
-    write(path, rows)
-    return rows
+    """Add one row (under the file's lock: a command scoring at the same time loses nothing); returns every
+    row."""
+    return store.update(path, read, write, lambda rows: [*rows, upgrade_row(row, COLUMNS)])
 
 
 def record_public(path: Path, row: dict[str, str]) -> list[dict[str, str]]:
     """Set the public score `row` carries (kernel, submission, public_mifid) on the rows of that kernel
     version; a version with no row yet (its images were not scored here) gets `row` as its own."""
-    rows = read(path)
-    mine = [r for r in rows if r["kernel"] == row["kernel"]]
-    for r in mine:
-        r.update(submission=row["submission"], public_mifid=row["public_mifid"])
-    write(path, rows if mine else rows + [row])
-    return read(path)
+    def change(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        mine = [r for r in rows if r["kernel"] == row["kernel"]]
+        for r in mine:
+            r.update(submission=row["submission"], public_mifid=row["public_mifid"])
+        return rows if mine else [*rows, upgrade_row(row, COLUMNS)]
+
+    return store.update(path, read, write, change)
 
 
 def as_float(text: str) -> float:
