@@ -30,11 +30,11 @@ from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
 from pipeline.training.families.cut import step as cut_step
-from pipeline.training.families.cut.nce import patch_nce, sample_positions
 from pipeline.training.families.cut.networks import CUTGenerator, make_heads
 from pipeline.training.families.cut.settings import FIRST_BLOCK, PAPER_LAYERS, CUTSettings
 from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
+from pipeline.training.nce import patch_nce, sample_positions
 from pipeline.training.networks import ResnetBlock, ResnetGenerator
 from pipeline.training.runtime import Runtime
 

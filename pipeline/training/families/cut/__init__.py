@@ -1,8 +1,8 @@
 """CUT and FastCUT: photo -> Monet with one generator and one PatchGAN, content kept by a contrastive loss on
 patches instead of a cycle (light: no torch here).
 
-networks.py holds the networks and the projection heads, nce.py the PatchNCE loss, step.py the training
-step, settings.py the [cut] section (and what cut.mode sets).
+networks.py holds the networks (the projection heads and the PatchNCE loss are training/nce.py's, shared
+with UNSB), step.py the training step, settings.py the [cut] section (and what cut.mode sets).
 """
 from __future__ import annotations
 

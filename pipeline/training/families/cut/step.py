@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from ...losses import AdversarialLoss
+from ...nce import nce_per_image, sample_positions
 from ...trainer import Losses, PhotoTrainer
-from .nce import nce_per_image, sample_positions
 from .networks import make_discriminator, make_heads
 
 
