@@ -124,8 +124,9 @@ test-fast: $(STAMP) ## the suite without the tests marked slow (notebook runs, k
 kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (builds .venv-kaggle once)
 	$(PY) -m pytest tests/test_kaggle_image.py tests/test_preflight.py tests/test_kernel.py tests/test_submit.py
 
-bench: $(STAMP) ## run the benchmarks; writes submissions/bench/bench.md and .json
-	$(PY) -m pipeline.bench $(ARGS)
+bench: $(STAMP) ## run the benchmarks (ONLY=train,generate,score,demo DATA=DIR FULL=1); writes submissions/bench/
+	$(if $(filter command line,$(origin ARGS)),$(error make bench: ARGS= would replace CONFIG=, SET= and YES=; use ONLY=parts, DATA=DIR and FULL=1))
+	$(PIPELINE) bench $(ARGS) $(if $(ONLY),--only $(ONLY)) $(if $(DATA),--data $(DATA)) $(if $(call on,FULL),--full)
 
 lint: $(STAMP) ## ruff, then import-linter: the layers and the families' independence (pyproject.toml)
 	$(VENV)/bin/ruff check pipeline tests

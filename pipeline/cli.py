@@ -14,6 +14,7 @@ import errno
 import importlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import plugins
 from .config import available_presets, load_config, load_for_kaggle
@@ -123,6 +124,17 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
             handler="pipeline.training.catalog:command",
             arguments=(("--settings", {"metavar": "NAME",
                                        "help": "print this family's settings with defaults"}),)),
+    Command("bench", "measure training, generation and scoring throughput and `make demo` stage by stage; "
+            "writes submissions/bench/bench.md and bench.json (about 20 minutes on 2 CPU cores)",
+            handler="pipeline.bench.command:command", arguments=(
+                ("--only", {"metavar": "PARTS",
+                            "help": "comma-separated parts of: train, generate, score, demo (default: all)"}),
+                ("--data", {"metavar": "DIR", "type": Path,
+                            "help": "score on the photos and paintings of this folder (monet_jpg/, "
+                                    "photo_jpg/); default: data/raw if complete, else the demo generator's"}),
+                ("--full", {"action": "store_true",
+                            "help": "score: run pytorch-fid's command at 7,000 vs 300 too (about 20 more "
+                                    "minutes on 2 CPU cores) instead of deriving its time"}))),
 ]}
 
 

@@ -1,15 +1,18 @@
 """The score bench reads each command's feature-loop time from its progress output: the parsers against the
-formats the two tools really print; and its FID check's fallback on pytorch-fid's statistics (the bench
-itself takes ~20 minutes and is not run here)."""
+formats the two tools really print; its FID check's fallback on pytorch-fid's statistics; and the command
+under the one CLI writing its report for the parts asked (the whole bench takes ~20 minutes and is not run
+here)."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from helpers import make_jpegs
 from tqdm import tqdm
 
 from pipeline.bench.score import _our_extraction_seconds, _PytorchFid, _tqdm_seconds
+from pipeline.cli import main
 from pipeline.engine import progress
 from pipeline.engine.progress import LineProgress
 from pipeline.metrics.features import InceptionFeatures, open_images
@@ -58,3 +61,18 @@ def test_where_pytorch_fids_sqrtm_refuses_its_own_statistics_check_our_fid(incep
         ours = fid_from_features(extractor.of_set(g), extractor.of_set(r))
     assert checked.fid == pytest.approx(ours, rel=1e-4) and ours > 0
     assert checked.note.startswith("pytorch-fid stopped: complex; its --save-stats of both sets")
+
+
+def test_the_bench_command_writes_its_report_for_the_parts_asked(tmp_path, capsys):
+    """`python -m pipeline bench --only generate`: the generate table alone, in bench.md and bench.json under
+    the settings' submissions folder, headed by the preset and the --set items it ran with."""
+    sets = [f'paths.submissions="{tmp_path / "sub"}"', "cyclegan.ngf=4", "hardware.device=cpu"]
+    assert main(["bench", "--config", "demo", "--only", "generate", "--yes",
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    markdown = (tmp_path / "sub" / "bench" / "bench.md").read_text()
+    assert "preset `demo`" in markdown and "## Generate: 8 photos -> JPEGs on disk" in markdown
+    assert "## Train" not in markdown and "## Score" not in markdown and "make demo" not in markdown
+    report = json.loads((tmp_path / "sub" / "bench" / "bench.json").read_text())
+    assert report["config"] == "demo" and report["sets"] == sets and set(report) >= {"generate", "device"}
+    assert [r["row"] for r in report["generate"]][0].startswith("end to end")
+    assert markdown in capsys.readouterr().out

@@ -98,3 +98,16 @@ def test_a_kaggle_preset_as_config_is_what_the_notebook_runs_and_paths_stay_loca
     assert one_line_error(capsys) == (
         "kernel: error: --config kaggle-cut is what the notebook runs, and kernel.preset=kaggle names "
         "another preset: give one of them (CONFIG=kaggle-cut, or CONFIG=default with kernel.preset=kaggle)")
+
+
+def test_bench_is_a_command_of_the_one_cli_with_its_errors(capsys):
+    """`python -m pipeline bench` takes the CLI's --config, --set and --yes, and refuses a bad setting, a bad
+    preset or an unknown part in one line, before any work."""
+    assert "bench" in COMMANDS
+    assert main(["bench", "--config", "demo", "--yes", "--only", "train,nope"]) == 2
+    assert one_line_error(capsys) == ("bench: error: --only: unknown part(s) nope; choose from train, "
+                                      "generate, score, demo")
+    assert main(["bench", "--config", "demo", "--set", "train.epoch=3"]) == 2
+    assert "bench: error: unknown setting 'train.epoch'" in one_line_error(capsys)
+    assert main(["bench", "--config", "nope"]) == 2
+    assert "choose one of: default, demo, kaggle" in one_line_error(capsys)

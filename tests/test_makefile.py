@@ -43,6 +43,22 @@ def test_a_flag_is_on_for_1_true_yes_and_off_for_0_false_no_or_nothing(tmp_path,
         in proc.stderr
 
 
+def test_make_bench_forwards_config_set_yes_and_its_own_flags(tmp_path):
+    proc = make(tmp_path, "bench", "YES=1", "CONFIG=demo", "SET=train.epochs=1 score.limit=3",
+                "ONLY=train,score", "DATA=photos", "FULL=1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[1:] == ["-m", "pipeline", "bench", "--config", "demo", "--set",
+                                       "train.epochs=1", "--set", "score.limit=3", "--yes", "--only",
+                                       "train,score", "--data", "photos", "--full"]
+    assert make(tmp_path, "bench").stdout.split()[1:] == ["-m", "pipeline", "bench", "--config", "default"]
+
+
+def test_make_bench_refuses_args_which_would_drop_config_and_set(tmp_path):
+    proc = make(tmp_path, "bench", "CONFIG=demo", "ARGS=--only train")
+    assert proc.returncode != 0
+    assert "make bench: ARGS= would replace CONFIG=, SET= and YES=; use ONLY=parts" in proc.stderr
+
+
 SCRIPTED = ("zip.min_images=3 zip.max_images=10 zip.image_size=32 generate.count=5 "
             "submit.poll_interval_s=0.01 submit.retry_delay_s=0 submit.wait_score_min=0")
 

@@ -11,8 +11,8 @@ after changing 10 of its images. pytorch-fid's full size takes longer than a CPU
 that of its feature loop (from its own progress bars, start-up excluded), the start-up the rest of the run
 (imports, weights, its 2048 x 2048 sqrtm). Warm means what each tool caches: pytorch-fid the real set's
 statistics (`--save-stats`), ours every image's features; ours with only the real set cached is the cold
-run less the time its progress line gives for the real images.
-Usage: `python -m pipeline.bench.score PHOTOS MONETS WEIGHTS` (folders of JPEGs).
+run less the time its progress line gives for the real images. `python -m pipeline bench --only score
+--data DIR` runs it on a folder of the competition's images.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,10 +262,3 @@ class _PytorchFid:
                        note=f"pytorch-fid stopped: {refusal.group(1)}")
         raise _failed(timed.done)
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python -m pipeline.bench.score PHOTOS MONETS WEIGHTS")
-    with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
-        laid_out = lay_out(Path(sys.argv[1]), Path(sys.argv[2]), Path(tmp) / "sets", 1000)
-        print(json.dumps(bench_score(laid_out, Path(sys.argv[3]), "cpu", 50, Path(tmp) / "runs"), indent=2))

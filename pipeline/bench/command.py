@@ -1,12 +1,12 @@
-"""`make bench`: training, generation and scoring throughput, and `make demo` stage by stage.
+"""`python -m pipeline bench` (`make bench`): training, generation and scoring throughput, and `make demo`
+stage by stage.
 
 Writes submissions/bench/bench.md (a table per part; device, versions, date and load on top) and
 bench.json, and prints the tables. Every row says the size it measured: the training step of the `kaggle`
 and `default` presets at their image size, scoring at 7,000 generated vs 300 real (pytorch-fid's time
 derived from a smaller run where the full one would take too long on a CPU, and labelled so; --full
-measures it). About 20 minutes on 2 CPU cores.
-Usage: python -m pipeline.bench [--config PRESET] [--set k=v ...] [--only train,generate,score,demo]
-       [--data DIR] [--full]
+measures it). About 20 minutes on 2 CPU cores. Its options (--only, --data, --full) are declared with the
+command in pipeline/cli.py; --config, --set and the errors are the CLI's.
 """
 from __future__ import annotations
 
@@ -16,15 +16,13 @@ import os
 import platform
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from .. import plugins
-from ..config import Config, load_config
+from ..config import Config
 from ..engine import atomic
 from ..engine.errors import UserError
 from ..training.runtime import pick_device
@@ -34,31 +32,11 @@ from .train import PRESETS, bench_train
 PARTS = ("train", "generate", "score", "demo")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="default")
-    parser.add_argument("--set", action="append", default=[])
-    parser.add_argument("--force", action="store_true", help="ignored (make passes it through)")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts of: {', '.join(PARTS)}")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="score on the photos and paintings of this folder (monet_jpg/, photo_jpg/); "
-                             "default: data/raw if complete, else the demo generator's")
-    parser.add_argument("--full", action="store_true",
-                        help="score: run pytorch-fid's command at 7,000 vs 300 too (about 20 more minutes "
-                             "on 2 CPU cores) instead of deriving its time")
-    args = parser.parse_args(argv)
-    plugins.load()
-    try:
-        cfg = load_config(args.config, args.set)
-        parts = [p.strip() for p in args.only.split(",") if p.strip()]
-        if unknown := set(parts) - set(PARTS):
-            raise UserError(f"--only: unknown part(s) {', '.join(sorted(unknown))}; "
-                            f"choose from {', '.join(PARTS)}")
-        device = pick_device(cfg.hardware.device)
-    except UserError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        return 2
+def command(cfg: Config, args: argparse.Namespace) -> int:
+    """Run the parts `args.only` names (all by default) and write the report; a user error stops it before
+    any work."""
+    parts = chosen_parts(args.only)
+    device = pick_device(cfg.hardware.device)
     gpu = device.type == "cuda"
     report: dict = {"device": torch.cuda.get_device_name(device) if gpu else cpu_name(),
                     "torch": torch.__version__, "config": args.config, "sets": args.set,
@@ -66,9 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     try:
         tables = _run_parts(cfg, parts, args, gpu, work, report)
-    except UserError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["load_after"] = os.getloadavg()[0]
@@ -82,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     print(f"bench: written to {out}/bench.md and bench.json")
     return 0
+
+
+def chosen_parts(only: str | None) -> list[str]:
+    """The parts a comma-separated --only names, in its order (every part when it is not given)."""
+    parts = [p.strip() for p in (only or ",".join(PARTS)).split(",") if p.strip()]
+    if unknown := set(parts) - set(PARTS):
+        raise UserError(f"--only: unknown part(s) {', '.join(sorted(unknown))}; "
+                        f"choose from {', '.join(PARTS)}")
+    return parts
 
 
 def cpu_name() -> str:
@@ -141,6 +125,3 @@ def _table(title: str, rows: list[dict], columns: list[tuple]) -> str:
                                        for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    sys.exit(main())
