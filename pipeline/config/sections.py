@@ -171,6 +171,8 @@ class GenerateConfig:
     # 0 = off; else drop images closer than this cosine distance to a training Monet
     max_memorization: float = 0.0
     seed: int = 0  # dcgan noise (and its replacements under the memorisation guard)
+    # a family that translates in several steps (unsb): how many (0 = as trained); fewer are faster
+    steps: int = 0
     # 0 = the whole submission; else only this many images, for scoring runs side by side (a sweep): a
     # seeded subset of the photos (the data set's first four, the leaderboard's fixed photos, included) or
     # this many noise samples
@@ -179,6 +181,7 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         require(1 <= self.quality <= 100, "generate.quality", "must be in 1..100")
         require(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+        require(self.steps >= 0, "generate.steps", "must be >= 0 (0 = as many steps as the run trained)")
         require(0.0 <= self.max_memorization < 1.0, "generate.max_memorization",
                  "must be in 0..1 (a cosine distance; 0 = off, the MiFID threshold is 0.1)")
 

@@ -124,7 +124,8 @@ class Renderer:
     """
 
     def __init__(self, cfg: Config, loaded: LoadedGenerator, runtime: Runtime):
-        self.G = runtime.place(loaded.generator)
+        self.G = runtime.place(loaded.family.for_generate(loaded.generator, cfg.generate.steps,
+                                                          cfg.generate.seed))
         self.takes_photos = loaded.family.takes_photos
         self.runtime = runtime
         self.size = cfg.zip.image_size  # what the submission needs, whatever the model's native size
@@ -159,7 +160,7 @@ class Renderer:
         if not self.takes_photos:
             x = batch.to(dev)
         else:
-            photos = self._decode(batch) if self.gpu_jpeg else batch.to(dev, non_blocking=True)
+            photos = self.decode(batch) if self.gpu_jpeg else batch.to(dev, non_blocking=True)
             if any(j.variant for j in jobs):
                 photos = torch.stack([perturb(p, j.variant) for p, j in zip(photos, jobs, strict=False)])
             x = photos.float().div_(127.5).sub_(1.0)
@@ -171,7 +172,9 @@ class Renderer:
             y = F.interpolate(y.float(), size=(self.size, self.size), mode="bicubic", antialias=True)
         return to_uint8(y)
 
-    def _decode(self, datas: list[torch.Tensor]) -> torch.Tensor:
+    def decode(self, datas: list[torch.Tensor]) -> torch.Tensor:
+        """JPEG files' bytes as a uint8 N x 3 x H x W batch on the device, decoded there by nvJPEG (the path
+        where gpu_jpeg is on); a batch holding a flavour nvJPEG refuses is decoded by PIL."""
         try:
             decoded = torchvision.io.decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.runtime.device)
         except RuntimeError:  # a JPEG flavour nvJPEG refuses (e.g. progressive): PIL decodes that batch

@@ -119,6 +119,16 @@ class Family(ABC, Generic[S]):
         """A few words naming the model and its main options (notebook and kernel texts)."""
         return self.name
 
+    def generate_steps(self, settings: S) -> int:
+        """Passes of the generator per image at generate (generate.steps may ask for fewer): 1 for most."""
+        return 1
+
+    def for_generate(self, generator: Any, steps: int, seed: int) -> Any:
+        """The loaded generator as generate runs it, given generate.steps and generate.seed: as it is for a
+        family that translates in one pass; one that translates in several stochastic steps (UNSB) runs
+        `steps` of them (0: as trained), its noise drawn from `seed`."""
+        return generator
+
     # -- derived: no need to override ---------------------------------------------------------------------
     @property
     def takes_photos(self) -> bool:
