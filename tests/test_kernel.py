@@ -62,6 +62,16 @@ def test_metadata_is_what_kaggle_expects(tmp_path):
                     "machine_shape": "NvidiaTeslaT4"}  # T4 x2: without a shape Kaggle has handed out P100s
 
 
+@pytest.mark.parametrize("preset, model", [("kaggle", "cyclegan"), ("kaggle-cut", "cut"),
+                                           ("kaggle-unsb", "unsb")])
+def test_each_kaggle_preset_builds_a_notebook_that_trains_its_model_within_kaggles_1_mb(preset, model):
+    assert main(["kernel", "--config", preset, "--set", "kernel.username=alice"]) == 0
+    notebook = KERNEL_FOLDER / "monet-pipeline.ipynb"
+    settings = next(c.source for c in cells(KERNEL_FOLDER) if c.source.startswith("SETTINGS"))
+    assert f'model = "{model}"\n' in settings
+    assert notebook.stat().st_size < 1_000_000  # Kaggle refuses a notebook of 1 MB or more
+
+
 def test_accelerator_none_and_the_old_enable_gpu_key(tmp_path, capsys):
     meta = json.loads((build(tmp_path, "kernel.accelerator=none") / "kernel-metadata.json").read_text())
     assert meta["enable_gpu"] is False and "machine_shape" not in meta
