@@ -26,7 +26,6 @@ bad value fails here, in one line naming the key. A sweep is a search whose tria
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -286,9 +285,3 @@ def _ends(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
     return {key: list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low, d.high]
             for key, d in space.items()}
 
-
-def grid(space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
-    """Every point of a space whose dimensions are all choices, in order."""
-    keys = list(space)
-    return [dict(zip(keys, values, strict=True))
-            for values in itertools.product(*(space[k].choices for k in keys))]
