@@ -5,12 +5,22 @@ from pathlib import Path
 
 import pytest
 from fake_kaggle import serving
-from helpers import make_jpegs, write_competition
+from helpers import TINY, make_data, make_jpegs, tiny_config, write_competition
 
 
 @pytest.fixture
 def jpegs():
     return make_jpegs
+
+
+@pytest.fixture
+def config(tmp_path, request):
+    """`config(*overrides) -> Config`: the demo preset on tiny data under tmp_path, made tiny by the test
+    module's TINY (helpers.TINY where it has none), then `overrides`. The data: 8 paintings and 10 photos of
+    40 px, or as many as the module's DATA = (paintings, photos) says."""
+    make_data(tmp_path, *getattr(request.module, "DATA", ()))
+    tiny = getattr(request.module, "TINY", TINY)
+    return lambda *overrides: tiny_config(tmp_path, *tiny, *overrides)
 
 
 @pytest.fixture(scope="session")

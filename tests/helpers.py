@@ -73,11 +73,53 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-# Tiny models on 40 px images cropped to 32 px; every step logged so losses can be compared step by step.
-TINY = ("train.image_size=32", "cyclegan.ngf=4", "cyclegan.ndf=4", "cyclegan.n_blocks=1", "dcgan.width=4",
-        "dcgan.z_dim=8", "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "cyclegan.pool_size=3",
-        "hardware.workers=1", "hardware.device=cpu")  # CPU: exact, repeatable arithmetic
+# -- the model families at a size their tests train in seconds --------------------------------------------
+# The run: 32 px crops of the 40 px test images, batch 2, one epoch, every step logged (so losses can be
+# compared step by step), a grid and a checkpoint every 2 steps, no clock budget, on the CPU (exact,
+# repeatable arithmetic).
+TINY_RUN = ("train.image_size=32", "train.batch_size=2", "train.epochs=1", "train.log_every=1",
+            "train.sample_every=2", "train.checkpoint_every=2", "train.keep_last=10",
+            "train.time_budget_min=0", "hardware.workers=1", "hardware.device=cpu")
+# Each family's own section made tiny. CUT: five residual blocks, the smallest generator whose encoder holds
+# the paper's layers (res5 is its last).
+TINY_NETWORKS: dict[str, dict[str, object]] = {
+    "cyclegan": {"ngf": 4, "ndf": 4, "n_blocks": 1, "pool_size": 3},
+    "dcgan": {"width": 4, "z_dim": 8},
+    "cut": {"ngf": 4, "ndf": 4, "n_blocks": 5, "mlp_width": 32, "num_patches": 64},
+    "pix2pix": {"ngf": 4, "ndf": 4},
+    "gan": {"image_size": 32, "hidden": 8, "z_dim": 8},
+    "wgan": {"width": 4, "z_dim": 8, "n_critic": 2},
+    "cgan": {"width": 4, "z_dim": 8},
+    "progan": {"max_size": 16, "z_dim": 8, "width": 4, "max_width": 8, "batch": "4:2,16:4",
+               "images_per_phase": 4},
+    # Two steps, one block, narrow everything: the smallest bridge with every part (PatchNCE on three layers).
+    "unsb": {"steps": 2, "ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1, "mlp_width": 4, "num_patches": 8,
+             "nce_layers": "input, down2, res1"},
+}
+# Where a family's tests train otherwise: two epochs of the smallest data, a checkpoint between them.
+TINY_RUN_OF: dict[str, tuple[str, ...]] = {
+    "gan": ("train.image_size=64", "train.epochs=2", "train.checkpoint_every=3"),
+    "wgan": ("train.epochs=2", "train.checkpoint_every=3"),
+    "cgan": ("train.batch_size=4",),
+    "progan": ("train.image_size=64", "train.checkpoint_every=3"),
+    "unsb": ("train.batch_size=1",),
+}
+
+
+def tiny_networks(family: str) -> tuple[str, ...]:
+    """The `section.key=value` items that make `family`'s networks tiny (TINY_NETWORKS)."""
+    return tuple(f"{family}.{key}={value}" for key, value in TINY_NETWORKS[family].items())
+
+
+def tiny_settings(family: str, *overrides: str) -> tuple[str, ...]:
+    """The overrides that train `family` tiny: `train.model`, the tiny run (TINY_RUN, and TINY_RUN_OF where
+    the family's tests train otherwise), its tiny networks, then `overrides` (later items win)."""
+    return (f"train.model={family}", *TINY_RUN, *TINY_RUN_OF.get(family, ()), *tiny_networks(family),
+            *overrides)
+
+
+# CycleGAN and DCGAN tiny on the tiny run, whichever train.model names (the demo preset's is cyclegan).
+TINY = (*TINY_RUN, *tiny_networks("cyclegan"), *tiny_networks("dcgan"))
 
 
 # The kaggle preset made tiny for the notebooks the tests run: 32 px demo data (6 paintings, 10 photos), a
@@ -127,10 +169,10 @@ def write_competition(folder: Path) -> Path:
     return folder
 
 
-def make_data(tmp_path: Path) -> None:
-    """8 paintings and 10 photos of 40 px where the demo preset reads them."""
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
+def make_data(tmp_path: Path, paintings: int = 8, photos: int = 10) -> None:
+    """Paintings and photos of 40 px where the demo preset reads them."""
+    make_jpegs(tmp_path / "data" / "augmented" / "monet", paintings, size=40)
+    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", photos, size=40, seed=1, prefix="photo")
 
 
 def make_trainer(name: str, rt: Runtime, settings: dict, **train: object):

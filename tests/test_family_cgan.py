@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_same_weights, losses, make_jpegs, resume_from_step, tiny_config, train_two_ranks
+from helpers import (
+    assert_same_weights,
+    losses,
+    make_data,
+    resume_from_step,
+    tiny_config,
+    tiny_settings,
+    train_two_ranks,
+)
 
 from pipeline.engine.errors import UserError
 from pipeline.training import checkpoint
@@ -21,20 +29,8 @@ from pipeline.training.families.cgan.settings import CGANSettings
 from pipeline.training.family import get_family
 from pipeline.training.runtime import Runtime
 
-TINY = ("train.model=cgan", "train.image_size=32", "cgan.width=4", "cgan.z_dim=8", "train.batch_size=4",
-        "train.epochs=1", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",
-        "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1", "hardware.device=cpu")
-
-
-def make_data(tmp_path, monets=8, photos=12):
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", monets, size=40)
-    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", photos, size=40, seed=1, prefix="photo")
-
-
-@pytest.fixture
-def config(tmp_path):
-    make_data(tmp_path)
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+TINY = tiny_settings("cgan")
+DATA = (8, 12)  # the config fixture's paintings and photos
 
 
 def labels(label, n):
@@ -159,7 +155,7 @@ def test_a_step_under_autocast_steps_both_optimizers(config, dtype):
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_in_sync(tmp_path):
-    make_data(tmp_path)
+    make_data(tmp_path, *DATA)
     ranks = train_two_ranks(tmp_path, (*TINY, "train.batch_size=2", "train.epochs=2"))
     same = [torch.equal(v, ranks[1]["G"][k]) for k, v in ranks[0]["G"].items() if "running" not in k
             and "num_batches" not in k]  # parameters; batch-norm statistics follow each rank's own noise

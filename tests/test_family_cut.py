@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 from helpers import (
     REPO,
+    TINY_NETWORKS,
     assert_same_weights,
     kill_then_resume,
     make_data,
     make_trainer,
     resume_from_step,
     tiny_config,
+    tiny_settings,
     train_two_ranks,
 )
 from torch import nn
@@ -39,19 +41,9 @@ from pipeline.training.networks import ResnetBlock, ResnetGenerator
 from pipeline.training.runtime import Runtime
 
 LAYERS = (0, 4, 7, 10, 14)  # the paper's cut.nce_layers (input, down1, down2, res1, res5) in this generator
-# Five residual blocks: the smallest generator whose encoder holds the paper's layers (res5 is its last).
-SMALL = {"ngf": 4, "ndf": 4, "n_blocks": 5, "mlp_width": 32, "num_patches": 64}
-TINY = ("train.model=cut", "train.image_size=32", *(f"cut.{k}={v}" for k, v in SMALL.items()),
-        "train.batch_size=2", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1",
-        "hardware.device=cpu", "train.run=cut")
+SMALL = TINY_NETWORKS["cut"]
+TINY = tiny_settings("cut", "train.run=cut")  # the config fixture's: 8 paintings, 10 photos of 40 px
 CPU = Runtime(device=torch.device("cpu"))
-
-
-@pytest.fixture
-def config(tmp_path):
-    make_data(tmp_path)  # 8 paintings, 10 photos of 40 px: 4 steps an epoch at batch 2
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
 
 
 def unit(*shape: int, seed: int = 0) -> torch.Tensor:

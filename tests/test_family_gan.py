@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_same_weights, make_jpegs, planted_copy_is_made_again, resume_from_step, tiny_config
+from helpers import (
+    assert_same_weights,
+    make_jpegs,
+    planted_copy_is_made_again,
+    resume_from_step,
+    tiny_config,
+    tiny_settings,
+)
 
 from pipeline.config import TrainConfig
 from pipeline.engine.errors import UserError
@@ -20,16 +27,7 @@ from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
 
 # train.image_size=64 on purpose: gan.image_size=32 must win. 8 paintings, batch 2: 4 steps an epoch.
-TINY = ("train.model=gan", "train.image_size=64", "gan.image_size=32", "gan.hidden=8", "gan.z_dim=8",
-        "train.batch_size=2", "train.epochs=2", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=3", "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1",
-        "hardware.device=cpu")
-
-
-@pytest.fixture
-def config(tmp_path):
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+TINY = tiny_settings("gan")
 
 
 def test_the_networks_are_mlps_on_flattened_images_of_gan_image_size():

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_same_weights, cli, make_jpegs, one_line_error, resume_from_step, tiny_config
+from helpers import (
+    assert_same_weights,
+    cli,
+    one_line_error,
+    resume_from_step,
+    tiny_config,
+    tiny_settings,
+)
 
 from pipeline.cli import main
 from pipeline.engine.errors import UserError
@@ -23,17 +30,7 @@ from pipeline.training.log import read_csv
 from pipeline.training.networks import PatchDiscriminator
 from pipeline.training.runtime import Runtime
 
-TINY = ("train.model=pix2pix", "train.image_size=32", "pix2pix.ngf=4", "pix2pix.ndf=4", "train.batch_size=2",
-        "train.epochs=1", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",
-        "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1", "hardware.device=cpu",
-        "train.run=p2p")
-
-
-@pytest.fixture
-def config(tmp_path):
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+TINY = tiny_settings("pix2pix", "train.run=p2p")
 
 
 def painting(n: int = 2, size: int = 64) -> torch.Tensor:

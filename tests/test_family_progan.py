@@ -17,6 +17,7 @@ from helpers import (
     planted_copy_is_made_again,
     resume_from_step,
     tiny_config,
+    tiny_settings,
     train_two_ranks,
 )
 from PIL import Image
@@ -46,16 +47,7 @@ from pipeline.training.runtime import Runtime
 # schedule fits 8 steps with a fade-in longer than one step: 4x4 (2 steps at batch 2), the 8x8 fade-in (2)
 # and stable phase (2), the 16x16 fade-in (1) and stable phase (1) at batch 4; step 3 is half-way through
 # the 8x8 fade-in. train.image_size=64 on purpose: progan.max_size must win.
-TINY = ("train.model=progan", "train.image_size=64", "progan.max_size=16", "progan.z_dim=8", "progan.width=4",
-        "progan.max_width=8", "progan.batch=4:2,16:4", "progan.images_per_phase=4", "train.log_every=1",
-        "train.sample_every=2", "train.checkpoint_every=3", "train.keep_last=10", "train.time_budget_min=0",
-        "hardware.workers=1", "hardware.device=cpu")
-
-
-@pytest.fixture
-def config(tmp_path):
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+TINY = tiny_settings("progan")
 
 
 def small(**changes) -> ProGANSettings:

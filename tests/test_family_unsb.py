@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_same_weights, kill_then_resume, make_data, make_trainer, tiny_config
+from helpers import (
+    TINY_NETWORKS,
+    assert_same_weights,
+    kill_then_resume,
+    make_data,
+    make_trainer,
+    tiny_config,
+    tiny_settings,
+)
 
 from pipeline.cli import main
 from pipeline.config import build_config, load_config, tomllib
@@ -25,13 +33,8 @@ from pipeline.training.losses import AdversarialLoss
 from pipeline.training.nce import nce_per_image
 from pipeline.training.runtime import Runtime
 
-# Two steps, one block, narrow everything: the smallest bridge with every part (PatchNCE on three layers).
-SMALL = {"steps": 2, "ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1, "mlp_width": 4, "num_patches": 8,
-         "nce_layers": "input, down2, res1"}
-TINY = ("train.model=unsb", "train.image_size=32", *(f"unsb.{k}={v}" for k, v in SMALL.items()),
-        "train.batch_size=1", "train.epochs=1", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1",
-        "hardware.device=cpu", "train.run=unsb")
+SMALL = TINY_NETWORKS["unsb"]
+TINY = tiny_settings("unsb", "train.run=unsb")  # the config fixture's: 8 paintings, 10 photos of 40 px
 F64 = torch.float64
 
 
@@ -185,12 +188,6 @@ def test_the_generator_runs_the_bridge_deterministically_from_its_seed():
 
 
 # ---------------------------------------------------------------- training, generating, settings
-@pytest.fixture
-def config(tmp_path):
-    make_data(tmp_path)  # 8 paintings, 10 photos of 40 px: 8 steps an epoch at batch 1
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
-
-
 def test_a_trained_run_generates_the_same_jpegs_from_the_same_seed_and_zips(config, one_thread):
     cfg = config("train.epochs=1", "zip.min_images=1", "zip.max_images=20", "generate.count=10")
     assert "unsb 8/8 steps" in train.build(cfg, cfg.run_dir)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_same_weights, kill_then_resume, make_jpegs, tiny_config, train_two_ranks
+from helpers import (
+    assert_same_weights,
+    kill_then_resume,
+    make_jpegs,
+    tiny_config,
+    tiny_settings,
+    train_two_ranks,
+)
 from PIL import Image
 
 from pipeline.config import TrainConfig
@@ -21,10 +28,7 @@ from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
 # 8 paintings of 40 px cropped to 32; 2 critic steps of 2 images per step: 2 steps an epoch.
-TINY = ("train.model=wgan", "train.image_size=32", "wgan.width=4", "wgan.z_dim=8", "wgan.n_critic=2",
-        "train.batch_size=2", "train.epochs=2", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=3", "train.keep_last=10", "train.time_budget_min=0", "hardware.workers=1",
-        "hardware.device=cpu")
+TINY = tiny_settings("wgan")
 
 
 def make_trainer(rt: Runtime, clip: float = 0.01, **train):

@@ -6,7 +6,7 @@ import types
 
 import pytest
 import torch
-from helpers import TINY, losses, make_jpegs, make_trainer, resume_from_step, tiny_config
+from helpers import losses, make_jpegs, make_trainer, resume_from_step
 
 from pipeline.generate import render
 from pipeline.stages import STAGES
@@ -18,13 +18,7 @@ from pipeline.training.plan import Plan, fit_to_clock, revise
 from pipeline.training.runtime import Runtime
 from pipeline.training.trainer import ema_decay
 
-
-@pytest.fixture
-def config(tmp_path):
-    """8 paintings and 8 photos: an epoch over either is 4 steps of batch 2."""
-    make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
-    make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 8, size=40, seed=1, prefix="photo")
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
+DATA = (8, 8)  # the config fixture's paintings and photos: an epoch over either is 4 steps of batch 2
 
 
 def test_the_plan_decays_to_zero_over_its_own_length_and_never_outgrows_the_epochs():

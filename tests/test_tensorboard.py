@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import TINY, make_data, make_jpegs, resume_from_step, tiny_config
+from helpers import TINY, make_jpegs, resume_from_step
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata, plugin_data_pb2
@@ -20,11 +20,8 @@ from pipeline.training import loop as train
 from pipeline.training import tensorboard
 from pipeline.training.log import TrainLog, read_csv
 
-
-@pytest.fixture
-def config(tmp_path):
-    make_data(tmp_path)  # 8 paintings, 10 photos: 4 steps an epoch at batch 2, a grid every 2 steps
-    return lambda *overrides: tiny_config(tmp_path, *TINY, "train.run=tiny", *overrides)
+# The config fixture's: 8 paintings, 10 photos: 4 steps an epoch at batch 2, a grid every 2 steps.
+TINY = (*TINY, "train.run=tiny")
 
 
 def events(run_dir) -> EventAccumulator:

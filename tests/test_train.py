@@ -29,12 +29,6 @@ from pipeline.training.family import get_family
 from pipeline.training.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
-@pytest.fixture
-def config(tmp_path):
-    make_data(tmp_path)
-    return lambda *overrides: tiny_config(tmp_path, *TINY, *overrides)
-
-
 def last_step(cfg: Config) -> int:
     return checkpoint.read(cfg.run_dir / "last.pt")["step"]
 
