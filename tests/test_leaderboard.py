@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import zipfile
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -200,9 +201,8 @@ def test_a_kaggle_version_gets_its_own_row_with_its_public_score(tmp_path, monke
             zf.write(p, p.name)
     made_by = provenance.Provenance(run="kaggle", family="cyclegan", kernel="me/monet-pipeline v3")
     provenance.write_beside(fetched / "images.zip", made_by)
-    table.record_public(table.csv_path(cfg.submissions_dir), {
-        "time": "2026-11-30T12:00:00", "source": "kaggle", **made_by.cells(), "submission": "1001",
-        "public_mifid": "41.2345"})
+    table.record_public(table.csv_path(cfg.submissions_dir), table.Row.filed_under(
+        made_by, time=datetime(2026, 11, 30, 12), source="kaggle", submission=1001, public_mifid=41.2345))
     refresh(cfg)
     page = read_page(cfg.submissions_dir)
     [row] = page.rows

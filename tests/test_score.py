@@ -16,7 +16,7 @@ from pipeline.generate import provenance
 from pipeline.metrics.features import WEIGHTS_FILE
 from pipeline.metrics.mifid import mifid
 from pipeline.scoring.score import result_path, score_images
-from pipeline.scoring.table import COLUMNS, PRINTED, format_table
+from pipeline.scoring.table import COLUMNS, PRINTED, Row, format_table, standing
 from pipeline.stages import STAGES
 
 KEYS = {"fid", "distance", "mifid", "n_gen", "n_real", "weights", "subset", "n_available"}
@@ -175,11 +175,22 @@ def test_an_old_leaderboard_file_still_loads_and_gains_the_new_columns(tmp_path,
 
 
 def test_leaderboard_table_sorts_numerically_and_survives_bad_cells():
-    rows = [{"mifid": m, "run": r} for m, r in [("100.5", "a"), ("", "broken"), ("9.25", "b"), ("55", "c")]]
+    rows = [Row.from_cells({"mifid": m, "run": r})
+            for m, r in [("100.5", "a"), ("", "empty"), ("9.25", "b"), ("x1", "broken"), ("55", "c")]]
     lines = format_table(rows).splitlines()[2:]
-    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4"]
-    assert [r for line in lines for r in ("a", "b", "c", "broken") if f" {r} " in f" {line} "] == [
-        "b", "c", "a", "broken"]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4", "5"]
+    assert [r for line in lines for r in ("a", "b", "c", "empty", "broken") if f" {r} " in f" {line} "] == [
+        "b", "c", "a", "empty", "broken"]
+
+
+def test_the_scoring_that_stands_for_a_set_is_its_latest_full_one_by_time_not_by_text():
+    """12:00 at UTC+5 is 07:00 UTC, earlier than 10:00 UTC though its text sorts later; a subset never
+    stands for a set that has a full scoring, however late it is."""
+    rows = [Row.from_cells({"time": t, "scope": scope, "mifid": m}) for t, scope, m in [
+        ("2026-12-07T10:00:00+00:00", "full", "50"), ("2026-12-07T12:00:00+05:00", "full", "60"),
+        ("2026-12-08T00:00:00", "subset", "70"), ("not a time", "full", "80")]]
+    assert standing(rows).mifid == 50.0
+    assert standing(rows[2:3]).mifid == 70.0 and standing([Row(run="public only")]) is None
 
 
 def test_no_weights_offline_is_a_skip_with_one_line(tmp_path, monkeypatch, capsys):

@@ -16,7 +16,7 @@ EACH = 200
 
 def add_rows(path: Path, writer: str) -> None:
     for i in range(EACH):
-        table.append(path, {"time": "2026-12-07T12:00:00", "run": f"{writer}-{i}", "mifid": str(i)})
+        table.append(path, table.Row(run=f"{writer}-{i}", mifid=float(i)))
 
 
 def add_uploads(folder: Path, writer: str) -> None:
@@ -55,7 +55,7 @@ EVERY = sorted(f"{writer}-{i}" for writer in ("a", "b") for i in range(EACH))
 def test_two_commands_scoring_at_once_keep_every_leaderboard_row(tmp_path):
     path = table.csv_path(tmp_path)
     race(add_rows, path)
-    assert sorted(row["run"] for row in table.read(path)) == EVERY
+    assert sorted(row.run for row in table.read(path)) == EVERY
 
 
 def test_two_uploads_recorded_at_once_keep_every_record(tmp_path):

@@ -53,12 +53,6 @@ class Provenance:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def cells(self) -> dict[str, str]:
-        """The record's cells in a leaderboard row (pipeline/leaderboard/table.py)."""
-        return {"run": self.run, "model": self.family, "config_hash": self.config_hash,
-                "step": str(self.step) if self.step else "", "weights": self.weights if self.family else "",
-                "kernel": self.kernel, "trained_by": self.trained_by}
-
 
 UNKNOWN = Provenance()
 

@@ -49,7 +49,7 @@ from .session import (
     session,
     username,
 )
-from .status import KernelStatus
+from .status import KernelStatus, SubmissionStatus
 
 # what callers use through this module, made in session.py
 __all__ = ["RETRY", "RULES_URL", "Account", "KaggleUnavailable", "Retry", "SessionCapReached", "account",
@@ -345,7 +345,7 @@ class Submission:
     ref: int
     date: str  # ISO time, UTC
     description: str
-    status: str  # pending | complete | error
+    status: SubmissionStatus
     public_score: str  # "" until scored
     error: str = ""
 
@@ -366,7 +366,7 @@ def list_submissions(competition: str, retry: Retry | None = None) -> list[Submi
                       creds, retry, competition=competition) or []
         found += [Submission(ref=int(s.ref), date=s.date.isoformat() if s.date else "",
                              description=s.description or "",
-                             status=getattr(s.status, "name", str(s.status)).lower(),
+                             status=SubmissionStatus.from_kaggle(s.status),
                              public_score=s.public_score or "",
                              error=scrub(s.error_description or "", creds))
                   for s in batch if s is not None]

@@ -17,6 +17,7 @@ import requests
 from ..engine.errors import UserError
 from .credentials import Credentials, credentials
 from .session import RETRY, Retry, call, http_error, pages, scrub, session
+from .status import DatasetStatus
 
 
 def dataset_files(ref: str, retry: Retry | None = None) -> list[str] | None:
@@ -50,12 +51,8 @@ DATASET_METADATA = "dataset-metadata.json"  # the client reads a dataset's id, t
 class DatasetState:
     """Where one of your datasets stands on Kaggle."""
 
-    status: str  # Kaggle's word in lower case: "ready" once its latest version's files are in place, "failed"
+    status: DatasetStatus  # of its latest version's files
     version: int  # the latest version's number
-
-    @property
-    def ready(self) -> bool:
-        return self.status == "ready"
 
 
 def dataset_state(ref: str, retry: Retry | None = None) -> DatasetState | None:
@@ -76,7 +73,8 @@ def _dataset_state(api: Any, ref: str, creds: Credentials, retry: Retry) -> Data
     found = call(f"read the status of dataset {ref}", read, creds, retry)
     if found is None:
         return None
-    return DatasetState(str(found.get("status") or ""), int(found.get("current_version_number") or 0))
+    status = DatasetStatus.from_kaggle(found.get("status") or DatasetStatus.NOT_YET_PERSISTED.value)
+    return DatasetState(status, int(found.get("current_version_number") or 0))
 
 
 def upload_dataset(folder: Path, notes: str, retry: Retry | None = None) -> tuple[int, str]:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from dataclasses import replace
+from datetime import datetime
 
 from ..config import Config
 from ..engine.poll import Poll
 from ..engine.text import aligned
 from ..generate import provenance
 from ..kaggle import api as kaggle_api
+from ..kaggle.status import SubmissionStatus
 from ..scoring import table
 
 _KERNEL = re.compile(r"\(([\w.-]+/[\w.-]+ v\d+)\)")  # "(owner/slug vN)" in a description
@@ -50,7 +51,7 @@ def wait_for_public(cfg: Config, label: str, retry: kaggle_api.Retry) -> kaggle_
             except kaggle_api.KaggleUnavailable as exc:  # a blip must not end the wait
                 print(f"submit: {exc}; still waiting", file=sys.stderr)
                 mine = []
-            if mine and mine[0].status != "pending":
+            if mine and mine[0].status is not SubmissionStatus.PENDING:
                 return mine[0]
             if not poll.wait():
                 return None
@@ -61,22 +62,22 @@ def wait_for_public(cfg: Config, label: str, retry: kaggle_api.Retry) -> kaggle_
 
 def record(cfg: Config, made_by: provenance.Provenance, submission: kaggle_api.Submission) -> str:
     """Write the public score into the leaderboard row(s) of the kernel version; returns what to print."""
-    if submission.status != "complete" or not submission.public_score:
-        return (f"Kaggle did not score submission {submission.ref} ({submission.status}"
+    public = table.number(submission.public_score)
+    if submission.status is not SubmissionStatus.COMPLETE or public is None:
+        return (f"Kaggle did not score submission {submission.ref} ({submission.status.value}"
                 f"{': ' + submission.error if submission.error else ''})")
-    rows = table.record_public(table.csv_path(cfg.submissions_dir), {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "source": "kaggle", **made_by.cells(),
-        "submission": str(submission.ref), "public_mifid": submission.public_score})
+    rows = table.record_public(table.csv_path(cfg.submissions_dir), table.Row.filed_under(
+        made_by, time=datetime.now().replace(microsecond=0), source="kaggle", submission=submission.ref,
+        public_mifid=public))
     local = local_mifid(rows, made_by.kernel)
     return (f"public MiFID {submission.public_score} for {made_by.label} "
-            f"(local MiFID {local or 'not scored here'})")
+            f"(local MiFID {'not scored here' if local is None else local})")
 
 
-def local_mifid(rows: list[dict[str, str]], kernel: str) -> str:
+def local_mifid(rows: list[table.Row], kernel: str) -> float | None:
     """The local MiFID of a kernel version's images: its latest full scoring, else its latest."""
-    scored = [r for r in rows if r["kernel"] == kernel and r["mifid"]]
-    full = [r for r in scored if r["scope"] == "full"] or scored
-    return max(full, key=lambda r: r["time"])["mifid"] if full else ""
+    standing = table.standing(r for r in rows if r.kernel == kernel)
+    return standing.mifid if standing else None
 
 
 def submissions_command(cfg: Config, args: argparse.Namespace) -> int:
@@ -88,15 +89,16 @@ def submissions_command(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     for submission in reversed(found):  # oldest first: a version submitted twice keeps its newest score
         label = _label(submission.description)
-        if label and submission.status == "complete":
+        if label and submission.status is SubmissionStatus.COMPLETE:
             record(cfg, _made_by(cfg, label), submission)
     rows = table.read(table.csv_path(cfg.submissions_dir))
     lines = [("date", "submission", "kernel", "run", "status", "public MiFID", "local MiFID")]
     for s in found:
         label = _label(s.description)
-        run = next((r["run"] for r in rows if label and r["kernel"] == label), "")
-        lines.append((s.date[:16].replace("T", " "), str(s.ref), label or "-", run or "-", s.status,
-                      s.public_score or "-", (local_mifid(rows, label) if label else "") or "-"))
+        run = next((r.run for r in rows if label and r.kernel == label), "")
+        local = local_mifid(rows, label) if label else None
+        lines.append((s.date[:16].replace("T", " "), str(s.ref), label or "-", run or "-", s.status.value,
+                      s.public_score or "-", table.text(local) or "-"))
     print(f"submissions to {cfg.download.competition}, newest first (lower MiFID is better; local = against "
           "this machine's reference paintings):")
     print("\n".join(aligned(lines)))

@@ -26,7 +26,7 @@ from ..engine.errors import StageSkipped, UserError
 from ..engine.stage import read_stamp
 from ..generate import provenance
 from ..kaggle import api as kaggle_api
-from ..kaggle.status import KernelStatus
+from ..kaggle.status import KernelStatus, SubmissionStatus
 from . import scores
 from .builder import kernel_settings
 from .chain import trained_version
@@ -130,8 +130,9 @@ def _check_and_submit(cfg: Config, ref: str, version: int, zip_path: Path, retry
               f"{scores.LATER}")
         return 0
     outcome = scores.record(cfg, made_by, scored)
-    print(f"submit: {outcome}", file=sys.stdout if scored.status == "complete" else sys.stderr)
-    return 0 if scored.status == "complete" else 1
+    done = scored.status is SubmissionStatus.COMPLETE
+    print(f"submit: {outcome}", file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
 
 
 def _output_dir(cfg: Config, version: int) -> Path:

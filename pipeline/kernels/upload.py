@@ -31,6 +31,7 @@ from ..engine.poll import Poll
 from ..engine.text import slug
 from ..kaggle import api as kaggle_api
 from ..kaggle import datasets as kaggle_datasets
+from ..kaggle.status import DatasetStatus
 from .record import utc_now
 from .uploads import WEIGHTS, Upload, Uploads, run_record
 
@@ -154,13 +155,13 @@ def _wait_ready(cfg: Config, ref: str, before: int, url: str, retry: kaggle_api.
     poll, said = Poll(READY_TIMEOUT_S, cfg.submit.poll_interval_s), False
     while True:
         state = kaggle_datasets.dataset_state(ref, retry)
-        if state is not None and state.status == "failed":
+        if state is not None and state.status is DatasetStatus.FAILED:
             raise UserError(f"Kaggle could not process {ref} (status failed): see {url}, then "
                             "upload again with --force")
-        if state is not None and state.ready and state.version > before:
+        if state is not None and state.status is DatasetStatus.READY and state.version > before:
             return state.version
         if not said:
-            print(f"upload: Kaggle is processing {ref} ({state.status if state else 'not listed yet'})",
+            print(f"upload: Kaggle is processing {ref} ({state.status.value if state else 'not listed yet'})",
                   flush=True)
             said = True
         if not poll.wait():

@@ -24,6 +24,7 @@ from ..config import Config
 from ..engine import atomic
 from ..engine.text import duration, slug
 from ..generate.provenance import UNKNOWN_RUN
+from ..scoring import table
 from . import sweeps, thumbs
 from .runs import Entry, collect
 
@@ -108,7 +109,7 @@ def _row(rank: int, entry: Entry, assets: Path, photos: list[Path], not_scored: 
         f'<td class="steps">{steps}</td>',
         f'<td class="time">{duration(entry.seconds) if entry.seconds is not None else "-"}</td>',
         *_score_cells(entry, not_scored),
-        f'<td class="public">{_e(entry.public) or "-"}</td>',
+        f'<td class="public">{_e(table.text(entry.public)) or "-"}</td>',
         f'<td class="pictures">{pictures}</td>',
         f'<td class="files">{files}</td>',
     ]
@@ -116,15 +117,15 @@ def _row(rank: int, entry: Entry, assets: Path, photos: list[Path], not_scored: 
 
 
 def _score_cells(entry: Entry, not_scored: str) -> list[str]:
-    row = entry.scored
-    if row is None:
+    if entry.scored is None:
         return [f'<td class="not-scored" colspan="3">{_e(not_scored)}</td>']
-    against = (f"{row['n_images'] or '?'} images ({row['scope']}) vs {row['n_real'] or '?'} reference "
+    row, cells = entry.scored, entry.scored.cells()
+    against = (f"{cells['n_images'] or '?'} images ({cells['scope']}) vs {cells['n_real'] or '?'} reference "
                "paintings")
-    if row["left_out"] not in ("", "0"):
-        against += f", {row['left_out']} training paintings left out"
-    return [f'<td class="fid">{_e(row["fid"])}</td>', f'<td class="distance">{_e(row["distance"])}</td>',
-            f'<td class="mifid" title="{_e(against)}">{_e(row["mifid"])}</td>']
+    if row.left_out:
+        against += f", {row.left_out} training paintings left out"
+    return [f'<td class="fid">{_e(cells["fid"])}</td>', f'<td class="distance">{_e(cells["distance"])}</td>',
+            f'<td class="mifid" title="{_e(against)}">{_e(cells["mifid"])}</td>']
 
 
 def _copy(source: Path, target: Path) -> str:

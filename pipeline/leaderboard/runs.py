@@ -12,8 +12,8 @@ import csv
 import dataclasses
 import json
 import re
-import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,14 @@ class Entry:
     changed: list[str] = field(default_factory=list)  # settings that differ from its preset: "train.epochs=5"
     steps: int | None = None
     seconds: float | None = None
-    scored: dict[str, str] | None = None  # the leaderboard row whose FID, d and MiFID are shown
-    public: str = ""  # Kaggle's public MiFID
-    latest: str = ""  # ISO time of the last training or scoring: the order of entries with no MiFID
+    scored: table.Row | None = None  # the leaderboard row whose FID, d and MiFID are shown
+    public: float | None = None  # Kaggle's public MiFID
+    latest: datetime = table.NEVER  # of the last training or scoring: the order of entries with no MiFID
     images: list[Path] = field(default_factory=list)  # scored sets of this entry, newest first
 
     @property
     def local_mifid(self) -> float:
-        return table.as_float(self.scored["mifid"]) if self.scored else float("inf")
+        return self.scored.mifid if self.scored and self.scored.mifid is not None else float("inf")
 
 
 def collect(cfg: Config) -> list[Entry]:
@@ -62,8 +62,8 @@ def collect(cfg: Config) -> list[Entry]:
     for row in table.read(table.csv_path(cfg.submissions_dir)):
         key = _key(row)
         if key not in entries:
-            entries[key] = _kaggle_entry(cfg, key, row) if row["kernel"] else Entry(
-                key=key, run=row["run"] or UNKNOWN_RUN)
+            entries[key] = _kaggle_entry(cfg, key, row) if row.kernel else Entry(
+                key=key, run=row.run or UNKNOWN_RUN)
         _add_row(entries[key], row)
     for entry in entries.values():
         _read_run(entry)
@@ -71,19 +71,19 @@ def collect(cfg: Config) -> list[Entry]:
     return sorted(newest_first, key=_rank)  # stable: entries without a MiFID stay newest first
 
 
-def _key(row: dict[str, str]) -> str:
-    run = row["run"] or UNKNOWN_RUN
-    if row["kernel"]:
-        return f"{run} ({row['kernel']})"
-    return f"{UNKNOWN_RUN} {row['images']}" if run == UNKNOWN_RUN else run
+def _key(row: table.Row) -> str:
+    run = row.run or UNKNOWN_RUN
+    if row.kernel:
+        return f"{run} ({row.kernel})"
+    return f"{UNKNOWN_RUN} {row.images}" if run == UNKNOWN_RUN else run
 
 
-def _kaggle_entry(cfg: Config, key: str, row: dict[str, str]) -> Entry:
+def _kaggle_entry(cfg: Config, key: str, row: table.Row) -> Entry:
     """A Kaggle kernel version's entry, with its fetched output where it is here: the training files the
     notebook keeps under run/ (or, for images generated from a train kernel's run, that run's fetched
     summary), and its images.zip."""
-    entry = Entry(key=key, run=row["run"] or UNKNOWN_RUN, kernel=row["kernel"], trained_by=row["trained_by"])
-    found = _KERNEL_VERSION.search(row["kernel"])
+    entry = Entry(key=key, run=row.run or UNKNOWN_RUN, kernel=row.kernel, trained_by=row.trained_by)
+    found = _KERNEL_VERSION.search(row.kernel)
     fetched = cfg.submissions_dir / "kaggle" / found.group(1) if found else None
     trainer = entry.trained_by.split(" ")[0].rpartition("/")[2]
     trained = cfg.submissions_dir / "kaggle" / "train" / trainer / "runs" / entry.run if trainer else None
@@ -96,17 +96,14 @@ def _kaggle_entry(cfg: Config, key: str, row: dict[str, str]) -> Entry:
     return entry
 
 
-def _add_row(entry: Entry, row: dict[str, str]) -> None:
-    """Fold one leaderboard row into its entry: a full scoring beats a subset, a later one an earlier one."""
-    entry.family = entry.family or row["model"]
-    entry.public = row["public_mifid"] or entry.public
-    entry.latest = max(entry.latest, row["time"])
-    if row["images"]:
-        entry.images.insert(0, Path(row["images"]))
-    if row["fid"]:
-        rank = (row["scope"] == "full", row["time"])
-        if entry.scored is None or rank >= (entry.scored["scope"] == "full", entry.scored["time"]):
-            entry.scored = row
+def _add_row(entry: Entry, row: table.Row) -> None:
+    """Fold one leaderboard row into its entry (the scoring shown: table.standing)."""
+    entry.family = entry.family or row.model
+    entry.public = row.public_mifid if row.public_mifid is not None else entry.public
+    entry.latest = max(entry.latest, row.time or table.NEVER)
+    if row.images:
+        entry.images.insert(0, Path(row.images))
+    entry.scored = table.standing([r for r in (entry.scored, row) if r is not None])
 
 
 def _read_run(entry: Entry) -> None:
@@ -121,7 +118,7 @@ def _read_run(entry: Entry) -> None:
     if last:
         entry.steps, entry.seconds = int(float(last["step"])), float(last["seconds"])
         mtime = (entry.run_dir / "losses.csv").stat().st_mtime
-        entry.latest = max(entry.latest, _iso(mtime))
+        entry.latest = max(entry.latest, datetime.fromtimestamp(mtime))
 
 
 def _settings(path: Path) -> dict[str, Any]:
@@ -171,13 +168,9 @@ def _last_log_row(path: Path) -> dict[str, str] | None:
     return None
 
 
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(seconds))
-
-
 def _rank(entry: Entry) -> tuple[int, float]:
     if entry.local_mifid < float("inf"):
         return (0, entry.local_mifid)
-    if entry.public:
-        return (1, table.as_float(entry.public))
+    if entry.public is not None:
+        return (1, entry.public)
     return (2, 0.0)

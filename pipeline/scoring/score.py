@@ -12,7 +12,7 @@ MiFID: the numbers a competitor checks before spending one of the day's Kaggle s
 from __future__ import annotations
 
 import argparse
-import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def score_images(cfg: Config, images: Path, real: Path | None = None, out: Path 
         "n_available": len(image_set.names), "seed": cfg.score.seed, "epsilon": cfg.score.epsilon,
         "images": str(images), "real": str(real), "source": source, "left_out": reference.left_out,
         "same_pixels": reference.same_pixels, "provenance": made_by.as_dict(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        "time": datetime.now().isoformat(timespec="seconds")}
     atomic.write_json(Path(out) if out is not None else result_path(images), result)
     rows = table.append(table.csv_path(cfg.submissions_dir), leaderboard_row(result, made_by))
     # the run's settings with this score, as TensorBoard hparams, where its folder is here
@@ -107,13 +107,14 @@ def reference_set(cfg: Config, real_set: ImageSet) -> Reference:
     return without_training(real_set, training, cfg.hardware.workers)
 
 
-def leaderboard_row(result: dict[str, Any], made_by: provenance.Provenance) -> dict[str, str]:
-    """The leaderboard's row for one scoring, filed under the run that made the images."""
-    return {"time": result["time"], "source": result["source"], **made_by.cells(),
-            "n_images": str(result["n_gen"]), "fid": f"{result['fid']:.4f}",
-            "distance": f"{result['distance']:.5f}", "mifid": f"{result['mifid']:.4f}",
-            "scope": "subset" if result["subset"] else "full", "images": result["images"],
-            "n_real": str(result["n_real"]), "left_out": str(result["left_out"])}
+def leaderboard_row(result: dict[str, Any], made_by: provenance.Provenance) -> table.Row:
+    """The leaderboard's row for one scoring, filed under the run that made the images (the numbers to the
+    digits that rank runs)."""
+    return table.Row.filed_under(
+        made_by, time=datetime.fromisoformat(result["time"]), source=result["source"],
+        n_images=result["n_gen"], fid=round(result["fid"], 4), distance=round(result["distance"], 5),
+        mifid=round(result["mifid"], 4), scope=table.Scope.SUBSET if result["subset"] else table.Scope.FULL,
+        images=result["images"], n_real=result["n_real"], left_out=result["left_out"])
 
 
 def _scope(result: dict[str, Any]) -> str:
