@@ -11,7 +11,7 @@ import pytest
 from helpers import make_jpegs
 from tqdm import tqdm
 
-from pipeline.bench.score import _our_extraction_seconds, _PytorchFid, _tqdm_seconds
+from pipeline.bench.score import PytorchFid, our_extraction_seconds, tqdm_seconds
 from pipeline.cli import main
 from pipeline.engine import progress
 from pipeline.engine.progress import LineProgress
@@ -27,9 +27,9 @@ def test_our_summary_line_gives_the_bars_seconds(monkeypatch):
         now[0] += 12.0
         bar.update(1200)
     log = f"noise\nscore: img 5/5 (100%) in 0s, 9.0 img/s\n{out.getvalue()}"
-    assert _our_extraction_seconds(log, "real features") == pytest.approx(12.0)
+    assert our_extraction_seconds(log, "real features") == pytest.approx(12.0)
     with pytest.raises(RuntimeError, match="no 'score' summary"):
-        _our_extraction_seconds(out.getvalue(), "score")
+        our_extraction_seconds(out.getvalue(), "score")
 
 
 def test_pytorch_fids_tqdm_bars_give_their_summed_seconds():
@@ -42,9 +42,9 @@ def test_pytorch_fids_tqdm_bars_give_their_summed_seconds():
     log.write(f"\r  0%|          | 0/2 [00:00<?, ?it/s]\r 50%|#####     | 1/2 [1:02:03<1:02:03,  3.1s/it]"
               f"{last}{last}\n")
     for drawn in (log.getvalue(), log.getvalue().replace("\r", "\n")):  # as written; as text=True reads it
-        assert _tqdm_seconds(drawn) == 3725.0  # the two fast bars count 0 s each
+        assert tqdm_seconds(drawn) == 3725.0  # the two fast bars count 0 s each
     with pytest.raises(RuntimeError, match="no finished progress bar"):
-        _tqdm_seconds("  0%|          | 0/2 [00:00<?, ?it/s] 50%|#####     | 1/2 [00:03<00:03,  3.1s/it]")
+        tqdm_seconds("  0%|          | 0/2 [00:00<?, ?it/s] 50%|#####     | 1/2 [00:03<00:03,  3.1s/it]")
 
 
 @pytest.mark.slow
@@ -54,7 +54,7 @@ def test_where_pytorch_fids_sqrtm_refuses_its_own_statistics_check_our_fid(incep
     gen, real = tmp_path / "gen", tmp_path / "real"
     make_jpegs(gen, 6, size=32, seed=0)
     make_jpegs(real, 5, size=32, seed=1)
-    theirs = _PytorchFid(inception_weights, "cpu", 8, tmp_path / "runs")
+    theirs = PytorchFid(inception_weights, "cpu", 8, tmp_path / "runs")
     checked = theirs.from_stats(gen, theirs.save_stats(real, "real"), "pytorch-fid stopped: complex")
     extractor = InceptionFeatures(inception_weights, progress=False)
     with open_images(gen) as g, open_images(real) as r:

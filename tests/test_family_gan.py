@@ -22,6 +22,7 @@ from pipeline.images import check_image, list_images
 from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.families.gan.networks import make_discriminator
 from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
@@ -34,7 +35,7 @@ def test_the_networks_are_mlps_on_flattened_images_of_gan_image_size():
     family = get_family("gan")
     t, s = TrainConfig(model="gan", image_size=256), family.settings(z_dim=8, hidden=8, image_size=24)
     assert family.data_size(t, s) == 24 and family.architecture(t, s)["image_size"] == 24
-    G, D = family.build_generator(t, s), family._load(".networks:make_discriminator")(t, s)
+    G, D = family.build_generator(t, s), make_discriminator(t, s)
     for net in (G, D):
         assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in net.modules())
         assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.modules())

@@ -22,6 +22,7 @@ from pipeline.engine.errors import UserError
 from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.families.wgan.networks import make_critic
 from pipeline.training.family import get_family
 from pipeline.training.log import read_csv
 from pipeline.training.runtime import Runtime
@@ -118,7 +119,7 @@ def test_a_trained_run_generates_submission_size_jpegs(tmp_path):
 def built_params(name: str):
     family = get_family("wgan")
     t, s = TrainConfig(model="wgan", image_size=32), family.settings(width=4, z_dim=8)
-    net = family.build_generator(t, s) if name == "G" else family._load(".networks:make_critic")(t, s)
+    net = family.build_generator(t, s) if name == "G" else make_critic(t, s)
     return net.named_parameters()
 
 

@@ -77,7 +77,7 @@ def test_a_damaged_shard_is_deleted_and_its_images_computed_again(inception_weig
     cache = tmp_path / "cache"
     expected = real_features(tmp_path / "a", extractor, cache)
     real_features(tmp_path / "b", extractor, cache)
-    shards = sorted(FeatureCache(cache, extractor._context).folder.glob("*.npz"))
+    shards = sorted(FeatureCache(cache, extractor.context).folder.glob("*.npz"))
     assert len(shards) == 2
     for shard, damage in zip(shards, (b"not a zip", shards[0].read_bytes()[:200]), strict=True):
         shard.write_bytes(damage)
@@ -86,7 +86,7 @@ def test_a_damaged_shard_is_deleted_and_its_images_computed_again(inception_weig
     assert sum(extracted) == 3
     err = capsys.readouterr().err
     assert err.count("unreadable cache shard") == 2 and all(str(s) in err for s in shards)
-    assert len(list(FeatureCache(cache, extractor._context).folder.glob("*.npz"))) == 1
+    assert len(list(FeatureCache(cache, extractor.context).folder.glob("*.npz"))) == 1
 
 
 def test_the_cache_is_kept_apart_per_weights_and_precision(tmp_path):

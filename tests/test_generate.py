@@ -124,8 +124,8 @@ def test_gpu_path_matches_the_cpu_path(cyclegan, tmp_path):
     for i, p in enumerate(photos):
         Image.open(p).save(tmp_path / f"444-{i}.jpg", quality=95, subsampling=0)
     pil = np.stack([decode(tmp_path / f"444-{i}.jpg") for i in range(len(photos))])
-    nv = renderer._decode([torchvision.io.read_file(str(tmp_path / f"444-{i}.jpg"))
-                           for i in range(len(photos))])
+    nv = renderer.decode([torchvision.io.read_file(str(tmp_path / f"444-{i}.jpg"))
+                          for i in range(len(photos))])
     assert np.abs(nv.permute(0, 2, 3, 1).cpu().numpy() - pil).mean() < 1.0
     for i, write in enumerate(renderer.writers(torch.from_numpy(pil.astype(np.uint8)).permute(0, 3, 1,
                                                                                               2).cuda())):

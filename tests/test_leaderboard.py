@@ -155,8 +155,8 @@ def test_every_picture_resolves_beside_the_page_wherever_it_goes(two_runs, tmp_p
 def test_pictures_are_made_again_only_when_their_source_changes(two_runs, monkeypatch):
     cfg = tiny_config(two_runs, *TINY)
     rendered: list[Path] = []
-    real_render = thumbs._render
-    monkeypatch.setattr(thumbs, "_render",
+    real_render = thumbs.render_fixed
+    monkeypatch.setattr(thumbs, "render_fixed",
                         lambda ckpt, fixed: rendered.append(ckpt) or real_render(ckpt, fixed))
     refresh(cfg)
     assert rendered == []

@@ -86,7 +86,7 @@ def lay_out(photos: Path, monets: Path, work: Path, n_mid: int) -> Sets:
 def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: Path,
                 full: bool = False) -> dict[str, Any]:
     """Both tools' rows (cold, warm, re-scores) and the FID checks; see the module docstring."""
-    ours, theirs = _Ours(weights, device, batch_size, work), _PytorchFid(weights, device, batch_size, work)
+    ours, theirs = Ours(weights, device, batch_size, work), PytorchFid(weights, device, batch_size, work)
     cold = ours.run(sets.gen, sets.real)
     cached = ours.run(sets.gen, sets.real)
     for f in sets.changed.iterdir():
@@ -96,8 +96,8 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
     n_mid = len(list_images(sets.mid))
     t_mid = theirs.run(sets.mid, sets.real)
 
-    real_s = _our_extraction_seconds(cold.log, "real features")
-    extraction_s = _tqdm_seconds(t_mid.log)
+    real_s = our_extraction_seconds(cold.log, "real features")
+    extraction_s = tqdm_seconds(t_mid.log)
     tfit = Fit(t_mid.seconds - extraction_s, (n_mid + N_REAL) / extraction_s)
     if full:
         real_stats = theirs.save_stats(sets.real, "real")
@@ -126,7 +126,7 @@ def bench_score(sets: Sets, weights: Path, device: str, batch_size: int, work: P
             "pytorch_fid_fit": vars(tfit), "full": full}
 
 
-def _tqdm_seconds(log: str) -> float:
+def tqdm_seconds(log: str) -> float:
     """Seconds in the loops of tqdm bars, summed over the bars: each bar from its start (`| 0/N [`) to its
     last finished state (`N/N [MM:SS<` or `[H:MM:SS<`), however its redraws were split into lines."""
     state = re.compile(r"(\d+)/(\1) \[(?:(\d+):)?(\d+):(\d+)<")
@@ -136,7 +136,7 @@ def _tqdm_seconds(log: str) -> float:
     return float(sum(int(h or 0) * 3600 + int(m) * 60 + int(s) for _, _, h, m, s in finished))
 
 
-def _our_extraction_seconds(log: str, desc: str) -> float:
+def our_extraction_seconds(log: str, desc: str) -> float:
     """Seconds of one of our progress bars, from its summary line `desc: img N/N (100%) in ..., R img/s`."""
     found = re.search(rf"^{desc}: img ([\d,]+)/[\d,]+ \(100%\) in \S+, ([\d,.]+) img/s", log, re.M)
     if not found:
@@ -199,7 +199,7 @@ def _failed(done: subprocess.CompletedProcess) -> RuntimeError:
     return RuntimeError(f"{command} ...: exit {done.returncode}: {done.stderr.strip()[-500:]}")
 
 
-class _Ours:
+class Ours:
     """`python -m pipeline score`, every run with the same data folder and so the same feature cache."""
 
     def __init__(self, weights: Path, device: str, batch_size: int, work: Path) -> None:
@@ -220,7 +220,7 @@ class _Ours:
                    result["mifid"])
 
 
-class _PytorchFid:
+class PytorchFid:
     """`python -m pytorch_fid` with our weights file where its torch hub cache would hold the real one."""
 
     def __init__(self, weights: Path, device: str, batch_size: int, work: Path) -> None:

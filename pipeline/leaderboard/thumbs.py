@@ -60,7 +60,7 @@ def _sources(entry: Entry, photos: list[Path]) -> Iterator[tuple[str, Callable[[
     """(what the source is, down to sizes and times; how to make its pictures; their kind), best first."""
     checkpoint = _checkpoint(entry.run_dir)
     if checkpoint is not None:
-        yield _stamp("checkpoint", checkpoint, *photos), lambda: _render(checkpoint, photos), "fixed"
+        yield _stamp("checkpoint", checkpoint, *photos), lambda: render_fixed(checkpoint, photos), "fixed"
     images = next((p for p in entry.images if p.exists() and _made_by(p) == (entry.run, entry.kernel)), None)
     if images is not None:
         yield _stamp("images", images, *photos), lambda: _outputs(images, photos), "fixed"
@@ -81,7 +81,7 @@ def _made_by(images: Path) -> tuple[str, str]:
     return record.run, record.kernel
 
 
-def _render(checkpoint: Path, photos: list[Path]) -> list[np.ndarray]:
+def render_fixed(checkpoint: Path, photos: list[Path]) -> list[np.ndarray]:
     """The fixed inputs through the checkpoint's generator (EMA weights where it has them), on the CPU."""
     import torch
 

@@ -208,7 +208,7 @@ class InceptionFeatures:
         """Features of every image of a set; with `cache_dir`, computed only for images not seen before."""
         if cache_dir is None:
             return self._extract(images, desc)
-        cache = FeatureCache(cache_dir, self._context)
+        cache = FeatureCache(cache_dir, self.context)
         keys = content_keys(images.read, images.names, self.workers)
         rows = cache.lookup(keys)
         # one name per new content: duplicate images run once
@@ -222,7 +222,7 @@ class InceptionFeatures:
         return np.stack([rows[key] for key in keys]).astype(np.float64) if keys else np.zeros((0, DIMS))
 
     @functools.cached_property
-    def _context(self) -> dict:
+    def context(self) -> dict:
         """What decides a feature row besides the image: the weights file's content and the precision."""
         return {"weights": sha256_file(self.weights), "precision": "fp16" if self.half else "fp32"}
 
