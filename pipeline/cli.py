@@ -128,7 +128,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
             "writes submissions/bench/bench.md and bench.json (about 20 minutes on 2 CPU cores)",
             handler="pipeline.bench.command:command", arguments=(
                 ("--only", {"metavar": "PARTS",
-                            "help": "comma-separated parts of: train, generate, score, demo (default: all)"}),
+                            "help": "comma-separated parts to run, e.g. train,score (default: all; an "
+                                    "unknown one is refused with the list)"}),
                 ("--data", {"metavar": "DIR", "type": Path,
                             "help": "score on the photos and paintings of this folder (monet_jpg/, "
                                     "photo_jpg/); default: data/raw if complete, else the demo generator's"}),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import one_line_error
 
+from pipeline.bench.command import PARTS
 from pipeline.cli import COMMANDS, main
 from pipeline.config import Config, available_presets, build_config, load_config, to_toml
 from pipeline.engine.errors import UserError
@@ -105,8 +106,8 @@ def test_bench_is_a_command_of_the_one_cli_with_its_errors(capsys):
     preset or an unknown part in one line, before any work."""
     assert "bench" in COMMANDS
     assert main(["bench", "--config", "demo", "--yes", "--only", "train,nope"]) == 2
-    assert one_line_error(capsys) == ("bench: error: --only: unknown part(s) nope; choose from train, "
-                                      "generate, score, demo")
+    assert one_line_error(capsys) == ("bench: error: --only: unknown part(s) nope; choose from "
+                                      + ", ".join(PARTS))
     assert main(["bench", "--config", "demo", "--set", "train.epoch=3"]) == 2
     assert "bench: error: unknown setting 'train.epoch'" in one_line_error(capsys)
     assert main(["bench", "--config", "nope"]) == 2
