@@ -96,7 +96,7 @@ TINY_NETWORKS: dict[str, dict[str, object]] = {
     "unsb": {"steps": 2, "ngf": 4, "ndf": 4, "n_blocks": 1, "d_layers": 1, "mlp_width": 4, "num_patches": 8,
              "nce_layers": "input, down2, res1"},
 }
-# Where a family's tests train otherwise: two epochs of the smallest data, a checkpoint between them.
+# Where a family's tests train otherwise than TINY_RUN says (gan and wgan: two epochs, a checkpoint between).
 TINY_RUN_OF: dict[str, tuple[str, ...]] = {
     "gan": ("train.image_size=64", "train.epochs=2", "train.checkpoint_every=3"),
     "wgan": ("train.epochs=2", "train.checkpoint_every=3"),
