@@ -20,8 +20,7 @@ from . import plugins
 from .config import available_presets, load_config, load_for_kaggle
 from .engine.errors import StageSkipped, UserError
 from .engine.stage import is_main_process
-from .kernels.stage import KERNEL
-from .stages import STAGES
+from .stages import KERNEL, STAGES
 
 EXIT_USER_ERROR = 2
 EXIT_SKIPPED = 3
@@ -83,17 +82,17 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                                     "help": "validate this zip against the competition's rules"}),)),
     Command("kernel", KERNEL.help, notebook=True),
     Command("push", "build the kernel and push it to Kaggle; prints its URL and version",
-            handler="pipeline.kernels.submit:push_command", notebook=True),
+            handler="pipeline.jobs.submit:push_command", notebook=True),
     Command("submit",
             "push, wait for the kernel, fetch and check images.zip, score it, submit it to the competition, "
-            "wait for its public score", handler="pipeline.kernels.submit:submit_command",
-            after=REFRESH_PAGE, notebook=True, prepare="pipeline.kernels.upload:attach_uploaded",
+            "wait for its public score", handler="pipeline.jobs.submit:submit_command",
+            after=REFRESH_PAGE, notebook=True, prepare="pipeline.datasets.upload:attach_uploaded",
             arguments=(("--run", {"metavar": "NAME",
                                   "help": "generate from run NAME as `upload` put it on Kaggle (its dataset "
                                           "attached) instead of training"}),)),
     Command("train-kaggle", "train one run over train.sessions Kaggle sessions (a kernel each, each resuming "
             "the last); --submit then submits from its last checkpoint",
-            handler="pipeline.kernels.sessions:train_command", after=REFRESH_PAGE, notebook=True,
+            handler="pipeline.jobs.train:train_command", after=REFRESH_PAGE, notebook=True,
             aliases=("kaggle-train",), arguments=(("--submit", {"action": "store_true",
                                      "help": "then submit from the last session's run"}),)),
     Command("sweep", "run a sweep's variants side by side (sweep.backend=kaggle|local), rank them by local "
@@ -103,9 +102,20 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                 ("--status", {"action": "store_true", "help": "print the sweep's table, run nothing"}),
                 ("--json", {"action": "store_true", "help": "the table as JSON (a list, best first)"})),
             read_only=("status", "json"), notebook=True),
+    Command("search", "spend GPU-hours where they pay: Optuna samples trials, each a chain of sessions, "
+            "pruned between sessions on local MiFID (successive halving), on Kaggle or this machine; "
+            "--submit then submits the best", handler="pipeline.search.command:command", after=REFRESH_PAGE,
+            arguments=(
+                ("search", {"metavar": "NAME|PATH", "help": "demo, recipe or a search file"}),
+                ("--status", {"action": "store_true", "help": "print the trials, run nothing"}),
+                ("--json", {"action": "store_true", "help": "the trials as JSON (a list, best first)"}),
+                ("--journal", {"action": "store_true", "help": "print the path of the study's journal file"}),
+                ("--submit", {"action": "store_true",
+                              "help": "then submit the best trial (backend kaggle)"})),
+            read_only=("status", "json", "journal"), notebook=True),
     Command("upload", "put a run trained here (--run NAME, else the run the settings name) on Kaggle as a "
             "private dataset that `submit --run NAME` generates from; --weights: the FID weights, which "
-            "kernels then attach", handler="pipeline.kernels.upload:command",
+            "kernels then attach", handler="pipeline.datasets.upload:command",
             arguments=(("--run", {"metavar": "NAME", "help": "the run folder data/runs/NAME"}),
                        ("--weights", {"action": "store_true",
                                       "help": "upload the FID weights file instead (score.weights, else "
@@ -113,9 +123,9 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
     Command("doctor", "ask Kaggle, reading only, what a submission will meet: credentials, rules, "
             "submissions left, GPU quota, the competition's files, the weights dataset; exit 1 when one is "
             "not fine",
-            handler="pipeline.kernels.doctor:command"),
+            handler="pipeline.account.doctor:command"),
     Command("submissions", "refresh the public scores of your Kaggle submissions; print them beside the "
-            "local ones", handler="pipeline.kernels.scores:submissions_command", after=REFRESH_PAGE),
+            "local ones", handler="pipeline.jobs.scores:submissions_command", after=REFRESH_PAGE),
     Command("leaderboard", "write submissions/leaderboard.html, one row per run; --check renders it in "
             "headless Chromium", handler="pipeline.leaderboard.page:command",
             arguments=(("--check", {"action": "store_true",

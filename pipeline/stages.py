@@ -1,7 +1,8 @@
 """The pipeline at a glance: every stage, what it reads, what settings decide it, and what it writes.
 
-download -> augment -> train -> generate -> score -> zip; the kernel stage, which builds the Kaggle notebook,
-is the kernels package's own (kernels/stage.py). Build functions are named as "module:function" within this
+download -> augment -> train -> generate -> score -> zip, and the kernel stage, which builds the Kaggle
+notebook (kernels/builder.py) for the commands that push it; it is kept out of STAGES, the data chain the
+notebook itself runs. Build functions are named as "module:function" within this
 package and imported only when a stage must run (engine/stage.py runs them and keeps their cache); the CLI
 (cli.py), the Kaggle notebook and the Kaggle side run stages from this list.
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from .config import Config
 from .data.sources import dir_source
+from .datasets.store import weights_dataset
+from .engine.keys import PACKAGE_ROOT
 from .engine.stage import Stage
 from .generate import provenance
 from .training.family import get_family
@@ -88,3 +91,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           # the provenance record is hidden (not in the folder's fingerprint) but rides in the zip's comment
           settings=lambda c: {"zip": c.zip, "provenance": provenance.read_text(c.images_dir)}),
 ]}
+
+# Its input is the pipeline package itself: the notebook carries the code, so any change to it rebuilds. The
+# FID weights' dataset it attaches counts among its settings as resolved (datasets/store.py): `make
+# upload-weights` rebuilds a kernel that had none.
+KERNEL = Stage(
+    "kernel", "build the Kaggle notebook kernel that runs this pipeline on Kaggle, in kernels/<slug>",
+    build=".kernels.builder:build", output=lambda c: Path("kernels") / c.kernel.kernel_slug,
+    inputs=lambda c: [PACKAGE_ROOT],
+    settings=lambda c: {"kernel": c.kernel, "competition": c.download.competition,
+                        "sessions": c.train.sessions, "weights": weights_dataset(c)})

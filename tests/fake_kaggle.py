@@ -335,6 +335,8 @@ class FakeKaggle:
     statuses: list[tuple[str, str]] = field(default_factory=lambda: [("running", ""), ("complete", "")])
     output_files: dict[str, bytes] = field(default_factory=dict)
     outputs_by_version: dict[int, dict[str, bytes]] = field(default_factory=dict)  # version N -> its files
+    outputs_by_kernel: dict[str, dict[str, bytes]] = field(default_factory=dict)  # owner/slug -> its files
+    scripted_running: list[int] = field(default_factory=list)  # scripted mode: sessions running at each push
     log: list[dict] = field(default_factory=list)  # Kaggle's log format: [{stream_name, time, data}]
     stale_polls: int = 2  # unversioned status / output calls after a push that answer the previous version
     cut_log_stream: list[int] = field(default_factory=list)  # cut the next log streams after N events each
@@ -448,6 +450,8 @@ class FakeKaggle:
         if run is not None:  # what the notebook really left in /kaggle/working, and its real log
             return ({p.relative_to(run.working).as_posix(): p.read_bytes()
                      for p in sorted(run.working.rglob("*")) if p.is_file()}, list(run.log))
+        if v.ref in self.outputs_by_kernel:
+            return self.outputs_by_kernel[v.ref], self.log
         return self.outputs_by_version.get(v.number, self.output_files), self.log
 
     def reserved(self) -> timedelta:
@@ -622,6 +626,9 @@ class FakeKaggle:
         if self.push_error:
             return sdk_message(ApiSaveKernelResponse, error=self.push_error)
         version = self.versions(ref) + 1
+        if self.execution is None:
+            self.scripted_running.append(1 + sum(self.session_status(v, poll=False)[0] in RUNNING
+                                                 for versions in self.kernels.values() for v in versions))
         self.kernels.setdefault(ref, []).append(Version(ref, version, body))
         self.pushes.append(body)
         for method in STALE:

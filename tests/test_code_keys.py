@@ -83,4 +83,4 @@ def test_the_docs_table_is_what_an_edit_of_each_package_reruns(package):
            if p.name != "__pycache__" and (p.is_dir() or p.suffix == ".py") and p.name != "__init__.py"}
     assert {m.split("/")[0].removesuffix(".py") for m in table} == top, "one row per package"
     assert {module: rerun_by(package, module) for module in table} == table
-    assert table["leaderboard/page.py"] == [] and table["kernels/submit.py"] == []
+    assert table["leaderboard/page.py"] == [] and table["jobs/submit.py"] == []

@@ -1,4 +1,4 @@
-"""Cost before spend (pipeline/kernels/cost.py): every command that starts GPU time on Kaggle says first what
+"""Cost before spend (pipeline/account/cost.py): every command that starts GPU time on Kaggle says first what
 runs, the GPU-hours it can use, the quota left after it and the submissions left today; on a terminal it asks
 when that is more than an hour, and without one it never blocks."""
 from __future__ import annotations

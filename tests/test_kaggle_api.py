@@ -307,9 +307,13 @@ def test_gpu_quota_counts_what_running_sessions_hold(fake_kaggle, tmp_path):
     assert quota.refresh == datetime(2026, 12, 6, tzinfo=timezone.utc)
     pushed(fake_kaggle, tmp_path)  # running, with a session timeout of one hour: Kaggle holds that hour
     quota = kaggle_api.gpu_quota()
-    assert (quota.used_h, quota.reserved_h, quota.left_h) == (10.0, 1.0, 19.0)
-    assert kaggle_api.Quota(20.0, 4.5, 30.0, None).left_h == 5.5
-    assert kaggle_api.Quota(25.0, 9.0, 30.0, None).left_h == 0.0  # never below nothing
+    # shown as Kaggle's own CLI shows it (total - used), what running sessions hold beside it; a new session
+    # gets only what they do not hold
+    assert (quota.used_h, quota.reserved_h, quota.left_h, quota.free_h) == (10.0, 1.0, 20.0, 19.0)
+    assert quota.describe() == ("GPU quota: 20.0 h left of 30 h (1.0 h held by running sessions), refreshes "
+                                "within the hour")
+    assert kaggle_api.Quota(20.0, 4.5, 30.0, None).free_h == 5.5
+    assert kaggle_api.Quota(25.0, 9.0, 30.0, None).free_h == 0.0  # never below nothing
 
 
 def test_submissions_left_tells_a_used_day_from_a_competition_not_joined(fake_kaggle):

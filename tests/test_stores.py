@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.datasets.store import Upload, Uploads
 from pipeline.engine import store
-from pipeline.kernels.uploads import Upload, Uploads
 from pipeline.scoring import table
 
 EACH = 200

@@ -16,10 +16,11 @@ from helpers import KERNEL_RUN, TINY_KAGGLE, TINY_SUBMIT, images_zip, kernel_set
 
 from pipeline.cli import main
 from pipeline.engine.errors import UserError
+from pipeline.jobs.record import JobName
+from pipeline.jobs.store import JobStore
+from pipeline.jobs.submit import push_command, submit_command
 from pipeline.kaggle import api as kaggle_api
 from pipeline.kaggle.status import KernelStatus
-from pipeline.kernels.record import PushStore
-from pipeline.kernels.submit import push_command, submit_command
 
 REF = "tester/monet-pipeline"
 @pytest.fixture
@@ -71,7 +72,8 @@ def test_submit_follows_the_run_checks_the_zip_and_submits(tmp_path, fake_kaggle
     out = capsys.readouterr().out
     assert "4 images" in out and "local score skipped" in out
     assert "https://www.kaggle.com/competitions/gan-getting-started/submissions" in out
-    assert PushStore(cfg.submissions_dir).get("submit/monet-pipeline").status is KernelStatus.COMPLETE
+    job = JobStore(cfg.submissions_dir).get(JobName.parse("submit/monet-pipeline"))
+    assert job.status is KernelStatus.COMPLETE
     # then it waits for Kaggle's score (pending at the first listing) and files it under that version
     assert fake_kaggle.calls.count("ListSubmissions") == 2
     assert f"public MiFID 41.2345 for kaggle ({REF} v1) (local MiFID not scored here)" in out
@@ -195,7 +197,7 @@ def test_poll_timeout_keeps_following_possible(tmp_path, fake_kaggle):
     cfg = tiny_config(tmp_path, *TINY_SUBMIT, "submit.poll_timeout_min=0.002")
     with pytest.raises(UserError, match="still running after 0.002 min.*keeps running on Kaggle"):
         run(submit_command, cfg)
-    kernel = PushStore(cfg.submissions_dir).get("submit/monet-pipeline")
+    kernel = JobStore(cfg.submissions_dir).get(JobName.parse("submit/monet-pipeline"))
     assert (kernel.version, kernel.status) == (1, KernelStatus.PUSHED)  # the next submit follows it
 
 

@@ -16,10 +16,11 @@ import pytest
 from helpers import TINY_KAGGLE, cli, one_line_error
 
 from pipeline.cli import main
-from pipeline.kernels.record import PushStore
+from pipeline.jobs.record import JobName
+from pipeline.jobs.store import JobStore
 from pipeline.leaderboard import sweeps
 from pipeline.sweeps import spec
-from pipeline.sweeps.state import DONE, FAILED, SweepState, VariantState, table
+from pipeline.sweeps.state import SweepState, VariantState, VariantStatus, table
 
 # A sweep on the demo preset made tiny (32 px data, a one-block ResNet CycleGAN, one epoch on the CPU).
 TINY = ["train.time_budget_min=0", "train.epochs=1", "train.image_size=32", "cyclegan.generator=resnet",
@@ -82,9 +83,10 @@ def test_the_demo_sweep_runs_here_and_says_so_before_anything_starts(tmp_path, c
 def test_the_terminal_table_and_the_page_show_the_same_columns_and_cells(tmp_path):
     state = SweepState(tmp_path / "sweeps" / "two" / "state.json", "two", "local", "two.toml")
     state.variants = {
-        "wide": VariantState("wide", ["cyclegan.ngf=8", "train.lr=0.0001"], "d1", DONE, steps=1200,
-                             seconds=3725.0, fid=41.23456, distance=0.25, mifid=41.23456),
-        "broken": VariantState("broken", ["train.image_size=64"], "d2", FAILED, error="too large"),
+        "wide": VariantState("wide", ["cyclegan.ngf=8", "train.lr=0.0001"], "d1", VariantStatus.DONE,
+                             steps=1200, seconds=3725.0, fid=41.23456, distance=0.25, mifid=41.23456),
+        "broken": VariantState("broken", ["train.image_size=64"], "d2", VariantStatus.FAILED,
+                               error="too large"),
     }
     state.save()
     header, *rows = [re.split(r" {2,}", line) for line in table(state).splitlines()[1:]]
@@ -179,7 +181,7 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     scored = sorted((v for v in state.variants.values() if v.state == "done"), key=lambda v: v.mifid)
     assert len(scored) == 2 and all(v.n_images == 6 for v in scored)
     best = scored[0]
-    trained_by = PushStore(tmp_path / "submissions").get(f"sweep/trio/{best.name}")
+    trained_by = JobStore(tmp_path / "submissions").get(JobName.parse(f"sweep/trio/{best.name}"))
     submit = fake_kaggle.pushes[3]
     assert submit["kernelDataSources"] == [trained_by.ref] and submit["enableInternet"] is False
     [sub] = fake_kaggle.submissions

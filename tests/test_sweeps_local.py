@@ -16,7 +16,7 @@ from helpers import tiny_config
 
 from pipeline.sweeps import local
 from pipeline.sweeps.spec import Sweep, Variant
-from pipeline.sweeps.state import DONE, RUNNING, SweepState, VariantState
+from pipeline.sweeps.state import SweepState, VariantState, VariantStatus
 
 # A variant's process: its argv holds "pipeline.sweeps.variant" (what the sweep looks for in /proc), the
 # settings file in its folder, and how long it runs ("release": until the test drops a file beside it).
@@ -66,7 +66,7 @@ def sweep(tmp_path, monkeypatch):
             env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu not in ("", "cpu") else {}
             started.append(stand_in(root / name / "settings.toml", "release", env))
             v = state.variants[name]
-            v.state, v.pid, v.gpu = RUNNING, started[-1].pid, gpu
+            v.state, v.pid, v.gpu = VariantStatus.RUNNING, started[-1].pid, gpu
         state.save()
         releases = iter(earlier)
 
@@ -102,7 +102,7 @@ def test_a_resumed_sweep_pins_every_variant_to_one_gpu_and_never_two_on_one(swee
     assert "v0 still runs (pid" in out and ") on GPU 2 from an earlier call" in out
     assert out.count("on a device not known here (nothing starts until it ends)") == 2
     runs, state = ran(sweep), sweep.state
-    assert all(v.state == DONE for v in state.variants.values())
+    assert all(v.state == VariantStatus.DONE for v in state.variants.values())
     new = [f"v{i}" for i in range(4, 8)]
     for name in new:  # each started on exactly one of the three GPUs, and recorded so
         assert runs[name]["gpu"] in ("0", "1", "2") and state.variants[name].gpu == runs[name]["gpu"], name
@@ -120,6 +120,7 @@ def test_without_gpus_the_variants_run_one_at_a_time_on_the_cpu(sweep, capsys):
     assert "v0 still runs (pid" in out and ") on the CPU from an earlier call" in out
     runs, new = ran(sweep), [f"v{i}" for i in range(2, 8)]
     assert all(r["gpu"] is None for r in runs.values())  # no CUDA_VISIBLE_DEVICES
-    assert all(v.state == DONE and v.gpu == "cpu" for v in sweep.state.variants.values() if v.name != "v1")
+    assert all(v.state == VariantStatus.DONE and v.gpu == "cpu" for v in sweep.state.variants.values()
+               if v.name != "v1")
     assert all(runs[name]["start"] > max(runs["v0"]["end"], runs["v1"]["end"]) for name in new)
     assert_one_at_a_time([runs[name] for name in new])

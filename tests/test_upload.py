@@ -14,12 +14,11 @@ import pytest
 from helpers import REPO, TINY, TINY_KAGGLE, cli, kernel_set, make_data, one_line_error, tiny_config
 
 from pipeline.cli import main
+from pipeline.datasets.store import WEIGHTS, Uploads, run_record
 from pipeline.generate import provenance
-from pipeline.kernels.stage import KERNEL
-from pipeline.kernels.uploads import WEIGHTS, Uploads, run_record
 from pipeline.metrics.features import WEIGHTS_FILE
 from pipeline.notebook.preflight import PreflightError, check_attached, find_run
-from pipeline.stages import STAGES
+from pipeline.stages import KERNEL, STAGES
 from pipeline.sweeps.state import SweepState
 from pipeline.training import checkpoint
 

@@ -5,6 +5,8 @@ and a name made into a slug is the same slug for a run folder, a page's asset fo
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 
 def duration(seconds: float) -> str:
     """15m20s, 45s, 2h05m."""
@@ -29,3 +31,18 @@ def aligned(lines: list[tuple[str, ...]]) -> list[str]:
     """Rows of cells as text lines, each column as wide as its widest cell."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+
+
+def refreshes(when: datetime | None, now: datetime | None = None) -> str:
+    """'in 2 days', 'in 5 h', 'within the hour' ('at an unknown time' without a date)."""
+    if when is None:
+        return "at an unknown time"
+    hours = (when - (now or datetime.now(timezone.utc))).total_seconds() / 3600
+    if hours >= 48:
+        return f"in {hours / 24:.0f} days"
+    return f"in {hours:.0f} h" if hours >= 1 else "within the hour"
+
+
+def utc_now() -> str:
+    """Now as an ISO time in UTC, to the second: how records say when something happened."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

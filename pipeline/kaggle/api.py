@@ -2,8 +2,10 @@
 beneath), each one call made the way session.py makes every call (signed in, retried, refusals in one line).
 
 What the client leaves to its caller, done here:
-- `kernels_push` reports validation problems with HTTP 200, and `kernels_output` fetches files with
-  a bare `requests.get` (no status check, names joined unchecked): we check both;
+- `kernels_push` reports validation problems with HTTP 200 (the response's `error`): we check it;
+- `kernels_output` (2.2.5 checks each file's HTTP status and refuses names outside the folder) writes
+  each file in place, so a fetch killed part-way leaves a half file that looks whole: we list through the
+  client and write each file atomically, keeping only the files a caller wants;
 - a kernel's status and output are asked for by version: right after a push, a question that names none
   may be answered with the previous version's session;
 - `list_submissions` reads the list of your submissions, and the caller polls it for a score;
@@ -32,7 +34,7 @@ import requests
 
 from ..engine import atomic
 from ..engine.errors import UserError
-from .credentials import credentials
+from ..engine.text import refreshes
 from .session import (
     NETWORK_ERRORS,
     RETRY,
@@ -46,7 +48,7 @@ from .session import (
     call,
     pages,
     scrub,
-    session,
+    signed_in,
     username,
 )
 from .status import KernelStatus, SubmissionStatus
@@ -61,8 +63,7 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
 
     Written under a temp name and renamed, so a zip at that path is always a complete download.
     """
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     name = f"{competition}.zip"
@@ -83,33 +84,37 @@ def download_competition(competition: str, dest: Path, retry: Retry | None = Non
     return target
 
 
+def kernel_id(folder: Path) -> str:
+    """owner/slug of the built kernel in `folder`, as its kernel-metadata.json names it."""
+    return str(json.loads((Path(folder) / "kernel-metadata.json").read_text())["id"])
+
+
 def push_kernel(folder: Path, retry: Retry | None, timeout_s: float) -> tuple[str, int, str]:
     """Push the kernel folder (kernel-metadata.json + notebook); returns (owner/slug, version, URL).
     `timeout_s`: the session's time limit, so that Kaggle stops a hung run there rather than after its own
     limit of many hours (the client sends it as session_timeout_seconds)."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
-    kernel_id = json.loads((Path(folder) / "kernel-metadata.json").read_text())["id"]
+    retry, creds, api = signed_in(retry or RETRY)
+    kernel = kernel_id(folder)
     push = functools.partial(api.kernels_push, str(folder), timeout=str(max(1, round(timeout_s))))
-    resp = call(f"push {kernel_id}", push, creds, retry, idempotent=False)
+    resp = call(f"push {kernel}", push, creds, retry, idempotent=False)
     if resp.error and SESSION_CAP.search(resp.error):
-        raise SessionCapReached(scrub(f"push {kernel_id}: {resp.error}", creds))
+        raise SessionCapReached(scrub(f"push {kernel}: {resp.error}", creds))
     if resp.error:
-        raise UserError(scrub(f"push {kernel_id}: Kaggle refused the kernel: {resp.error}", creds))
+        raise UserError(scrub(f"push {kernel}: Kaggle refused the kernel: {resp.error}", creds))
     unknown = [f"{label}: {', '.join(items)}" for label, items in (
         ("competition", resp.invalid_competition_sources), ("dataset", resp.invalid_dataset_sources),
         ("kernel", resp.invalid_kernel_sources), ("model", resp.invalid_model_sources)) if items]
     if unknown and resp.version_number:  # Kaggle runs the version without them: its preflight will stop it
-        print(scrub(f"push {kernel_id}: Kaggle does not know these sources and started version "
+        print(scrub(f"push {kernel}: Kaggle does not know these sources and started version "
                      f"{resp.version_number} without them: {'; '.join(unknown)}; the notebook's preflight "
                      "stops it within a minute: fix the source in [kernel] settings and push again", creds),
               file=sys.stderr)
     elif unknown:
-        raise UserError(scrub(f"push {kernel_id}: Kaggle does not know these sources: {'; '.join(unknown)} "
+        raise UserError(scrub(f"push {kernel}: Kaggle does not know these sources: {'; '.join(unknown)} "
                                "(fix the source in [kernel] settings and push again)", creds))
     if not resp.version_number:
-        raise UserError(f"push {kernel_id}: Kaggle did not say which version it created; see {resp.url}")
-    return _kernel_ref(resp.ref) or kernel_id, int(resp.version_number), resp.url
+        raise UserError(f"push {kernel}: Kaggle did not say which version it created; see {resp.url}")
+    return _kernel_ref(resp.ref) or kernel, int(resp.version_number), resp.url
 
 
 def _kernel_ref(ref: str) -> str:
@@ -123,8 +128,7 @@ def kernel_status(ref: str, version: int, retry: Retry | None = None) -> tuple[K
     """(status, failure message) of version `version` of the kernel: queued / running / complete / error /
     cancel_requested / cancel_acknowledged. Asked by version: right after a push, Kaggle may answer a question
     that names none with the previous version's session (KAGGLE.md, "Today's platform")."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     resp = call(f"kernel status {ref} v{version}", lambda: api.kernels_status(f"{ref}/{version}"), creds,
                  retry)
     return KernelStatus.from_kaggle(resp.status), scrub(resp.failure_message or "", creds)
@@ -134,8 +138,7 @@ def kernel_version(ref: str, retry: Retry | None = None) -> int:
     """The number of the kernel's latest version; UserError where Kaggle does not know the kernel."""
     from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
 
     def get() -> Any:
         request = ApiGetKernelRequest()
@@ -158,8 +161,7 @@ def kernel_log(ref: str, version: int | None = None,
     may then be called from any thread. Connecting is retried like every call here; a stream cut later
     raises KaggleUnavailable (Kaggle replays the log from its start, so a caller skips what it has seen).
     """
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     kernel = f"{ref}/{version}" if version else ref
 
     def connect() -> tuple[Iterator[dict], Any]:
@@ -189,13 +191,12 @@ def kernel_output(ref: str, version: int, dest: Path, retry: Retry | None = None
     """Download the output files (those `wanted`) and the log (<slug>.log) of version `version` of the kernel
     into `dest` (asked by version, as kernel_status is).
 
-    Listed through the client; fetched here, because the client writes whatever name the listing
-    gives (an absolute or ../ name lands outside `dest`) and never checks the HTTP status.
+    Listed through the client; fetched here, each file written atomically (the client writes in place) and
+    its name checked to stay inside `dest`, as the client checks it.
     """
     from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     owner, slug = ref.split("/", 1)
 
     def page(token: str | None) -> Any:
@@ -256,14 +257,24 @@ class Quota:
 
     @property
     def left_h(self) -> float:
-        """What a new session can still get: neither spent nor held by a running one."""
-        return max(0.0, self.total_h - self.used_h - self.reserved_h)
+        """What Kaggle's own CLI shows as left: the total less what was used."""
+        return max(0.0, self.total_h - self.used_h)
+
+    @property
+    def free_h(self) -> float:
+        """What a new session can still get: neither used nor held by a running session."""
+        return max(0.0, self.left_h - self.reserved_h)
+
+    def describe(self) -> str:
+        """'GPU quota: 20.0 h left of 30 h (1.0 h held by running sessions), refreshes in 2 days'."""
+        held = f" ({self.reserved_h:.1f} h held by running sessions)" if self.reserved_h else ""
+        return (f"GPU quota: {self.left_h:.1f} h left of {self.total_h:g} h{held}, "
+                f"refreshes {refreshes(self.refresh)}")
 
 
 def gpu_quota(retry: Retry | None = None) -> Quota:
     """The GPU quota (an answer without one reads as 0 hours: Kaggle grants no GPU to that account)."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     resp = call("read the GPU quota", api.quota_view, creds, retry)
     gpu = resp.gpu_quota
 
@@ -297,8 +308,7 @@ def submissions_left(name: str, retry: Retry | None = None) -> SubmissionLimits:
     (GetSubmissionLimits answers 0 for both; GetCompetition's user_has_entered tells them apart)."""
     from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
 
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     limits = call(f"read the submission limits of {name}",
                    functools.partial(api.competition_get_submission_limits, name), creds, retry,
                    competition=name)
@@ -322,8 +332,7 @@ def competition_folders(name: str, retry: Retry | None = None) -> dict[str, int]
     answer, where listing every file would take hundreds)."""
     from kagglesdk.competitions.types.competition_api_service import ApiListDataTreeFilesRequest
 
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
 
     def page(token: str) -> Any:
         request = ApiListDataTreeFilesRequest()
@@ -356,8 +365,7 @@ SUBMISSIONS_PAGES = 20  # at most 1,000 submissions: far more than the daily lim
 
 def list_submissions(competition: str, retry: Retry | None = None) -> list[Submission]:
     """Your submissions to the competition, newest first, with their public scores."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     found: list[Submission] = []
     for page in range(1, SUBMISSIONS_PAGES + 1):
         batch = call(f"list submissions of {competition}",
@@ -378,8 +386,7 @@ def list_submissions(competition: str, retry: Retry | None = None) -> list[Submi
 def submit_code(competition: str, ref: str, version: int, file_name: str, message: str,
                 retry: Retry | None = None) -> str:
     """Submit output `file_name` of kernel `ref` version `version` to the competition; Kaggle's answer."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     resp = call(f"submit {ref} version {version}",
                 lambda: api.competition_submit_code(file_name=file_name, message=message,
                                                     competition=competition, kernel=ref,

@@ -1,7 +1,7 @@
 """Datasets on Kaggle: listing one's files, uploading files as a private dataset (a new one, then versions),
 and knowing when Kaggle has a new version ready (it processes the files after answering).
 
-A run trained on your own GPU and the FID weights reach a notebook this way (kernels/upload.py), since with
+A run trained on your own GPU and the FID weights reach a notebook this way (datasets/upload.py), since with
 internet off a notebook sees only what is attached to it.
 """
 from __future__ import annotations
@@ -15,16 +15,15 @@ from typing import Any
 import requests
 
 from ..engine.errors import UserError
-from .credentials import Credentials, credentials
-from .session import RETRY, Retry, call, http_error, pages, scrub, session
+from .credentials import Credentials
+from .session import RETRY, Retry, call, http_error, pages, scrub, signed_in
 from .status import DatasetStatus
 
 
 def dataset_files(ref: str, retry: Retry | None = None) -> list[str] | None:
     """The file names of dataset `ref` (owner/slug), or None where this user cannot see it (Kaggle answers
     403 or 404 for a dataset that does not exist and for someone else's private one)."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
 
     def page(token: str) -> Any:
         try:
@@ -57,8 +56,8 @@ class DatasetState:
 
 def dataset_state(ref: str, retry: Retry | None = None) -> DatasetState | None:
     """The status and latest version of dataset `ref` (owner/slug); None where this user cannot see it."""
-    retry, creds = retry or RETRY, credentials()
-    return _dataset_state(session(creds, retry), ref, creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
+    return _dataset_state(api, ref, creds, retry)
 
 
 def _dataset_state(api: Any, ref: str, creds: Credentials, retry: Retry) -> DatasetState | None:
@@ -86,8 +85,7 @@ def upload_dataset(folder: Path, notes: str, retry: Retry | None = None) -> tupl
     Only the folder's top-level files travel (a sub-folder would go as an archive the notebook would have to
     unpack). The client uploads each file with its own retries; the request that creates the dataset or
     version is not repeated here after an answer (it could make two)."""
-    retry, creds = retry or RETRY, credentials()
-    api = session(creds, retry)
+    retry, creds, api = signed_in(retry or RETRY)
     ref = json.loads((Path(folder) / DATASET_METADATA).read_text())["id"]
     before = _dataset_state(api, ref, creds, retry)
     if before is None:

@@ -2,9 +2,10 @@
 while Kaggle fails transiently, every other failure one line that says what to do, every secret scrubbed.
 
 Why a wrapper rather than calling the client directly:
-- `import kaggle` authenticates at import time and exits the process without credentials, so the
-  client is imported lazily, after our own check that says where credentials go; the client then signs
-  in with what it finds, in its own order (credentials.py), and says whose they are (`account`);
+- `KaggleApi.authenticate()` prints its help and exits the process when it finds no credentials (and
+  `import kaggle` tries it at import time, silently since 2.2.5), so our own check says where
+  credentials go first; the client then signs in with what it finds, in its own order (credentials.py),
+  once per command (`signed_in`), and says whose they are (`account`);
 - the client retries almost nothing and words HTTP errors as it likes (a 401 on a kernel "blames a
   wrong slug"): here transient failures (5xx, 429, resets, timeouts) are retried with exponential
   backoff, and 401/403/404 stop at once with what they mean for this competition, Kaggle's own words
@@ -72,14 +73,28 @@ class Account:
 def account(retry: Retry | None = None) -> Account:
     """The account the client signs in as, by its own choice among the credentials found (an access token
     before kaggle.json); asks Kaggle only for a token (whose user it is)."""
-    creds = credentials()
-    api = session(creds, retry or RETRY)
+    _, creds, api = signed_in(retry)
     return Account(api.config_values["username"], creds.source(api.config_values.get("auth_method", "")))
 
 
 def username() -> str:
     """The Kaggle user name of the credentials the client signs in with."""
     return account().username
+
+
+_SIGNED_IN: dict[tuple[object, ...], Any] = {}  # one signed-in client per command (and per environment)
+
+
+def signed_in(retry: Retry | None = None) -> tuple[Retry, Credentials, Any]:
+    """(retry, credentials, client) for a call: the client signed in once per process for these credentials
+    and this endpoint, so that hours of polling never sign in again (with an access token each sign-in is
+    one more request to Kaggle)."""
+    retry, creds = retry or RETRY, credentials()
+    where = (creds, str(config_dir()), os.environ.get("KAGGLE_API_ENDPOINT", ""),
+             os.environ.get("KAGGLE_API_ENVIRONMENT", ""))
+    if where not in _SIGNED_IN:
+        _SIGNED_IN[where] = session(creds, retry)
+    return retry, creds, _SIGNED_IN[where]
 
 
 def session(creds: Credentials, retry: Retry) -> Any:

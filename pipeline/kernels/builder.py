@@ -20,13 +20,13 @@ import nbformat
 
 from ..config import Config, jobs, load_config
 from ..config.jobs import TrainSession
+from ..datasets.store import weights_dataset
 from ..engine.errors import UserError
 from ..engine.fingerprint import iter_files
 from ..engine.keys import PACKAGE_ROOT
 from ..engine.text import slug
 from . import cells
 from .cells import CARRIED_DISTRIBUTIONS
-from .uploads import weights_dataset
 
 KAGGLE_OUTPUT = Path("/kaggle/working/images.zip")  # where the competition takes the submission from
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same code gives the same notebook

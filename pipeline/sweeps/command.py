@@ -17,10 +17,10 @@ from ..config import Config, load_for_kaggle
 from ..config.jobs import GenerateFrom
 from ..engine.errors import UserError
 from ..engine.keys import digest
-from ..kernels.record import PushStore
-from ..kernels.submit import submit_command
+from ..jobs.store import JobStore
+from ..jobs.submit import submit_command
 from . import local, on_kaggle, spec
-from .state import DONE, FAILED, QUEUED, SweepState, VariantState, row, table
+from .state import SweepState, VariantState, VariantStatus, row, table
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
@@ -32,8 +32,8 @@ def command(cfg: Config, args: argparse.Namespace) -> int:
     state = _state(cfg, sweep, extra, reading, rerun_failed=args.force)
     if reading:  # reads only: the state as recorded, nothing written
         if args.json:
-            store = PushStore(cfg.submissions_dir)
-            kernels = {v.name: store.get(on_kaggle.record_name(sweep.name, v.name)) for v in state.ranked()}
+            store = JobStore(cfg.submissions_dir)
+            kernels = {v.name: store.get(on_kaggle.job_name(sweep.name, v.name)) for v in state.ranked()}
             labels = {name: kernel.label if kernel else "" for name, kernel in kernels.items()}
             print(json.dumps([row(v, labels[v.name]) for v in state.ranked()], indent=2))
         else:
@@ -71,9 +71,10 @@ def _state(cfg: Config, sweep: spec.Sweep, extra: tuple[str, ...], reading: bool
     for variant in sweep.variants:
         key = digest([cfg.sweep.backend, _what_it_runs(sweep.settings(variant, extra))])
         record = known.get(variant.name)
-        unscored = cfg.sweep.backend == "local" and record is not None and record.state == DONE \
-            and record.mifid is None
-        stale = record is None or record.digest != key or rerun_failed and record.state == FAILED or unscored
+        unscored = (cfg.sweep.backend == "local" and record is not None
+                    and record.state == VariantStatus.DONE and record.mifid is None)
+        failed = rerun_failed and record is not None and record.state == VariantStatus.FAILED
+        stale = record is None or record.digest != key or failed or unscored
         if record is None or stale and not reading:
             record = VariantState(variant.name, list(variant.changed), key)
         state.variants[variant.name] = record
@@ -91,7 +92,7 @@ def _what_it_runs(settings: Config) -> dict[str, object]:
 def _show(cfg: Config, state: SweepState) -> None:
     """The table, and what to do about variants done without scores."""
     print(table(state))
-    n = sum(v.state == DONE and v.mifid is None for v in state.variants.values())
+    n = sum(v.state == VariantStatus.DONE and v.mifid is None for v in state.variants.values())
     if n and cfg.sweep.backend == "local":
         print(f"sweep {state.name}: {n} variant(s) not scored: the FID weights are not here (their logs say "
               "where they go; or --set score.weights=PATH); run the same sweep again then: only the "
@@ -108,15 +109,15 @@ def submit_best(cfg: Config, sweep: spec.Sweep, state: SweepState, extra: tuple[
     if state.submitted:
         print(f"sweep {sweep.name}: submitted earlier: {state.submitted}")
         return 0
-    scored = [v for v in state.variants.values() if v.state == DONE and v.mifid is not None]
+    scored = [v for v in state.variants.values() if v.state == VariantStatus.DONE and v.mifid is not None]
     if not scored:
-        left = sum(v.state == QUEUED for v in state.variants.values())
+        left = sum(v.state == VariantStatus.QUEUED for v in state.variants.values())
         raise UserError(f"sweep {sweep.name}: no variant has a local MiFID to choose by ({left} queued): "
                         "attach the FID weights to the variants' kernels (kernel.weights_dataset) and run it "
                         "again")
     best = min(scored, key=lambda v: v.mifid)
-    store = PushStore(cfg.submissions_dir)
-    kernel = store.get(on_kaggle.record_name(sweep.name, best.name))
+    store = JobStore(cfg.submissions_dir)
+    kernel = store.get(on_kaggle.job_name(sweep.name, best.name))
     if kernel is None:
         raise UserError(f"sweep {sweep.name}: {best.name}'s kernel is not in {store.path}: run the sweep "
                         "again with --force to train it anew")

@@ -21,7 +21,7 @@ from ..config import Config, to_toml
 from ..engine import atomic
 from . import results
 from .spec import Sweep, Variant
-from .state import DONE, FAILED, RUNNING, SweepState, VariantState, run_name
+from .state import SweepState, VariantState, VariantStatus, run_name
 from .variant import DONE as DONE_FILE
 
 POLL_S = 2.0
@@ -45,10 +45,10 @@ def settings(cfg: Config, sweep: Sweep, variant: Variant, extra: tuple[str, ...]
 def run(cfg: Config, sweep: Sweep, state: SweepState, extra: tuple[str, ...]) -> None:
     """Run every variant not ended yet; return when all have ended."""
     root = state.path.parent
-    slots = Slots(_gpu_count())
+    slots = Slots(gpu_count())
     running: dict[str, subprocess.Popen | None] = {}  # None: started by an earlier call, followed by its pid
     for v in state.variants.values():  # still running from an earlier call of the sweep: wait for it
-        if v.state == RUNNING and _alive(v.pid):
+        if v.state == VariantStatus.RUNNING and alive(v.pid):
             running[v.name] = None
             where = _where(v.gpu) if slots.claim(v.name, v.gpu) else \
                 "a device not known here (nothing starts until it ends)"
@@ -61,7 +61,7 @@ def run(cfg: Config, sweep: Sweep, state: SweepState, extra: tuple[str, ...]) ->
         time.sleep(POLL_S)
         for name, proc in list(running.items()):
             v = state.variants[name]
-            if (proc.poll() is None) if proc is not None else _alive(v.pid):
+            if (proc.poll() is None) if proc is not None else alive(v.pid):
                 continue
             del running[name]
             slots.give_back(name)
@@ -92,6 +92,10 @@ class Slots:
         self.unplaced.add(name)
         return False
 
+    def free(self) -> bool:
+        """A slot is free now."""
+        return not self.unplaced and any(s not in self.lent for s in self.slots)
+
     def take(self, name: str) -> str | None:
         """A free slot, lent to `name`; None while there is none."""
         free = [s for s in self.slots if s not in self.lent]
@@ -119,7 +123,7 @@ def _start(cfg: Config, sweep: Sweep, variant: Variant, extra: tuple[str, ...], 
         command = [sys.executable, "-m", VARIANT_MODULE, str(folder / "settings.toml")]
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     v = state.variants[variant.name]
-    v.state, v.pid, v.gpu, v.error = RUNNING, proc.pid, slot, ""
+    v.state, v.pid, v.gpu, v.error = VariantStatus.RUNNING, proc.pid, slot, ""
     state.save()
     print(f"sweep: {variant.name}: running on {_where(slot)} (log: {folder / 'log.txt'})", flush=True)
     return proc
@@ -133,13 +137,14 @@ def _finish(v: VariantState, folder: Path, cfg: Config) -> None:
     """What the variant's process left: done (with its run and scores) or failed (its log's last line)."""
     v.pid = 0
     if not (folder / DONE_FILE).is_file():
-        v.state, v.error = FAILED, results.last_line(folder / "log.txt") or "stopped before its end"
+        v.state = VariantStatus.FAILED
+        v.error = results.last_line(folder / "log.txt") or "stopped before its end"
         return
-    v.state = DONE
+    v.state = VariantStatus.DONE
     results.read(v, cfg.run_dir, cfg.submissions_dir / "score.json")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether `pid` is a sweep variant's process that still runs."""
     try:
         return pid > 0 and VARIANT_MODULE in Path(f"/proc/{pid}/cmdline").read_text()
@@ -147,7 +152,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _gpu_count() -> int:
+def gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count()

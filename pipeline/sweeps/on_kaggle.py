@@ -12,23 +12,17 @@ recorded with the last line of its log while the others go on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import replace
-from pathlib import Path
 
 from ..config import Config
 from ..config.jobs import SweepVariant
 from ..engine import text
-from ..engine.errors import UserError
-from ..engine.poll import Poll
-from ..kaggle import api as kaggle_api
-from ..kaggle.status import KernelStatus
-from ..kernels.cost import announce
-from ..kernels.push import QuotaExhausted, push_once
-from ..kernels.record import PushedKernel, PushStore
-from ..kernels.stage import KERNEL
+from ..jobs.record import Job, JobKind, JobName
+from ..jobs.runner import Cost, Ended, JobSpec, Plan, Runner, no_checkpoints
 from . import results
 from .spec import Sweep, Variant
-from .state import DONE, FAILED, QUEUED, RUNNING, SweepState, VariantState
+from .state import SweepState, VariantState, VariantStatus
 
 NOT_IN_NOTEBOOK = ("kernel", "paths", "submit")  # settings that describe this machine and the kernel
 MAX_SLUG = 42  # Kaggle titles stop at 50 characters: room for "-train-1"
@@ -47,79 +41,67 @@ def kernel_settings(cfg: Config, sweep: Sweep, variant: Variant, extra: tuple[st
     return replace(cfg, kernel=kernel, train=replace(cfg.train, sessions=1))
 
 
-def record_name(sweep: str, variant: str) -> str:
-    """The variant's kernel in the push records (kernels/record.py)."""
-    return f"sweep/{sweep}/{variant}"
+def job_name(sweep: str, variant: str) -> JobName:
+    """The variant's kernel among the job records (jobs/store.py)."""
+    return JobName(JobKind.SWEEP, sweep, variant)
 
 
 def run(cfg: Config, sweep: Sweep, state: SweepState, extra: tuple[str, ...], yes: bool) -> str:
     """Push, follow and fetch every variant not ended yet; returns "" once all have ended, or the line that
     stopped the pushing (the quota) once the pushed ones have ended. `yes`: answers the cost question."""
-    retry = kaggle_api.Retry(tries=cfg.submit.retries, delay_s=cfg.submit.retry_delay_s)
-    store, root = PushStore(cfg.submissions_dir), state.path.parent
-    queue = [v for v in sweep.variants if state.variants[v.name].state == QUEUED]
-    if queue:
+    plan = Variants(cfg, sweep, state, extra)
+    queued = sum(v.state == VariantStatus.QUEUED for v in state.variants.values())
+    cost = None
+    if queued:
         submits = cfg.sweep.submit == "best"
-        minutes = len(queue) * cfg.kernel.train_limit_min + (cfg.kernel.generate_limit_min if submits else 0)
-        hours = minutes / 60
-        what = (f"sweep {sweep.name}: {len(queue)} variant(s) of the {sweep.preset} preset to train, "
+        minutes = queued * cfg.kernel.train_limit_min + (cfg.kernel.generate_limit_min if submits else 0)
+        what = (f"sweep {sweep.name}: {queued} variant(s) of the {sweep.preset} preset to train, "
                 f"{cfg.sweep.parallel} at once" + (", then the best submitted" if submits else ""))
-        announce(cfg, "sweep", what, hours, yes, retry)
-    running = {v.name: store.get(record_name(sweep.name, v.name)) for v in sweep.variants
-               if state.variants[v.name].state == RUNNING}
-    stopped, poll = "", _poll(cfg)
-    while running or queue and not stopped:
-        while queue and len(running) < cfg.sweep.parallel and not stopped:
-            variant = queue[0]
-            kcfg = kernel_settings(cfg, sweep, variant, extra)
-            v = state.variants[variant.name]
-            try:
-                running[variant.name] = push_once(kcfg, KERNEL.run(kcfg), retry, "sweep",
-                                                  f"variant {variant.name}", store,
-                                                  record_name(sweep.name, variant.name), v.digest)
-            except QuotaExhausted as exc:
-                stopped = str(exc)
-                print(f"sweep: stops pushing ({len(queue)} variant(s) still queued): {exc}")
-                break
-            queue.pop(0)
-            v.state, poll = RUNNING, _poll(cfg)
-            state.save()
-        for name, kernel in list(running.items()):
-            try:
-                status, failure = kaggle_api.kernel_status(kernel.ref, kernel.version, retry)
-            except kaggle_api.KaggleUnavailable as exc:  # a blip: ask again next round
-                print(f"sweep: {exc}; still following")
-                continue
-            if status.ended:
-                del running[name]
-                kernel = store.put(record_name(sweep.name, name), kernel.now(status))
-                v = state.variants[name]
-                _fetch(v, kernel, root / sweep.variant(name).slug, failure, retry)
-                state.save()
-                print(f"sweep: {name}: {v.state}" + (f" ({v.error})" if v.error else ""), flush=True)
-        if (running or queue and not stopped) and not poll.wait():
-            raise UserError(f"sweep {sweep.name}: {', '.join(running)} still running after "
-                            f"{poll.timeout_s / 60:.0f} min; they keep running on Kaggle: run the same sweep "
-                            "again to keep following them")
-    return stopped
+        cost = Cost(what, minutes / 60)
+    return Runner(cfg, "sweep", parallel=cfg.sweep.parallel, cost=cost, yes=yes).run(plan)
 
 
-def _poll(cfg: Config) -> Poll:
-    """How long the sweep follows its kernels after its latest push: the longest a train session may run."""
-    limit_min = max(cfg.submit.poll_timeout_min, cfg.kernel.train_limit_min + 60)
-    return Poll(limit_min * 60, cfg.submit.poll_interval_s)
+class Variants(Plan):
+    """The sweep's variants side by side: those running (pushed by an earlier call) first, then the queued
+    ones in the file's order; each fetched and read into its record as it ends."""
+
+    def __init__(self, cfg: Config, sweep: Sweep, state: SweepState, extra: tuple[str, ...]) -> None:
+        self.cfg, self.sweep, self.state, self.extra = cfg, sweep, state, extra
+
+    def next(self, running: Collection[JobName]) -> JobSpec | None:
+        waiting = [v for v in self.sweep.variants if not self.state.variants[v.name].ended
+                   and job_name(self.sweep.name, v.name) not in running]
+        waiting.sort(key=lambda v: self.state.variants[v.name].state != VariantStatus.RUNNING)
+        if not waiting:
+            return None
+        variant = waiting[0]
+        record = self.state.variants[variant.name]
+        return JobSpec(job_name(self.sweep.name, variant.name),
+                       kernel_settings(self.cfg, self.sweep, variant, self.extra), record.digest,
+                       f"variant {variant.name}", self.state.path.parent / variant.slug, no_checkpoints,
+                       show_log=False)
+
+    def started(self, spec: JobSpec, job: Job) -> None:
+        v = self.state.variants[spec.name.member]
+        if v.state != VariantStatus.RUNNING:
+            v.state = VariantStatus.RUNNING
+            self.state.save()
+
+    def ended(self, result: Ended) -> None:
+        v = self.state.variants[result.spec.name.member]
+        _read(v, result)
+        self.state.save()
+        print(f"sweep: {v.name}: {v.state}" + (f" ({v.error})" if v.error else ""), flush=True)
 
 
-def _fetch(v: VariantState, kernel: PushedKernel, folder: Path, failure: str,
-           retry: kaggle_api.Retry) -> None:
-    """The variant's output without its checkpoints, read into its record."""
-    kaggle_api.kernel_output(kernel.ref, kernel.version, folder, retry,
-                             wanted=lambda name: not name.endswith(".pt"))
-    if kernel.status is not KernelStatus.COMPLETE:
-        log = folder / f"{kernel.ref.split('/')[1]}.log"
-        v.state, v.error = FAILED, results.last_line(log) or failure or kernel.status.value
+def _read(v: VariantState, result: Ended) -> None:
+    """The variant's fetched output (its run's summary, score.json, the pictures) into its record."""
+    folder = result.folder
+    if not result.ok:
+        v.state = VariantStatus.FAILED
+        v.error = results.last_line(result.log) or result.failure or result.job.status.value
         return
-    v.state = DONE
+    v.state = VariantStatus.DONE
     run = next((p for p in sorted((folder / "runs").glob("*")) if p.is_dir()), folder / "runs")
     results.read(v, run, folder / "sweep" / "score.json")
     v.thumbs = str(folder / "sweep" / "thumbs")

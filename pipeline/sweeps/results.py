@@ -23,6 +23,14 @@ def read(v: VariantState, run_dir: Path, score_json: Path) -> None:
                                               float(score["mifid"]), int(score["n_gen"]))
 
 
+def mifid_in(score_json: Path) -> float | None:
+    """The local MiFID a score stage wrote (None where it wrote none: no FID weights, or it never ran)."""
+    try:
+        return float(json.loads(Path(score_json).read_text())["mifid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def last_line(log: Path) -> str:
     """The last line a variant printed (Kaggle's JSON log or plain text); "" without a log."""
     try:

@@ -10,6 +10,7 @@ over), and where its run and pictures are.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ from typing import Any
 from ..engine import atomic
 from ..engine.text import aligned, duration, slug
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+class VariantStatus(enum.StrEnum):
+    """Where a sweep's variant stands (its text is what state.json, --json and the table show)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"  # a local process, or a Kaggle kernel version
+    DONE = "done"
+    FAILED = "failed"
 
 
 @dataclass
@@ -27,9 +35,9 @@ class VariantState:
     name: str
     changed: list[str]  # the settings that differ from the base
     digest: str  # of the variant's whole settings
-    state: str = QUEUED
+    state: VariantStatus = VariantStatus.QUEUED
     error: str = ""  # failed: the last line of its log
-    pid: int = 0  # local: the process running it (on Kaggle: its kernel is in kernels/record.py's records)
+    pid: int = 0  # local: the process running it (on Kaggle: its kernel is a job record, jobs/store.py)
     gpu: str = ""  # local: the GPU it was started on ("cpu": none); "" where not recorded
     run_dir: str = ""  # its run folder (local), or the run's summary fetched from its kernel's output
     thumbs: str = ""  # kaggle: the folder of the fixed photos through it, fetched
@@ -42,7 +50,7 @@ class VariantState:
 
     @property
     def ended(self) -> bool:
-        return self.state in (DONE, FAILED)
+        return self.state in (VariantStatus.DONE, VariantStatus.FAILED)
 
 
 @dataclass
@@ -62,7 +70,8 @@ class SweepState:
         except (OSError, ValueError):
             return cls(path, name, backend, file)
         fields = {f.name for f in dataclasses.fields(VariantState)}
-        variants = {k: VariantState(**{f: v for f, v in record.items() if f in fields})
+        variants = {k: VariantState(**{**{f: v for f, v in record.items() if f in fields},
+                                       "state": VariantStatus(record.get("state", "queued"))})
                     for k, record in data.get("variants", {}).items()}
         return cls(path, data.get("name", name), data.get("backend", backend), data.get("file", file),
                    variants, data.get("submitted", ""))
@@ -74,7 +83,8 @@ class SweepState:
 
     def ranked(self) -> list[VariantState]:
         """Best first: by local MiFID, then the others done, running, queued, failed; by name within."""
-        order = {DONE: 1, RUNNING: 2, QUEUED: 3, FAILED: 4}
+        order = {status: i for i, status in enumerate((VariantStatus.DONE, VariantStatus.RUNNING,
+                                                       VariantStatus.QUEUED, VariantStatus.FAILED))}
         return sorted(self.variants.values(), key=lambda v: (
             v.mifid if v.mifid is not None else float("inf"), order[v.state], v.name))
 
@@ -124,7 +134,7 @@ COLUMNS = (  # after the rank
     Column("variant", "variant", lambda v: [v.name]),
     Column("state", "state", lambda v: [v.state + (f": {v.error}" if v.error else "")]),
     Column("local MiFID", "mifid",
-           lambda v: _num(v.mifid, "{:.3f}", "not scored" if v.state == DONE else "-")),
+           lambda v: _num(v.mifid, "{:.3f}", "not scored" if v.state == VariantStatus.DONE else "-")),
     Column("FID", "fid", lambda v: _num(v.fid, "{:.3f}")),
     Column("d", "distance", lambda v: _num(v.distance, "{:.4f}")),
     Column("steps", "steps", lambda v: _num(v.steps, "{:,}")),

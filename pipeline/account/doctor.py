@@ -15,12 +15,11 @@ from importlib import metadata
 from typing import TypeVar
 
 from ..config import Config
+from ..datasets.store import weights_dataset
 from ..engine.errors import UserError
-from ..engine.text import aligned
+from ..engine.text import aligned, refreshes
 from ..kaggle import api as kaggle_api
 from ..kaggle import datasets as kaggle_datasets
-from .push import refreshes
-from .uploads import weights_dataset
 
 T = TypeVar("T")
 OK, FIX, NOTHING = "ok", "FIX", "-"  # NOTHING: nothing to check, or it waits on a row above
@@ -134,12 +133,12 @@ def _quota(cfg: Config) -> Row:
     found = (f"{quota.used_h:.1f} h used, {quota.reserved_h:.1f} h held by running sessions, "
              f"{quota.left_h:.1f} h left of {quota.total_h:g} h; {when}")
     need_h = k.limit_min / 60
-    if not k.machine_shape or quota.left_h >= need_h:
+    if not k.machine_shape or quota.free_h >= need_h:
         return Row("GPU quota", OK, found)
-    if quota.left_h <= 0:
+    if quota.free_h <= 0:
         return Row("GPU quota", FIX, found, f"no GPU hours left: wait until the quota {when}")
     return Row("GPU quota", FIX, found, f"the kernel may run up to {need_h:g} h: lower {k.job.limit_setting} "
-                                        f"to fit {quota.left_h:.1f} h, or wait until the quota {when}")
+                                        f"to fit {quota.free_h:.1f} h, or wait until the quota {when}")
 
 
 def _data(cfg: Config) -> Row:

@@ -28,12 +28,11 @@ from pathlib import Path
 from ..config import Config
 from ..engine.errors import UserError
 from ..engine.poll import Poll
-from ..engine.text import slug
+from ..engine.text import slug, utc_now
 from ..kaggle import api as kaggle_api
 from ..kaggle import datasets as kaggle_datasets
 from ..kaggle.status import DatasetStatus
-from .record import utc_now
-from .uploads import WEIGHTS, Upload, Uploads, run_record
+from .store import WEIGHTS, Upload, Uploads, run_record
 
 NAME_LIMIT = 50  # Kaggle's longest dataset slug and title (6 to 50 characters: the client checks both)
 READY_TIMEOUT_S = 3600.0  # how long to wait for Kaggle to process an upload before leaving it to do so alone

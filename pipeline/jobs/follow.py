@@ -1,9 +1,8 @@
-"""Following a kernel that runs on Kaggle: its status polled until it ends, its log shown as it grows.
+"""What a command shows of a job while it runs on Kaggle: one line per status change, its log as it grows
+(`kaggle | ` lines), and, when it failed, the tail of its log and one line saying how it ended.
 
-A Kaggle run takes hours, so following it must survive Ctrl-C, a closed laptop or a timeout: they stop the
-following, never the run, and the command that pushed it follows the same version when run again. While it
-runs, its log is shown as it grows (`kaggle | ` lines) where the installed client can stream it; the status
-poll alone decides when the run has ended, so a log stream that ends, drops or fails changes nothing.
+The status poll (runner.py) alone decides when the run has ended, so a log stream that ends, drops or fails
+changes nothing.
 """
 from __future__ import annotations
 
@@ -11,16 +10,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.errors import UserError
-from ..engine.poll import Poll
-from ..engine.text import duration
 from ..kaggle import api as kaggle_api
 from ..kaggle import log as kaggle_log
-from ..kaggle.status import KernelStatus
-from .record import PushedKernel
+from .record import Job
 
 LOG_TAIL_LINES = 40
 LOG_PREFIX = "kaggle | "
@@ -28,56 +23,7 @@ LOG_FINAL_READ_S = 15.0  # after the run ends: how long the follower may take to
 _print_lock = threading.Lock()  # the log follower and the progress line share the terminal
 
 
-@dataclass(frozen=True)
-class Following:
-    """How a command follows a kernel: its name in messages, how long it follows, how often it asks."""
-
-    command: str  # submit, train-kaggle, sweep
-    timeout_min: float
-    poll_interval_s: float
-    show_log: bool = True  # stream the kernel's log (kaggle | lines)
-
-
-def wait(kernel: PushedKernel, retry: kaggle_api.Retry, how: Following) -> tuple[KernelStatus, str]:
-    """Poll the version until its run has ended: (status, failure message). Asked by version, so a status of
-    the kernel's previous version is never taken for this one's. Ctrl-C and the time limit stop following it,
-    never the run itself."""
-    poll = Poll(how.timeout_min * 60, how.poll_interval_s)  # asks soon at first: a broken kernel fails fast
-    last: KernelStatus | None = None
-    cmd, label = how.command, kernel.label
-    follower = LogFollower(kernel.ref, kernel.version, retry) if how.show_log else None
-    try:
-        if follower is not None:
-            follower.start()
-        while True:
-            try:
-                status, failure = kaggle_api.kernel_status(kernel.ref, kernel.version, retry)
-            except kaggle_api.KaggleUnavailable as exc:  # a network blip must not end hours of waiting
-                print(f"\n{cmd}: {exc}; still waiting", file=sys.stderr)
-                status, failure = last or kernel.status, ""
-            if status.ended:
-                if follower is not None:
-                    follower.finish(LOG_FINAL_READ_S)  # the last lines of the log come before the verdict
-                _progress(cmd, f"{label}: {status.value} after {duration(poll.elapsed_s)}", status != last)
-                return status, failure
-            _progress(cmd, f"{label}: {status.value}, {duration(poll.elapsed_s)} "
-                      f"(gives up following after {how.timeout_min:g} min)", status != last)
-            last = status
-            if not poll.wait():
-                raise UserError(f"{cmd}: {label} is still {status.value} after {how.timeout_min:g} min; it "
-                                f"keeps running on Kaggle ({kernel.url}): run the same {cmd} again to keep "
-                                "following it")
-    except KeyboardInterrupt:
-        print(f"\n{cmd}: stopped following {label}; the kernel keeps running on Kaggle ({kernel.url}). Run "
-              f"the same {cmd} again to resume (it will not push again), check it with `kaggle kernels "
-              f"status {kernel.ref}`, or stop it with Cancel run on its page", file=sys.stderr)
-        raise
-    finally:
-        if follower is not None:
-            follower.finish(0)
-
-
-def _progress(cmd: str, line: str, changed: bool) -> None:
+def progress(cmd: str, line: str, changed: bool) -> None:
     """One line per status change; on a terminal the current line is also kept up to date."""
     with _print_lock:
         if sys.stdout.isatty():
@@ -169,7 +115,7 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join([f"--- last {len(tail)} lines of {log} ---", *tail, "---"])
 
 
-def report_failure(command: str, kernel: PushedKernel, failure: str, log: Path) -> None:
+def report_failure(command: str, kernel: Job, failure: str, log: Path) -> None:
     """The tail of a failed kernel's log and one line saying how it ended."""
     print(log_tail(log) if log.is_file() else "(Kaggle returned no log)", file=sys.stderr)
     print(f"{command}: kernel {kernel.label} ended with status '{kernel.status.value}'"

@@ -7,83 +7,96 @@ then submit that kernel version and wait for its public score (scores.py). Nothi
 not checked here first. The fetched zip gets a provenance record beside it naming the kernel version, so
 its leaderboard rows (local and public) are that version's own.
 
-A Kaggle run takes hours, so following it must survive Ctrl-C, a closed laptop or a timeout (follow.py): the
-pushed version is recorded in submissions/kaggle/kernels.json (record.py), and the next `submit` with an
-unchanged kernel follows that version instead of pushing (and paying for) another run. With
-kernel.checkpoint_from the notebook trains nothing: it generates from the run a train kernel left
-(sessions.py), in minutes.
+The run is one job given to the runner (runner.py): pushed once, followed through Ctrl-C, a closed laptop or
+a timeout, and the next `submit` with an unchanged kernel follows that version instead of pushing (and
+paying for) another run. With kernel.checkpoint_from the notebook trains nothing: it generates from the run
+a train kernel left (train.py), in minutes.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..account.cost import describe
 from ..config import Config
 from ..engine.errors import StageSkipped, UserError
 from ..engine.stage import read_stamp
 from ..generate import provenance
 from ..kaggle import api as kaggle_api
-from ..kaggle.status import KernelStatus, SubmissionStatus
+from ..kaggle.status import SubmissionStatus
+from ..kernels.builder import kernel_settings
+from ..stages import KERNEL
 from . import scores
-from .builder import kernel_settings
 from .chain import trained_version
-from .cost import announce, describe
-from .follow import Following, report_failure, wait
-from .push import check_quota, push, push_once, unfinished
-from .record import PushStore
-from .stage import KERNEL
+from .record import JobKind, JobName
+from .runner import Cost, Ended, JobSpec, Plan, Runner, retry_of
+
+COMMAND = "submit"
 
 
 def push_command(cfg: Config, args: argparse.Namespace) -> int:
-    """Build the kernel and push it; prints its URL and version."""
-    folder = KERNEL.run(cfg, force=args.force)
-    retry = _retry(cfg)
-    announce(cfg, "push", describe(cfg, kernel_settings(cfg), f"in {_needs(cfg)}"), cfg.kernel.limit_min / 60,
-             getattr(args, "yes", False), retry)
-    check_quota(cfg, _needs(cfg), retry, "push")
-    ref, version, url = push(cfg, folder, retry, "push")
-    print(f"push: {ref} version {version} is running on Kaggle: {url}")
+    """Build the kernel and push it (recorded as submit's job: `make submit` then follows it); prints its URL
+    and version."""
+    spec = _job(cfg, force=args.force)
+    runner = Runner(cfg, "push", cost=_cost(cfg), yes=getattr(args, "yes", False))
+    job = runner.push(spec)
+    print(f"push: {job.ref} version {job.version} is running on Kaggle: {job.url}")
     return 0
 
 
 def submit_command(cfg: Config, args: argparse.Namespace) -> int:
     """Push (or resume), wait, fetch, check, score, submit; non-zero exit when the kernel failed."""
-    retry = _retry(cfg)
+    retry = retry_of(cfg)
     if cfg.submit.version:  # a run already fetched (and checked) by an earlier submit, e.g. a dry run
-        folder = KERNEL.run(cfg)
-        ref = json.loads((folder / "kernel-metadata.json").read_text())["id"]
+        ref = kaggle_api.kernel_id(KERNEL.run(cfg))
         version, dest = cfg.submit.version, _output_dir(cfg, cfg.submit.version)
         if not (dest / "images.zip").is_file():
             raise UserError(f"submit.version={version}: no fetched output in {dest}; run submit without "
                             "submit.version to run the kernel and fetch it")
-    else:
-        store = PushStore(cfg.submissions_dir)
-        folder = KERNEL.run(cfg, force=args.force)
-        name, key = f"submit/{cfg.kernel.kernel_slug}", read_stamp(folder).get("key", "")
-        if args.force:
-            store.drop([name])  # --force pushes a new run, whatever an earlier submit left running
-        if unfinished(store, name, key) is None:
-            announce(cfg, "submit", describe(cfg, kernel_settings(cfg), f"in {_needs(cfg)}"),
-                     cfg.kernel.limit_min / 60, getattr(args, "yes", False), retry)
-        kernel = push_once(cfg, folder, retry, "submit", _needs(cfg), store, name, key)
-        how = Following("submit", cfg.submit.poll_timeout_min, cfg.submit.poll_interval_s)
-        status, failure = wait(kernel, retry, how)
-        ref, version = kernel.ref, kernel.version
-        dest = _output_dir(cfg, version)
-        files = kaggle_api.kernel_output(ref, version, dest, retry)  # that version's own output
-        kernel = store.put(name, kernel.now(status))  # ended either way: the next submit pushes anew
-        log = dest / f"{ref.split('/')[1]}.log"
-        if status is not KernelStatus.COMPLETE:
-            report_failure("submit", kernel, failure, log)
-            return 1
-        if not (dest / "images.zip").is_file():
-            names = ", ".join(p.name for p in files) or "nothing"
-            raise UserError(f"submit: kernel {kernel.label} produced {names} but no images.zip; "
-                            f"see its log ({log})")
-    return _check_and_submit(cfg, ref, version, dest / "images.zip", retry)
+        return _check_and_submit(cfg, ref, version, dest / "images.zip", retry)
+    plan = OneJob(_job(cfg, force=args.force))
+    stopped = Runner(cfg, COMMAND, cost=_cost(cfg), yes=getattr(args, "yes", False)).run(plan)
+    if stopped:
+        raise UserError(stopped)
+    result = plan.result
+    if not result.ok:
+        return 1
+    zip_path = result.folder / "images.zip"
+    if not zip_path.is_file():
+        names = ", ".join(p.name for p in result.files) or "nothing"
+        raise UserError(f"submit: kernel {result.job.label} produced {names} but no images.zip; "
+                        f"see its log ({result.log})")
+    return _check_and_submit(cfg, result.job.ref, result.job.version, zip_path, retry)
+
+
+class OneJob(Plan):
+    """A plan of one job: the submission notebook."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.result: Ended | None = None
+
+    def next(self, running: object) -> JobSpec | None:
+        return self.spec if self.result is None and self.spec.name not in running else None
+
+    def ended(self, result: Ended) -> None:
+        self.result = result
+
+
+def _job(cfg: Config, force: bool) -> JobSpec:
+    """The submission notebook as a job; --force forgets an earlier push of it, whatever still runs."""
+    folder = KERNEL.run(cfg, force=force)
+    spec = JobSpec(JobName(JobKind.SUBMIT, cfg.kernel.kernel_slug), cfg, read_stamp(folder).get("key", ""),
+                   _needs(cfg), cfg.submissions_dir / "kaggle", per_version=True)
+    if force:
+        Runner(cfg, COMMAND).store.drop([spec.name])
+    return spec
+
+
+def _cost(cfg: Config) -> Cost:
+    return Cost(describe(cfg, kernel_settings(cfg), f"in {_needs(cfg)}"), cfg.kernel.limit_min / 60)
 
 
 def _check_and_submit(cfg: Config, ref: str, version: int, zip_path: Path, retry: kaggle_api.Retry) -> int:
@@ -137,10 +150,6 @@ def _check_and_submit(cfg: Config, ref: str, version: int, zip_path: Path, retry
 
 def _output_dir(cfg: Config, version: int) -> Path:
     return cfg.submissions_dir / "kaggle" / str(version)
-
-
-def _retry(cfg: Config) -> kaggle_api.Retry:
-    return kaggle_api.Retry(tries=cfg.submit.retries, delay_s=cfg.submit.retry_delay_s)
 
 
 def _needs(cfg: Config) -> str:

@@ -13,7 +13,8 @@ from ..config import Config
 from ..config.jobs import TrainSession
 from ..engine.keys import digest
 from ..kaggle.status import KernelStatus
-from .record import PushedKernel, PushStore
+from .record import Job, JobKind, JobName
+from .store import JobStore
 
 
 def session_settings(cfg: Config, session: int) -> Config:
@@ -26,8 +27,8 @@ def folder(cfg: Config) -> Path:
     return cfg.submissions_dir / "kaggle" / "train"
 
 
-def record_name(cfg: Config, session: int) -> str:
-    return f"train/{cfg.kernel.slug}/{session}"
+def job_name(cfg: Config, session: int) -> JobName:
+    return JobName(JobKind.TRAIN, cfg.kernel.slug, session=session)
 
 
 def chain_key(cfg: Config) -> str:
@@ -35,19 +36,19 @@ def chain_key(cfg: Config) -> str:
     return digest({"kernel": session_settings(cfg, 1).kernel, "sessions": cfg.train.sessions})
 
 
-def completed(store: PushStore, cfg: Config, session: int) -> PushedKernel | None:
+def completed(store: JobStore, cfg: Config, session: int) -> Job | None:
     """Session `session` of this chain where it completed, else None."""
-    record = store.get(record_name(cfg, session))
+    record = store.get(job_name(cfg, session))
     ok = record is not None and record.key == chain_key(cfg) and record.status is KernelStatus.COMPLETE
     return record if ok else None
 
 
-def start(store: PushStore, cfg: Config, fresh: bool) -> None:
+def start(store: JobStore, cfg: Config, fresh: bool) -> None:
     """Forget the chain's records where `fresh` (--force), and say so where they are of other settings."""
-    names = [n for n in store.all() if n.startswith(f"train/{cfg.kernel.slug}/")]
+    jobs = store.all(JobKind.TRAIN, cfg.kernel.slug)
     if fresh:
-        store.drop(names)
-    elif any(store.get(n).key != chain_key(cfg) for n in names):
+        store.drop(jobs)
+    elif any(job.key != chain_key(cfg) for job in jobs.values()):
         print(f"train-kaggle: the settings differ from the chain recorded in {store.path}: a new chain "
               "starts at session 1")
 
@@ -55,6 +56,6 @@ def start(store: PushStore, cfg: Config, fresh: bool) -> None:
 def trained_version(cfg: Config, ref: str) -> str:
     """'owner/slug v3': the train kernel `ref` with the version of its run's last session, where a chain on
     this machine recorded it complete; else `ref` as it is."""
-    versions = [r.version for name, r in PushStore(cfg.submissions_dir).all().items()
-                if name.startswith("train/") and r.ref == ref and r.status is KernelStatus.COMPLETE]
+    versions = [r.version for r in JobStore(cfg.submissions_dir).all(JobKind.TRAIN).values()
+                if r.ref == ref and r.status is KernelStatus.COMPLETE]
     return f"{ref} v{max(versions)}" if versions else ref

@@ -13,21 +13,23 @@ import sys
 
 from ..config import Config
 from ..engine.errors import UserError
+from ..engine.text import refreshes
 from ..kaggle import api as kaggle_api
-from .push import refreshes
 
 ASK_ABOVE_H = 1.0  # a push that can use more GPU-hours than this asks first, on a terminal
 
 
-def announce(cfg: Config, command: str, what: str, hours: float, yes: bool, retry: kaggle_api.Retry) -> None:
-    """Print the cost line of running `what` for up to `hours`; ask on a terminal above ASK_ABOVE_H GPU-hours,
-    UserError (nothing pushed) unless the answer is yes."""
-    gpu = bool(cfg.kernel.machine_shape)
+def announce(cfg: Config, command: str, what: str, hours: float, yes: bool, quota: kaggle_api.Quota | None,
+             retry: kaggle_api.Retry) -> None:
+    """Print the cost line of running `what` for up to `hours` (`quota`: as read for the push it comes before,
+    None without a GPU); ask on a terminal above ASK_ABOVE_H GPU-hours, UserError (nothing pushed) unless the
+    answer is yes."""
+    gpu = quota is not None
     parts = [f"{command}: {what}"]
     if gpu:
-        quota = kaggle_api.gpu_quota(retry)
+        held = f"{quota.reserved_h:.1f} h held by running sessions; " if quota.reserved_h else ""
         parts.append(f"up to {hours:g} GPU-hours of the {quota.left_h:.1f} h left "
-                     f"({max(0.0, quota.left_h - hours):.1f} h after it; the quota refreshes "
+                     f"({held}{max(0.0, quota.free_h - hours):.1f} h after it; the quota refreshes "
                      f"{refreshes(quota.refresh)})")
     else:
         parts.append(f"up to {hours:g} h on Kaggle's CPU (kernel.accelerator=none: no GPU quota)")
