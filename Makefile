@@ -11,6 +11,7 @@ RDZV ?=
 SESSIONS ?=
 SUBMIT ?=
 SWEEP ?=
+SEARCH ?=
 RUN ?=
 DRY_RUN ?=
 FORCE ?=
@@ -39,7 +40,7 @@ TRAIN_RUN = $(PIPELINE)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip leaderboard check-page tensorboard kernel doctor push submit upload upload-weights train-kaggle sweep test test-fast kaggle-check bench lint clean
+.PHONY: help setup demo download augment train generate score zip leaderboard check-page tensorboard kernel doctor push submit upload upload-weights train-kaggle sweep search search-dashboard test test-fast kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
@@ -110,6 +111,15 @@ upload-weights: $(STAMP) ## put the FID weights on Kaggle once as a private data
 sweep: $(STAMP) ## run SWEEP=NAME|PATH (families, recipe, demo, or a file) side by side; SET=sweep.backend=local
 	$(if $(SWEEP),,$(error SWEEP=NAME|PATH is needed: a ready sweep (families, recipe, demo) or a sweep file))
 	$(PIPELINE) sweep $(SWEEP) $(ARGS)
+
+search: $(STAMP) ## spend GPU-hours where they pay: SEARCH=NAME|PATH (demo, recipe, or a file); SUBMIT=1 submits the best
+	$(if $(SEARCH),,$(error SEARCH=NAME|PATH is needed: a ready search (demo, recipe) or a search file))
+	$(PIPELINE) search $(SEARCH) $(ARGS) $(if $(call on,SUBMIT),--submit)
+
+search-dashboard: $(STAMP) ## open optuna-dashboard on SEARCH=NAME's journal (pip install -e '.[dashboard]')
+	$(if $(SEARCH),,$(error SEARCH=NAME is needed: the search whose journal to open))
+	@test -x $(VENV)/bin/optuna-dashboard || { echo "make search-dashboard: no optuna-dashboard in $(VENV): $(VENV)/bin/pip install -e '.[dashboard]'"; exit 1; }
+	$(VENV)/bin/optuna-dashboard "$$($(PIPELINE) search $(SEARCH) $(ARGS) --journal)"
 
 train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=1 then submits from its last checkpoint
 	$(PIPELINE) train-kaggle $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(call on,SUBMIT),--submit) \

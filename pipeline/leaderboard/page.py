@@ -25,7 +25,7 @@ from ..engine import atomic
 from ..engine.text import duration, slug
 from ..generate.provenance import UNKNOWN_RUN
 from ..scoring import table
-from . import sweeps, thumbs
+from . import searches, sweeps, thumbs
 from .runs import Entry, collect
 
 PAGE = "leaderboard.html"
@@ -51,7 +51,8 @@ def refresh(cfg: Config) -> Path:
     used = {_slug(e.key) for e in entries} | {INPUTS} | sweep_folders
     for stale in (p for p in assets.iterdir() if p.is_dir() and p.name not in used):
         shutil.rmtree(stale, ignore_errors=True)
-    atomic.write_text(target, _document(rows, inputs, len(entries), sweep_sections))
+    atomic.write_text(target, _document(rows, inputs, len(entries),
+                                        sweep_sections + searches.sections(cfg.submissions_dir)))
     print(f"leaderboard: {target} ({len(entries)} run{'s' if len(entries) != 1 else ''})")
     return target
 

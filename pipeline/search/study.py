@@ -21,6 +21,8 @@ from ..engine import store
 from ..engine.errors import UserError
 from .spec import VARIANT, Search
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the command says what happens, in its own lines
+
 JOURNAL = "journal.log"
 
 
