@@ -38,23 +38,12 @@ def competition(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def step_clock(monkeypatch):
-    """The training loop's clock, moved 0.1 s by every CycleGAN step whatever this machine's load."""
-    import types
+def step_clock():
+    """A clock for the training loop (`loop.build(cfg, out, clock=step_clock)`) moved 0.1 s by every step,
+    whatever this machine's load."""
+    from pipeline.training.clock import StepClock
 
-    from pipeline.training import loop
-    from pipeline.training.families.cyclegan.step import CycleGANTrainer
-
-    clock = types.SimpleNamespace(now=0.0)
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
-    real_step = CycleGANTrainer.train_step
-
-    def step(self, batch, progress):
-        clock.now += 0.1
-        return real_step(self, batch, progress)
-
-    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
-    return clock
+    return StepClock(0.1)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,7 @@
-"""How long a run trains and what it keeps (training/plan.py and its loop): the plan fitted to the clock and
-re-fitted for the whole session, each session's share of it, epochs over the photos, the EMA generator."""
+"""How long a run trains and what it keeps (training/plan.py, clock.py, the loop): the plan fitted to the
+clock and re-fitted for the whole session, each session's share of it, epochs over the photos, the EMA
+generator."""
 from __future__ import annotations
-
-import types
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from pipeline.generate import render
 from pipeline.stages import STAGES
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.clock import StepClock
 from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.family import get_family
 from pipeline.training.plan import Plan, fit_to_clock, revise
@@ -61,14 +61,14 @@ def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_
     clock = step_clock  # 0.1 s a step
     cfg = config("train.epochs=1000", "train.time_budget_min=0.5", "train.log_every=10",
                  "train.sample_every=1000", "train.checkpoint_every=1000")
-    summary = train.build(cfg, cfg.run_dir)
+    summary = train.build(cfg, cfg.run_dir, clock=clock)
     out = capsys.readouterr().out
     assert "planned 4,000 steps; decay from step 2,000" in out  # the epochs' plan, until measured
     # 30 s at 10 steps/s: 285 steps fit (5% kept back), less 2 log intervals of slack
     assert "planned 265 steps in 0.4 min; decay from step 132 (measured 10.00 steps/s at step 20)" in out
     saved = checkpoint.read(cfg.run_dir / "last.pt")
     plan = Plan.from_dict(saved["plan"])  # re-planned as the time left (and its 5% reserve) shrank
-    assert plan.by_clock and 265 <= plan.total == saved["step"] < 300 and clock.now < 30
+    assert plan.by_clock and 265 <= plan.total == saved["step"] < 300 and clock.now() < 30
     assert f"{plan.total}/{plan.total} steps" in summary and "stopped" not in summary
     rows = losses(cfg)
     assert rows[-1]["step"] == plan.total and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]
@@ -77,20 +77,14 @@ def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_
 def test_a_run_whose_steps_slow_down_still_ends_its_plan_inside_the_budget(config, monkeypatch):
     """A fast machine's many cheap steps slowing as it runs (64 -> 45 steps/s): the plan fitted early is a
     little too long, by less than the 1% that rate noise may move it, and is shortened in time."""
-    clock = types.SimpleNamespace(now=0.0, steps=0)
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
-
-    def step(self, batch, progress):  # the clock's step only: the loop's plan is under test, not the nets
-        clock.steps += 1
-        clock.now += 1 / 64 + (1 / 45 - 1 / 64) * min(1.0, clock.steps / 3000)
-        return {"loss": torch.tensor(1.0)}
-
-    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
+    clock = StepClock(lambda n: 1 / 64 + (1 / 45 - 1 / 64) * min(1.0, n / 3000))
+    monkeypatch.setattr(CycleGANTrainer, "train_step",  # the loop's plan is under test, not the networks
+                        lambda self, batch, progress: {"loss": torch.tensor(1.0)})
     cfg = config("train.epochs=10000", "train.time_budget_min=1", "train.log_every=2",
                  "train.sample_every=100000", "train.checkpoint_every=100000")
-    summary = train.build(cfg, cfg.run_dir)
+    summary = train.build(cfg, cfg.run_dir, clock=clock)
     total = checkpoint.read(cfg.run_dir / "last.pt")["step"]
-    assert "stopped" not in summary and f"{total:,}/{total:,} steps" in summary and clock.now < 60
+    assert "stopped" not in summary and f"{total:,}/{total:,} steps" in summary and clock.now() < 60
 
 
 def test_without_a_budget_the_epochs_decide_the_schedule(config):

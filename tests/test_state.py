@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from helpers import REPO, TINY, free_port, losses, make_data, tiny_config
 
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
+from pipeline.training.clock import StepClock
 from pipeline.training.families.cyclegan.step import CycleGANTrainer
 from pipeline.training.plan import Plan
 from pipeline.training.state import read_sessions
@@ -27,7 +27,7 @@ def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.25", "train.sessions=3",
                       "train.log_every=10", "train.sample_every=1000", "train.checkpoint_every=1000")
-    train.build(cfg, cfg.run_dir)
+    train.build(cfg, cfg.run_dir, clock=step_clock)
     out = capsys.readouterr().out
     # 15 s a session at 10 steps/s: the first plans for its 13 s left and two more sessions of 15
     assert "over 3 sessions; decay from step" in out and "(measured 10.00 steps/s at step 20)" in out
@@ -37,7 +37,7 @@ def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_
     assert first["line"].startswith(f"session 1 of 3: steps 0 → {first['to_step']:,} of {plan.total:,}; lr ")
     assert first["line"] in out
     for session in (2, 3):
-        train.build(cfg, cfg.run_dir)
+        train.build(cfg, cfg.run_dir, clock=step_clock)
         out = capsys.readouterr().out
         start = read_sessions(cfg.run_dir)[-2]["to_step"]
         assert f"resuming from step {start:,} (session {session} of 3), checkpoint" in out
@@ -52,18 +52,12 @@ def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_
 
 @pytest.fixture
 def rate(monkeypatch):
-    """The loop's clock, moved by a CycleGAN step that does nothing else (the plan is under test, not the
-    networks): 0.1 s a step, or what `slow` says for the run's n-th step."""
-    clock = types.SimpleNamespace(now=0.0, steps=0, slow={})
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
-
-    def step(self, batch, progress):
-        clock.steps += 1
-        clock.now += clock.slow.get(clock.steps, 0.1)
-        return {"loss": torch.tensor(1.0)}
-
-    monkeypatch.setattr(CycleGANTrainer, "train_step", step)
-    return clock
+    """The loop's clock, 0.1 s a step unless a test sets its `seconds(n)` for the run's n-th step (counted
+    over its sessions), and a CycleGAN step that does nothing else (the plan is under test, not the
+    networks)."""
+    monkeypatch.setattr(CycleGANTrainer, "train_step",
+                        lambda self, batch, progress: {"loss": torch.tensor(1.0)})
+    return StepClock(0.1)
 
 
 BUDGETED = (*TINY, "train.epochs=1000", "train.time_budget_min=0.5", "train.log_every=10",
@@ -73,16 +67,16 @@ BUDGETED = (*TINY, "train.epochs=1000", "train.time_budget_min=0.5", "train.log_
 def test_a_session_ends_at_its_share_when_the_rate_drops_and_recovers_and_the_next_trains_the_rest(
         tmp_path, rate):
     make_data(tmp_path)
-    rate.slow = {n: 1.0 for n in range(20, 30)}  # a load after the warm-up: 10 steps at a tenth of the rate
+    rate.seconds = lambda n: 1.0 if 20 <= n < 30 else 0.1  # a load after the warm-up: 10 steps at a tenth
     cfg = tiny_config(tmp_path, *BUDGETED, "train.sessions=2")
-    summary = train.build(cfg, cfg.run_dir)
+    summary = train.build(cfg, cfg.run_dir, clock=rate)
     [first] = read_sessions(cfg.run_dir)
     plan = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"])
     assert first["to_step"] == checkpoint.read(cfg.run_dir / "last.pt")["step"] == -(-plan.total // 2)
     assert first["seconds"] < 30 and first["stopped"] in summary  # before its 30 s were spent, and says so
     share = f"session 1 of 2 ended at its share of the plan, step {first['to_step']} of {plan.total}, with "
     assert first["stopped"].startswith(share)
-    train.build(cfg, cfg.run_dir)
+    train.build(cfg, cfg.run_dir, clock=rate)
     second = read_sessions(cfg.run_dir)[1]
     total = Plan.from_dict(checkpoint.read(cfg.run_dir / "last.pt")["plan"]).total
     assert second["from_step"] == first["to_step"] and second["to_step"] == total and not second["stopped"]
@@ -98,10 +92,10 @@ def test_a_run_squeezed_into_its_decay_by_a_slow_start_trains_on_in_every_later_
     sessions); session 1 trained them all, and session 2 found nothing left to train. Here the spell shrinks
     the plan to 21 steps over 2 sessions, 24 over 3 (where session 2 too starts past its share)."""
     make_data(tmp_path)
-    rate.slow = {n: 2.5 for n in range(11, 21)}
+    rate.seconds = lambda n: 2.5 if 11 <= n < 21 else 0.1
     cfg = tiny_config(tmp_path, *BUDGETED, f"train.sessions={sessions}")
     for _ in range(sessions):
-        train.build(cfg, cfg.run_dir)
+        train.build(cfg, cfg.run_dir, clock=rate)
     records = read_sessions(cfg.run_dir)
     first = records[0]  # the plan shrank under it: past its share already, it ends there
     assert first["to_step"] < first["total"] and "ended at its share of the plan" in first["stopped"]
@@ -116,16 +110,16 @@ def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_pa
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.1", "train.sessions=2",
                       "train.log_every=5", "train.sample_every=1000", "train.checkpoint_every=1000")
-    train.build(cfg, cfg.run_dir)
+    train.build(cfg, cfg.run_dir, clock=step_clock)
     after_first = {p.name: p.read_bytes() for p in cfg.run_dir.iterdir() if p.is_file()}
-    train.build(cfg, cfg.run_dir)
+    train.build(cfg, cfg.run_dir, clock=step_clock)
     assert [r["session"] for r in read_sessions(cfg.run_dir)] == [1, 2]
     for name, data in after_first.items():  # as a failed session 2 is pushed again on session 1's output
         (cfg.run_dir / name).write_bytes(data)
     for extra in set(p.name for p in cfg.run_dir.glob("ckpt_*.pt")) - set(after_first):
         (cfg.run_dir / extra).unlink()
     capsys.readouterr()
-    train.build(cfg, cfg.run_dir)
+    train.build(cfg, cfg.run_dir, clock=step_clock)
     assert "(session 2 of 2)" in capsys.readouterr().out
     assert [r["session"] for r in read_sessions(cfg.run_dir)] == [1, 2]
 

@@ -109,14 +109,14 @@ def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
     assert checkpoint.read(cfg.run_dir / "last.pt")["family"]["ngf"] == 8
 
 
-def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(config, capsys):
-    cfg = config("train.epochs=3", "train.time_budget_min=0.0001")  # 6 ms: spent by the first log row
-    summary = train.build(cfg, cfg.run_dir)
+def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(config, capsys, step_clock):
+    cfg = config("train.epochs=3", "train.time_budget_min=0.0001")  # 6 ms: spent by the first step's 0.1 s
+    summary = train.build(cfg, cfg.run_dir, clock=step_clock)
     assert "stopped by train.time_budget_min" in summary
     assert last_step(cfg) == 1
     assert (cfg.run_dir / "loss_plot.png").is_file() and (cfg.run_dir / "samples.gif").is_file()
     cfg = config("train.epochs=3", "train.time_budget_min=10")
-    summary = train.build(cfg, cfg.run_dir)
+    summary = train.build(cfg, cfg.run_dir, clock=step_clock)
     assert "resuming from step 1" in capsys.readouterr().out
     assert "12/12 steps" in summary and "stopped" not in summary
     assert last_step(cfg) == 12

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..engine import atomic
 from ..engine.errors import UserError
 from . import checkpoint
 from .family import Family
@@ -43,6 +44,12 @@ def read_sessions(run_dir: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     return [r for r in records if isinstance(r, dict) and "session" in r] if isinstance(records, list) else []
+
+
+def add_session(run_dir: Path, record: dict[str, Any]) -> None:
+    """Add a session's record to sessions.json: a session run again replaces its record and those after it."""
+    kept = [r for r in read_sessions(run_dir) if r["session"] < record["session"]]
+    atomic.write_json(run_dir / SESSIONS_FILE, [*kept, record])
 
 
 def resume(out: Path, family: Family, trainer: Trainer, rt: Runtime, nominal: int,
