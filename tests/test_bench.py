@@ -12,6 +12,7 @@ from helpers import make_jpegs
 from tqdm import tqdm
 
 from pipeline.bench.score import PytorchFid, our_extraction_seconds, tqdm_seconds
+from pipeline.bench.search import bench_search
 from pipeline.cli import main
 from pipeline.engine import progress
 from pipeline.engine.progress import LineProgress
@@ -76,3 +77,18 @@ def test_the_bench_command_writes_its_report_for_the_parts_asked(tmp_path, capsy
     assert report["config"] == "demo" and report["sets"] == sets and set(report) >= {"generate", "device"}
     assert [r["row"] for r in report["generate"]][0].startswith("end to end")
     assert markdown in capsys.readouterr().out
+
+
+def test_the_search_row_runs_the_search_and_the_full_grid_on_two_seeds(tmp_path):
+    """The search row on 2 seeds of synthetic learning curves: per seed the rank correlation it prints and
+    each side's GPU-hours; the search spends successive halving's shape through its own scheduler (27 x 1 h,
+    the best 9 x 3 h more, the best 3 x 9 h more), the grid 27 x 13 h, and the search holds a trial within 2%
+    of the grid's best on both seeds."""
+    rows = bench_search(tmp_path, seeds=2)
+    assert [r["seed"] for r in rows] == [0, 1, "all 2"]
+    for row in rows[:2]:
+        assert row["search_h"] == 27 * 1 + 9 * 3 + 3 * 9 and row["grid_h"] == 27 * 13
+        assert -1 <= row["spearman"] <= 1
+        assert row["grid_best"] <= row["search_best"] <= 1.02 * row["grid_best"]
+        assert row["found"] == "yes" and row["search_hit_h"] <= row["search_h"] and row["grid_hit_h"] <= 351
+    assert rows[2]["found"] == "2 of 2 within half the grid's GPU-h" and rows[2]["search_hit_h"] <= 81

@@ -1,5 +1,5 @@
 """`python -m pipeline bench` (`make bench`): training, generation and scoring throughput, and `make demo`
-stage by stage.
+stage by stage; and a search against the full grid on synthetic learning curves.
 
 Writes submissions/bench/bench.md (a table per part; device, versions, date and load on top) and
 bench.json, and prints the tables. Every row says the size it measured: the training step of the `kaggle`
@@ -27,9 +27,10 @@ from ..engine import atomic
 from ..engine.errors import UserError
 from ..training.runtime import pick_device
 from .parts import bench_demo, bench_generate, bench_score_part
+from .search import bench_search
 from .train import PRESETS, bench_train
 
-PARTS = ("train", "generate", "score", "demo")
+PARTS = ("train", "generate", "score", "demo", "search")
 
 
 def command(cfg: Config, args: argparse.Namespace) -> int:
@@ -114,6 +115,18 @@ def _run_parts(cfg: Config, parts: list[str], args: argparse.Namespace, gpu: boo
         tables.append(_table("`make demo` stage by stage (fresh folder)", demo,
                              [("stage", "stage", "{}"), ("seconds", "seconds", "{:.1f}"),
                               ("summary", "result", "{}")]))
+    if "search" in parts:
+        print("bench: search against the full grid, synthetic learning curves ...", flush=True)
+        report["search"] = search = bench_search(work / "search")
+        tables.append(_table("Search against the full grid, on synthetic learning curves: GPU-hours until a "
+                             "trial within 2% of the grid's best final MiFID", search,
+                             [("seed", "seed", "{}"), ("spearman", "Spearman 1 h vs 13 h", "{:.2f}"),
+                              ("grid_best", "grid's best", "{:.2f}"),
+                              ("search_best", "search's best", "{:.2f}"),
+                              ("found", "found", "{}"), ("search_hit_h", "search GPU-h to 2%", "{:.0f}"),
+                              ("search_h", "search GPU-h", "{:.0f}"),
+                              ("grid_hit_h", "grid GPU-h to 2% (random order)", "{:.0f}"),
+                              ("grid_h", "grid GPU-h", "{:.0f}")]))
     return tables
 
 
