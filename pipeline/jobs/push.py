@@ -43,13 +43,15 @@ def push_once(cfg: Config, folder: Path, name: JobName, key: str, needs: str, st
     if earlier is not None and earlier.version:
         print(f"{command}: following {earlier.label}, pushed earlier and not finished")
         return earlier
+    if earlier is not None:  # a push under way when an earlier call stopped: did it land?
+        latest = landed(ref, retry)
+        if latest > earlier.before:
+            print(f"{command}: {ref} version {latest} was pushed by an earlier call that stopped before "
+                  "recording it: following it")
+            return store.put(dataclasses.replace(earlier, version=latest, url=f"https://www.kaggle.com/code/{ref}",
+                                                 status=KernelStatus.PUSHED))
+    left = check()  # the quota, read before anything else is asked of Kaggle for a new push
     latest = landed(ref, retry)
-    if earlier is not None and latest > earlier.before:
-        print(f"{command}: {ref} version {latest} was pushed by an earlier call that stopped before "
-              "recording it: following it")
-        url = f"https://www.kaggle.com/code/{ref}"
-        return store.put(dataclasses.replace(earlier, version=latest, url=url, status=KernelStatus.PUSHED))
-    left = check()
     record = store.put(Job(name, ref, 0, "", KernelStatus.PUSHING, utc_now(), key, cfg.kernel.limit_min,
                            latest, left))
     ref, version, url = push(cfg, folder, retry, command)
