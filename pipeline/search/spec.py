@@ -40,7 +40,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from ..config import Config, load_config, tomllib
+from ..config import Config, load_config
 from ..engine.errors import UserError
 from ..sweeps import spec as sweeps
 
@@ -118,24 +118,9 @@ def item(key: str, value: Any) -> str:
     return f"{key}={value!r}"
 
 
-def find(spec: str) -> Path:
-    """The search file `spec` names: a ready search (pipeline/config/searches/<spec>.toml) or a path."""
-    ready = SEARCHES_DIR / f"{spec}.toml"
-    if ready.is_file():
-        return ready
-    if Path(spec).is_file():
-        return Path(spec)
-    names = ", ".join(sorted(p.stem for p in SEARCHES_DIR.glob("*.toml")))
-    raise UserError(f"search '{spec}': no such search file; give one of: {names}, or the path of a TOML file")
-
-
 def load(spec: str, extra: tuple[str, ...] = ()) -> Search:
     """The search `spec` names, every setting its space can reach checked (with `extra`, as trials run)."""
-    path = find(spec)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    path, data = sweeps.read_file(spec, SEARCHES_DIR, "search")
     name = path.stem
     where = f"search {name}"
     if "variant" in data:

@@ -69,24 +69,25 @@ def machine_items(items: tuple[str, ...] | list[str]) -> list[str]:
     return [i for i in items if i.split(".", 1)[0].strip() in MACHINE]
 
 
-def find(spec: str) -> Path:
-    """The sweep file `spec` names: a ready sweep (pipeline/config/sweeps/<spec>.toml) or a path."""
-    ready = SWEEPS_DIR / f"{spec}.toml"
-    if ready.is_file():
-        return ready
-    if Path(spec).is_file():
-        return Path(spec)
-    names = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.toml")))
-    raise UserError(f"sweep '{spec}': no such sweep file; give one of: {names}, or the path of a TOML file")
+def read_file(spec: str, ready_dir: Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    """The file `spec` names, a ready one (`ready_dir`/<spec>.toml) or a path, and its TOML: of a sweep, or of
+    a search (`kind` names which in messages)."""
+    path = ready_dir / f"{spec}.toml"
+    if not path.is_file():
+        if not Path(spec).is_file():
+            names = ", ".join(sorted(p.stem for p in ready_dir.glob("*.toml")))
+            raise UserError(f"{kind} '{spec}': no such {kind} file; give one of: {names}, or the path of a "
+                            "TOML file")
+        path = Path(spec)
+    try:
+        return path, tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
 
 
 def load(spec: str, extra: tuple[str, ...] = ()) -> Sweep:
     """The sweep `spec` names, every variant checked (with `extra` items, as they will run)."""
-    path = find(spec)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    path, data = read_file(spec, SWEEPS_DIR, "sweep")
     name = path.stem
     unknown = sorted(set(data) - KEYS)
     if unknown:
