@@ -23,8 +23,9 @@ from pipeline.engine.errors import UserError
 from pipeline.engine.fingerprint import iter_files
 from pipeline.engine.keys import PACKAGE_ROOT
 from pipeline.kernels.builder import kernel_settings
-from pipeline.kernels.stage import KERNEL
 from pipeline.notebook import runtime as notebook
+from pipeline.stages import KERNEL
+from pipeline.training.clock import STEP_CLOCK_ENV
 
 KERNEL_FOLDER = Path("kernels") / "monet-pipeline"
 # The tiny kaggle preset, one short epoch.
@@ -196,9 +197,11 @@ def kaggle_folder(tmp_path: Path, *, with_input: bool = True, weights: Path | No
 
 def run_on_kaggles_image(tmp_path: Path, root: Path, items: tuple[str, ...], *overrides: str) -> NotebookRun:
     """Build the kernel (for the CPU) and run its notebook in the Python built from
-    kernels/kaggle-image.toml."""
+    kernels/kaggle-image.toml, training on a clock that moves 0.5 s a step (the same plan however loaded
+    this machine is)."""
     folder = build(tmp_path, "kernel.accelerator=none", kernel_set(*items), *overrides)
-    return run_kaggle_notebook(folder / "monet-pipeline.ipynb", root, timeout=600)
+    return run_kaggle_notebook(folder / "monet-pipeline.ipynb", root, timeout=600,
+                               env={STEP_CLOCK_ENV: "0.5"})
 
 
 def cell_text(run: NotebookRun, source_start: str) -> str:
@@ -208,8 +211,8 @@ def cell_text(run: NotebookRun, source_start: str) -> str:
 
 @pytest.mark.slow
 def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
-    """Half a minute of training on Kaggle's package set (no pytorch-fid), then images.zip; the train cell's
-    text stays small (progress lines, not redrawn bars)."""
+    """Half a minute of training on the step clock, on Kaggle's package set (no pytorch-fid), then images.zip;
+    the train cell's text stays small (progress lines, not redrawn bars)."""
     root = kaggle_folder(tmp_path)
     run = run_on_kaggles_image(tmp_path, root,
                                (*TINY_KERNEL, "train.epochs=1000", "train.time_budget_min=0.5"))
@@ -219,7 +222,8 @@ def test_notebook_runs_on_kaggles_image_and_writes_a_valid_zip(tmp_path):
     train = cell_text(run, "run_dir = notebook.train")
     assert "clock: training until " in train and "generate+zip estimated" in train
     # the half minute was planned by the clock and trained to its end: the rate decayed, nothing cut short
-    assert "train: planned" in train and "(measured" in train and "stopped by" not in train
+    assert "train: planned" in train and "(measured 2.00 steps/s at step 4)" in train
+    assert "stopped by" not in train and "steps at 2.0 steps/s" in train
     assert len(train.encode()) <= 8000 and "\r" not in train, len(train.encode())
     assert len(run.log_text().encode()) <= 16_000  # the whole notebook: no per-file listings, no redrawn bars
     assert "preflight: ok" in run.log_text() and "score: skipped" in run.log_text()
