@@ -29,16 +29,19 @@ def work_config(cfg: Config, work: Path) -> Config:
                                                       submissions=str(work / "submissions")))
 
 
-def write_bench_data(cfg: Config, work: Path, n_photos: int, n_monet: int) -> Config:
-    """Demo photos and paintings at the competition's size in `work`; the config that reads them."""
+def write_bench_data(cfg: Config, work: Path, n_photos: int, n_monet: int, size: int = 256) -> Config:
+    """Demo photos and paintings at the competition's size (or `size`) in `work`; the config that reads
+    them."""
     wcfg = work_config(cfg, work)
-    write_demo(wcfg.raw_dir, n_monet=n_monet, n_photos=n_photos, size=256, seed=0)
+    write_demo(wcfg.raw_dir, n_monet=n_monet, n_photos=n_photos, size=size, seed=0)
     return wcfg
 
 
-def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
-    """End to end (read photo -> model -> JPEG on disk) for `n` demo photos, and the model alone."""
-    wcfg = write_bench_data(cfg, work, n_photos=n, n_monet=10)
+def bench_generate(cfg: Config, work: Path, n: int, size: int = 256) -> list[dict]:
+    """End to end (read photo -> model -> JPEG on disk) for `n` demo photos, and the model alone; for a family
+    that makes several passes per image (UNSB), the model alone at each number of passes, with the time of
+    the competition's 7,038 photos derived from it."""
+    wcfg = write_bench_data(cfg, work, n_photos=n, n_monet=10, size=size)
     torch.manual_seed(0)
     # speed does not depend on weights
     loaded = checkpoint.untrained_generator(wcfg.train, wcfg.model_settings)
@@ -53,21 +56,30 @@ def bench_generate(cfg: Config, work: Path, n: int) -> list[dict]:
     device = pick_device(cfg.hardware.device)
     batch = min(cfg.generate.batch_size, n)
     G = G.to(device)
-    x = (torch.rand(batch, 3, 256, 256, device=device) * 2 - 1 if loaded.family.takes_photos
+    x = (torch.rand(batch, 3, size, size, device=device) * 2 - 1 if loaded.family.takes_photos
          else torch.randn(batch, loaded.z_dim, device=device))
     amp = device.type == "cuda" and cfg.hardware.amp
-
-    def forward() -> None:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            G(x)
-
     gpu = device.type == "cuda"
-    model_s = median_seconds(forward, device, warmup=2 if gpu else 1, reps=5 if gpu else 2)
-    return [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
+
+    def model_seconds(net: torch.nn.Module) -> float:
+        def forward() -> None:
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                net(x)
+
+        return median_seconds(forward, device, warmup=2 if gpu else 1, reps=5 if gpu else 2)
+
+    px = "" if size == 256 else f", {size} px"
+    model_s = model_seconds(G)
+    rows = [{"row": "end to end: read photo, model, JPEG on disk", "n": n, "seconds": seconds,
              "images_per_s": n / seconds},
-            {"row": f"model alone (batch {batch}{', bf16' if amp else ''})", "n": n,
-             "seconds": model_s * n / batch,
-             "images_per_s": batch / model_s}]
+            {"row": f"model alone (batch {batch}{', bf16' if amp else ''}{px})", "n": n,
+             "seconds": model_s * n / batch, "images_per_s": batch / model_s}]
+    passes = loaded.family.generate_steps(loaded.settings)
+    for k in range(1, passes + 1) if passes > 1 else ():
+        k_s = model_seconds(loaded.family.for_generate(G, k, cfg.generate.seed))
+        rows.append({"row": f"model alone, {k} of {passes} steps (batch {batch}{px}): 7,038 photos, derived",
+                     "n": 7038, "seconds": k_s * 7038 / batch, "images_per_s": batch / k_s})
+    return rows
 
 
 def bench_score_part(cfg: Config, work: Path, data: Path | None, full: bool) -> dict:

@@ -1,5 +1,6 @@
-"""Training throughput of the presets users train (`kaggle`, `kaggle-cut`, `default`): their real step, at
-their size (CUT's beside CycleGAN's at the Kaggle recipe's batch and image size).
+"""Training throughput of the presets users train (`kaggle`, `kaggle-cut`, `kaggle-unsb`, `default`): their
+real step, at their size (CUT's beside CycleGAN's and UNSB's at the Kaggle recipe's image size). A UNSB step
+draws its step of the bridge at random, so its cost varies from step to step (t passes without gradients).
 
 Every row times the family's Trainer.train_step on images already on the device (the loop keeps data on
 the device too), so it measures the model and optimiser, not data loading. Each row is also given as a
@@ -21,7 +22,7 @@ from ..training.family import get_family
 from ..training.runtime import setup
 from .timing import count_flops, median_seconds, peak_flops
 
-PRESETS = ("kaggle", "kaggle-cut", "default")
+PRESETS = ("kaggle", "kaggle-cut", "kaggle-unsb", "default")
 
 
 @dataclass(frozen=True)
