@@ -10,8 +10,9 @@ import pytest
 
 from pipeline import plugins
 from pipeline.jobs.push import QuotaExhausted
+from pipeline.leaderboard import searches
 from pipeline.search import spec
-from pipeline.search.scheduler import Scheduler
+from pipeline.search.scheduler import Scheduler, rows
 from pipeline.search.study import open_study
 
 SEARCH = """preset = "demo"
@@ -70,6 +71,20 @@ def test_successive_halving_over_sessions_and_a_restart_after_every_report(tmp_p
     assert len(third) == 3 and third[0].number == best.number
     # a finished search, run again, hands out nothing
     assert scheduler(search, tmp_path / "journal").next() is None
+
+
+def test_the_page_draws_each_trials_mifid_over_its_sessions(tmp_path):
+    search = search_file(tmp_path, trials=3)
+    folder = tmp_path / "submissions" / "search" / search.name
+    while run_one(scheduler(search, folder)) is not None:
+        pass
+    page = searches.sections(tmp_path / "submissions")
+    assert "<h2>Search shape</h2>" in page and page.count('<tr class="trial"') == 3
+    assert page.count("<polyline") == 3  # one line a trial, over the sessions it got
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    assert chart.count('fill="#bbbbbb"') == sum(len(r.mifid) for r in rows(open_study(search, folder))
+                                               if r.state == "pruned")  # the pruned ones grey
+    assert searches.sections(tmp_path / "elsewhere") == ""  # no search, no section (and no optuna import)
 
 
 def test_a_session_handed_out_and_never_reported_is_handed_out_again(tmp_path):

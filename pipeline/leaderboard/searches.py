@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-
-from ..search.scheduler import TrialRow, rows
+if TYPE_CHECKING:
+    from ..search.scheduler import TrialRow
 
 WIDTH, HEIGHT, PAD = 360, 160, 24
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
 
 def sections(submissions: Path) -> str:
-    """The HTML of every search's section."""
+    """The HTML of every search's section ("" without a search: optuna is then never imported, so the page
+    is written where it is not installed, as in Kaggle's image)."""
+    journals = sorted((Path(submissions) / "search").glob("*/journal.log"))
+    if not journals:
+        return ""
+    import optuna
+
+    from ..search.scheduler import rows
+
     parts = []
-    for journal in sorted((Path(submissions) / "search").glob("*/journal.log")):
+    for journal in journals:
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
         for summary in optuna.get_all_study_summaries(storage):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
