@@ -376,6 +376,7 @@ class FakeKaggle:
     _blobs: dict[str, Blob] = field(default_factory=dict)  # upload token -> the blob started with it
     _processing: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # dataset -> polls left
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _pushed: threading.Condition = field(default_factory=threading.Condition)  # notified at every push
 
     def fail(self, method: str, *codes: int) -> None:
         """Answer the next len(codes) calls of `method` (e.g. "GetKernelSessionStatus", or "files" for
@@ -395,6 +396,11 @@ class FakeKaggle:
         runs_dir = (self.workdir or Path.cwd()) / "kaggle-runs"
         self.execution = Execution(Path(competition_dir), {k: Path(v) for k, v in (datasets or {}).items()},
                                    runs_dir, timeout)
+
+    def wait_for_pushes(self, n: int, timeout: float) -> bool:
+        """Wait until `n` pushes were accepted (woken by each one, never polling); False after `timeout`."""
+        with self._pushed:
+            return self._pushed.wait_for(lambda: len(self.pushes) >= n, timeout)
 
     def wait_for_runs(self, timeout: float = 60.0, stop: bool = False) -> None:
         """Wait for the runs still going (`stop` cancels them first): a test leaves no kernel behind."""
@@ -631,6 +637,8 @@ class FakeKaggle:
                                                  for versions in self.kernels.values() for v in versions))
         self.kernels.setdefault(ref, []).append(Version(ref, version, body))
         self.pushes.append(body)
+        with self._pushed:
+            self._pushed.notify_all()
         for method in STALE:
             self._stale[(ref, method)] = self.stale_polls
         if self.execution is not None:

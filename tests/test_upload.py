@@ -21,6 +21,7 @@ from pipeline.notebook.preflight import PreflightError, check_attached, find_run
 from pipeline.stages import KERNEL, STAGES
 from pipeline.sweeps.state import SweepState
 from pipeline.training import checkpoint
+from pipeline.training.clock import STEP_CLOCK_ENV
 
 RUN_DATASET = "tester/monet-pipeline-demo"  # kernel.slug and the run's name (the demo preset's: demo)
 WEIGHTS_DATASET = "tester/monet-pipeline-fid-weights"
@@ -173,7 +174,8 @@ def test_an_uploaded_run_is_generated_from_on_kaggle_and_submitted(tmp_path, fak
 
 @pytest.mark.slow
 def test_after_upload_weights_a_kaggle_sweep_scores_its_variants(tmp_path, fake_kaggle, competition,
-                                                                inception_weights):
+                                                                inception_weights, monkeypatch):
+    monkeypatch.setenv(STEP_CLOCK_ENV, "0.5")  # the notebooks train 12 steps however loaded the machine is
     assert upload(tmp_path, "--weights", sets=(f"score.weights={inception_weights}",)) == 0
     fake_kaggle.execute_with(competition)
     sweep = tmp_path / "solo.toml"
