@@ -48,7 +48,7 @@ def test_overrides_are_typed():
     ("train.epochs=abc", "setting train.epochs expects an integer, got 'abc'"),
     ("train.epochs=-1", "setting train.epochs must be >= 1"),
     ("train.model=nosuch",
-     "setting train.model must be one of: cgan, cut, cyclegan, dcgan, gan, pix2pix, progan, wgan"),
+     "setting train.model must be one of: cgan, cut, cyclegan, dcgan, gan, pix2pix, progan, unsb, wgan"),
     ("cyclegan.generator=vit", "setting cyclegan.generator must be one of: resnet, unet"),
     ("dcgan.loss=hinge", "setting dcgan.loss must be one of: bce, lsgan, wgan-gp"),
     ("cyclegan.ngff=3", "unknown setting 'cyclegan.ngff'; valid keys in [cyclegan]: generator, ngf"),
