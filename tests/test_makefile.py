@@ -29,9 +29,11 @@ def make(tmp_path: Path, *args: str, dry: bool = True) -> subprocess.CompletedPr
     ("train", "FORCE", "--force"),
     ("submit", "YES", "--yes"),
     ("sweep", "YES", "--yes"),
+    ("search", "SUBMIT", "--submit"),
+    ("search", "YES", "--yes"),
 ])
 def test_a_flag_is_on_for_1_true_yes_and_off_for_0_false_no_or_nothing(tmp_path, target, flag, adds):
-    extra = ["SWEEP=demo"] if target == "sweep" else []
+    extra = {"sweep": ["SWEEP=demo"], "search": ["SEARCH=demo"]}.get(target, [])
     for value in ("1", "true", "yes", "TRUE"):
         proc = make(tmp_path, target, f"{flag}={value}", *extra)
         assert proc.returncode == 0 and adds in proc.stdout, (value, proc.stdout, proc.stderr)
@@ -82,3 +84,16 @@ def test_submit_with_dry_run_0_submits(tmp_path, fake_kaggle):
                 dry=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert [s["kernelVersion"] for s in fake_kaggle.submissions] == [1]
+
+
+def test_make_search_dashboard_opens_the_searchs_own_journal(tmp_path):
+    proc = make(tmp_path, "search-dashboard", "SEARCH=demo", "CONFIG=demo", "SET=paths.submissions=/x")
+    assert proc.returncode == 0, proc.stderr
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith(f"{VENV}/bin/optuna-dashboard")]
+    assert line.split() == [f"{VENV}/bin/optuna-dashboard", f'"$({VENV}/bin/python', "-m", "pipeline",
+                            "search", "demo", "--config", "demo", "--set", "paths.submissions=/x",
+                            '--journal)"']
+    journal = subprocess.run([str(VENV / "bin" / "python"), "-m", "pipeline", "search", "demo", "--config",
+                              "demo", "--set", f"paths.submissions={tmp_path}", "--journal"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert journal == str(tmp_path / "search" / "demo" / "journal.log")
