@@ -224,7 +224,8 @@ class Scheduler:
 
 
 def rows(study: optuna.Study) -> list[TrialRow]:
-    """Every trial of a study as its journal holds it, best (lowest MiFID at its last session) first."""
+    """Every trial of a study as its journal holds it: those that got the most sessions first, each group best
+    (lowest MiFID at its last session) first."""
     found = []
     for t in study.get_trials(deepcopy=False):
         mifid = [v for _, v in sorted(t.intermediate_values.items())]
@@ -234,7 +235,8 @@ def rows(study: optuna.Study) -> list[TrialRow]:
             state = "waiting"  # for its rung's decision
         found.append(TrialRow(t.number, dict(t.params), state, mifid, hours_of(t),
                               str(t.user_attrs.get("error", ""))))
-    return sorted(found, key=lambda r: (r.state == "failed", r.value, r.number))
+    # the furthest first (a trial's MiFID is only compared with those of the same session), best within
+    return sorted(found, key=lambda r: (r.state == "failed", -len(r.mifid), r.value, r.number))
 
 
 def hours_of(trial: FrozenTrial) -> float:
