@@ -59,7 +59,7 @@ def sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "subprocess", types.SimpleNamespace(STDOUT=subprocess.STDOUT, Popen=start))
 
     def run(gpus: int, earlier: dict[str, str]) -> list[subprocess.Popen]:
-        monkeypatch.setattr(local, "_gpu_count", lambda: gpus)
+        monkeypatch.setattr(local, "gpu_count", lambda: gpus)
         started = []
         for name, gpu in earlier.items():
             (root / name).mkdir(parents=True)
