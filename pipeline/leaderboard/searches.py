@@ -52,6 +52,8 @@ def _section(name: str, journal: Path, trials: list[TrialRow]) -> str:
 
 def _chart(trials: list[TrialRow]) -> str:
     """Each trial's MiFID over its sessions as a line (an SVG: the page stays one file with its assets)."""
+    from ..search.scheduler import TrialStatus  # optuna: only once there is a search to draw
+
     values = [v for r in trials for v in r.mifid]
     sessions = max((len(r.mifid) for r in trials), default=0)
     if not values:
@@ -65,7 +67,7 @@ def _chart(trials: list[TrialRow]) -> str:
 
     lines = []
     for i, r in enumerate(trials):
-        colour = "#bbbbbb" if r.state == "pruned" else COLOURS[i % len(COLOURS)]
+        colour = "#bbbbbb" if r.state is TrialStatus.PRUNED else COLOURS[i % len(COLOURS)]
         pts = [point(k, v) for k, v in enumerate(r.mifid)]
         dots = "".join(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>' for x, y in pts)
         lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '

@@ -24,7 +24,7 @@ from ..jobs.store import JobStore
 from ..jobs.submit import submit_command
 from ..sweeps import spec as sweeps_spec
 from . import local, on_kaggle, spec
-from .scheduler import Scheduler, Session, TrialRow
+from .scheduler import Scheduler, Session, TrialRow, TrialStatus
 from .study import open_study
 
 
@@ -92,7 +92,8 @@ def submit_best(cfg: Config, search: spec.Search, scheduler: Scheduler, args: ar
     if search.backend != "kaggle":
         raise UserError("search: SUBMIT=1 needs backend kaggle: this competition scores a notebook's output, "
                         "so the best trial is submitted through a kernel that generates from its run")
-    scored = [r for r in scheduler.rows() if r.mifid and r.state in ("complete", "pruned", "waiting")]
+    ranked = (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.WAITING)  # whose MiFID is settled
+    scored = [r for r in scheduler.rows() if r.mifid and r.state in ranked]
     if not scored:
         raise UserError(f"search {search.name}: no trial has a local MiFID to choose by yet")
     best = min(scored, key=lambda r: r.value)

@@ -24,6 +24,7 @@ ever run the same session; one whose process is gone is taken over.
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import os
 import socket
@@ -40,7 +41,21 @@ from ..jobs.push import QuotaExhausted
 from .spec import Search
 from .study import distributions
 
-PROMOTED, PRUNED = "promoted", "pruned"
+PROMOTED, PRUNED = "promoted", "pruned"  # a rung's decision, as the journal keeps it (`rung_<k>`)
+
+
+class TrialStatus(enum.StrEnum):
+    """Where a trial stands (its text is what --status, --json and the page show)."""
+
+    RUNNING = "running"
+    WAITING = "waiting"  # for its rung's decision
+    PRUNED = "pruned"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+FINISHED = {TrialState.COMPLETE: TrialStatus.COMPLETE, TrialState.PRUNED: TrialStatus.PRUNED,
+            TrialState.FAIL: TrialStatus.FAILED}
 HOST = socket.gethostname()
 OWNER = f"{HOST}:{os.getpid()}"  # how a session's process is named in the journal
 
@@ -61,7 +76,7 @@ class TrialRow:
 
     number: int
     params: dict[str, Any]
-    state: str  # running, waiting (for its rung's decision), pruned, complete, failed
+    state: TrialStatus
     mifid: list[float]  # by session
     hours: float  # GPU-hours its sessions took (or may take, while one runs)
     error: str = ""
@@ -153,23 +168,23 @@ class Scheduler:
         return last + 1 if trial.user_attrs.get(f"rung_{last}") == PROMOTED else None
 
     # -- what a session's end decides --------------------------------------------------------------------
-    def report(self, trial: int, session: int, mifid: float, hours: float) -> str:
+    def report(self, trial: int, session: int, mifid: float, hours: float) -> TrialStatus:
         """Record session `session` of `trial`: its MiFID and hours; returns "complete" (its last session, or
         a trial never pruned), or "waiting" (its rung decides once settled). Reporting the same session again
         (a command killed after reporting) changes nothing."""
         with self._locked():
             frozen = self.study.get_trials(deepcopy=False)[trial]
             if frozen.state is not TrialState.RUNNING:
-                return frozen.state.name.lower()
+                return FINISHED.get(frozen.state, TrialStatus.RUNNING)
             live = optuna.trial.Trial(self.study, frozen._trial_id)
             if self._last_session(frozen) < session:
                 live.set_user_attr(f"hours_{session}", hours)
                 live.report(mifid, self.search.step(session))
             if session >= self.search.sessions or not self.search.pruned:
                 self.study.tell(trial, mifid, skip_if_finished=True)
-                return "complete"
+                return TrialStatus.COMPLETE
             self._settle()
-            return "waiting"
+            return TrialStatus.WAITING
 
     def failed(self, trial: int, session: int, error: str, hours: float) -> None:
         """A session that ended without a MiFID (its kernel failed, nothing scored): the trial fails."""
@@ -229,14 +244,13 @@ def rows(study: optuna.Study) -> list[TrialRow]:
     found = []
     for t in study.get_trials(deepcopy=False):
         mifid = [v for _, v in sorted(t.intermediate_values.items())]
-        state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
-                 TrialState.FAIL: "failed"}.get(t.state, "running")
-        if state == "running" and mifid and t.user_attrs.get(f"rung_{len(mifid)}") != PROMOTED:
-            state = "waiting"  # for its rung's decision
+        state = FINISHED.get(t.state, TrialStatus.RUNNING)
+        if state is TrialStatus.RUNNING and mifid and t.user_attrs.get(f"rung_{len(mifid)}") != PROMOTED:
+            state = TrialStatus.WAITING
         found.append(TrialRow(t.number, dict(t.params), state, mifid, hours_of(t),
                               str(t.user_attrs.get("error", ""))))
     # the furthest first (a trial's MiFID is only compared with those of the same session), best within
-    return sorted(found, key=lambda r: (r.state == "failed", -len(r.mifid), r.value, r.number))
+    return sorted(found, key=lambda r: (r.state is TrialStatus.FAILED, -len(r.mifid), r.value, r.number))
 
 
 def hours_of(trial: FrozenTrial) -> float:
