@@ -341,6 +341,18 @@ def kill_then_resume(data: Path, run_dir: Path, sets: Iterable[str], total: int,
     return done.stdout
 
 
+def killed_and_reference(tmp_path: Path, sets: Iterable[str], total: int) -> tuple[Path, Path]:
+    """The run folders of the same settings trained once uninterrupted (`reference`) and once killed after
+    step 5 and resumed (`killed`, kill_then_resume): a family's kill test compares what the two saved."""
+    from pipeline.training import loop
+
+    reference = tiny_config(tmp_path, *sets, "train.run=reference")
+    assert f"{total}/{total} steps" in loop.build(reference, reference.run_dir)
+    killed = tmp_path / "data" / "runs" / "killed"
+    kill_then_resume(tmp_path / "data", killed, (*sets, "train.run=killed"), total=total, kill_after=5)
+    return killed, reference.run_dir
+
+
 # -- generate: a saved generator, the memorisation guard ----------------------------------------------------
 def save_generator(cfg: Config, seed: int = 0) -> nn.Module:
     """A randomly initialised generator of cfg.train saved as the run's last.pt, the way training saves it."""

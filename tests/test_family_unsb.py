@@ -14,7 +14,7 @@ import torch
 from helpers import (
     TINY_NETWORKS,
     assert_same_weights,
-    kill_then_resume,
+    killed_and_reference,
     make_data,
     make_trainer,
     tiny_config,
@@ -214,11 +214,8 @@ def test_a_trained_run_generates_the_same_jpegs_from_the_same_seed_and_zips(conf
 def test_a_killed_run_resumes_through_the_cli_to_the_uninterrupted_weights(tmp_path):
     make_data(tmp_path)
     long = ("train.epochs=2", "train.checkpoint_every=3", "train.sample_every=1000", "train.ema=0.9")
-    reference = tiny_config(tmp_path, *TINY, *long, "train.run=reference")
-    assert "16/16 steps" in train.build(reference, reference.run_dir)
-    run_dir = tmp_path / "data" / "runs" / "killed"
-    kill_then_resume(tmp_path / "data", run_dir, (*TINY, *long, "train.run=killed"), total=16, kill_after=5)
-    ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference.run_dir / "last.pt")
+    run_dir, reference = killed_and_reference(tmp_path, (*TINY, *long), total=16)
+    ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference / "last.pt")
     assert set(ours["models"]) == {"G", "D", "F"}
     assert_same_weights(theirs["models"], ours["models"])
     assert_same_weights(theirs["ema"], ours["ema"])

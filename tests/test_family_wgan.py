@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import (
     assert_same_weights,
-    kill_then_resume,
+    killed_and_reference,
     make_jpegs,
     tiny_config,
     tiny_settings,
@@ -91,14 +91,11 @@ def test_settings_are_checked():
 def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     long = ("train.epochs=12", "train.checkpoint_every=3", "train.sample_every=1000")
-    reference = tiny_config(tmp_path, *TINY, *long, "train.run=reference")
-    assert "24/24 steps" in train.build(reference, reference.run_dir)
-    run_dir = tmp_path / "data" / "runs" / "killed"
-    kill_then_resume(tmp_path / "data", run_dir, (*TINY, *long, "train.run=killed"), total=24, kill_after=5)
-    ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference.run_dir / "last.pt")
+    run_dir, reference = killed_and_reference(tmp_path, (*TINY, *long), total=24)
+    ours, theirs = checkpoint.read(run_dir / "last.pt"), checkpoint.read(reference / "last.pt")
     assert_same_weights(theirs["models"], ours["models"])
     assert max(v.abs().max().item() for v in ours["models"]["D"].values()) <= 0.01
-    rows, ref_rows = read_csv(run_dir / "losses.csv"), read_csv(reference.run_dir / "losses.csv")
+    rows, ref_rows = read_csv(run_dir / "losses.csv"), read_csv(reference / "losses.csv")
     assert [r["W"] for r in rows[-10:]] == [r["W"] for r in ref_rows[-10:]]
 
 
