@@ -16,7 +16,7 @@ VENV = Path(sys.executable).parent.parent  # the venv running the tests: make mu
 def make(tmp_path: Path, *args: str, dry: bool = True) -> subprocess.CompletedProcess:
     """make TARGET VAR=... with the repository's Makefile, run in tmp_path (outputs land there)."""
     stamp = VENV / ".installed-stamp"
-    command = ["make", "-f", str(REPO / "Makefile"), f"VENV={VENV}", "-o", str(stamp),
+    command = ["make", "--no-print-directory", "-f", str(REPO / "Makefile"), f"VENV={VENV}", "-o", str(stamp),
                *(["-n"] if dry else []), *args]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
 
