@@ -96,7 +96,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
             aliases=("kaggle-train",), arguments=(("--submit", {"action": "store_true",
                                      "help": "then submit from the last session's run"}),)),
     Command("sweep", "run a sweep's variants side by side (sweep.backend=kaggle|local), rank them by local "
-            "MiFID, submit the best with sweep.submit=best", handler="pipeline.sweeps.command:command",
+            "MiFID, submit the best with sweep.submit=best", handler="pipeline.search.sweep:command",
             after=REFRESH_PAGE, arguments=(
                 ("sweep", {"metavar": "NAME|PATH", "help": "families, recipe, demo or a sweep file"}),
                 ("--status", {"action": "store_true", "help": "print the sweep's table, run nothing"}),

@@ -76,7 +76,7 @@ def test_a_search_prunes_between_sessions_two_at_once_and_runs_again_to_nothing(
     assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "PRUNED", 3: "PRUNED"}
     assert study.best_trial.number == 0 and study.best_value == pytest.approx(38.0)
     out = capsys.readouterr().out
-    assert "search: trial 2 session 1: local MiFID 41.000 (waiting)" in out
+    assert "search: trial 2 session 1 of 2: local MiFID 41.000 (waiting)" in out
     # run again: a finished search pushes and trains nothing
     assert main(search(tmp_path)) == 0 and len(fake_kaggle.pushes) == 6
     capsys.readouterr()

@@ -169,23 +169,30 @@ def test_the_pruner_compares_trials_at_every_session(tmp_path):
     assert third.should_prune()  # worse than the first at the second rung
 
 
-def test_a_sweep_is_a_search_whose_variants_are_enqueued_once(tmp_path):
+def test_a_sweep_is_a_search_whose_variants_are_enqueued_once_and_again_where_they_change(tmp_path):
     sweep = sweeps.load("demo")
     search = spec.from_sweep(sweep)
     names = [v.name for v in sweep.variants]
     assert search.trials == len(names) == 3 and search.sessions == 1 and not search.pruned
-    assert search.backend == "local" and search.gpu_hours == len(names) * search.first_hours
-    assert search.most_hours(search.first_hours) == search.gpu_hours  # every variant its one session
+    assert search.backend == "local" and search.gpu_hours == float("inf")  # Kaggle's quota is the cap
+    assert search.most_hours(search.first_hours) == 3 * search.first_hours  # every variant its one session
     assert search.settings({"variant": "ema"}).train.ema == 0.99 and search.items({"variant": "base"}) == ()
+    wanted = dict.fromkeys(names, "d1")
     for _ in range(3):
-        study = open_study(search, tmp_path / "sweep")
+        study = open_study(search, tmp_path / "sweep", wanted)
     assert isinstance(study.pruner, optuna.pruners.NopPruner)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING] * 3
     asked = [study.ask(distributions(search)) for _ in names]
-    assert sorted(t.params["variant"] for t in asked) == sorted(names)
-    for trial in asked:
-        study.tell(trial, 1.0)
-    assert len(open_study(search, tmp_path / "sweep").trials) == 3  # finished variants are not enqueued again
+    assert sorted(study.trials[t.number].user_attrs["variant"] for t in asked) == sorted(names)
+    assert study.trials[asked[1].number].user_attrs["changed"] == list(sweep.variant("resnet").changed)
+    study.tell(asked[0], 1.0)
+    study.tell(asked[1], 2.0)
+    study.tell(asked[2], state=optuna.trial.TrialState.FAIL)
+    assert len(open_study(search, tmp_path / "sweep", wanted).trials) == 3  # ended variants stay ended
+    # a failed one runs again with --force; one whose settings changed runs anew
+    again = open_study(search, tmp_path / "sweep", {**wanted, "base": "d2"}, force=True)
+    queued = [t.user_attrs["variant"] for t in again.trials if t.state is optuna.trial.TrialState.WAITING]
+    assert sorted(queued) == ["base", "ema"]
 
 
 def test_kaggle_backend_comes_from_a_sweeps_settings():

@@ -18,8 +18,11 @@ from pipeline.cli import main
 from pipeline.jobs.record import JobName
 from pipeline.jobs.store import JobStore
 from pipeline.leaderboard import sweeps
+from pipeline.search.scheduler import Scheduler
+from pipeline.search.spec import from_sweep
+from pipeline.search.study import existing, open_study
+from pipeline.search.variants import table, variant_rows
 from pipeline.sweeps import spec
-from pipeline.sweeps.state import SweepState, VariantState, VariantStatus, table
 from pipeline.training.clock import STEP_CLOCK_ENV
 
 # A sweep on the demo preset made tiny (32 px data, a one-block ResNet CycleGAN, one epoch on the CPU).
@@ -80,27 +83,50 @@ def test_the_demo_sweep_runs_here_and_says_so_before_anything_starts(tmp_path, c
 
 
 
+def test_a_sweep_folder_of_the_version_before_is_refused_in_one_line(tmp_path, capsys):
+    old = tmp_path / "submissions" / "sweeps" / "demo"
+    old.mkdir(parents=True)
+    (old / "state.json").write_text('{"name": "demo", "variants": {}}')
+    assert main(["sweep", "demo", *cli(tmp_path, "sweep")[1:]]) == 2
+    error = one_line_error(capsys)
+    assert f"{old / 'state.json'}: written by an earlier version" in error and f"mv {old} {old}.old" in error
+    assert sorted(p.name for p in old.iterdir()) == ["state.json"]  # nothing written beside it
+
+
+def rows_of(tmp_path: Path, name: str) -> list:
+    study = existing(tmp_path / "submissions" / "sweeps" / name, name)
+    return variant_rows(study)
+
+
 def test_the_terminal_table_and_the_page_show_the_same_columns_and_cells(tmp_path):
-    state = SweepState(tmp_path / "sweeps" / "two" / "state.json", "two", "local", "two.toml")
-    state.variants = {
-        "wide": VariantState("wide", ["cyclegan.ngf=8", "train.lr=0.0001"], "d1", VariantStatus.DONE,
-                             steps=1200, seconds=3725.0, fid=41.23456, distance=0.25, mifid=41.23456),
-        "broken": VariantState("broken", ["train.image_size=64"], "d2", VariantStatus.FAILED,
-                               error="too large"),
-    }
-    state.save()
-    header, *rows = [re.split(r" {2,}", line) for line in table(state).splitlines()[1:]]
+    path = write_sweep(tmp_path / "two.toml", "demo", [], {"wide": ["train.lr=0.0001", "cyclegan.ngf=8"],
+                                                            "broken": ["train.image_size=128"]})
+    search = from_sweep(spec.load(str(path)))
+    study = open_study(search, tmp_path / "sweeps" / "two", {"wide": "d1", "broken": "d2"})
+    scheduler = Scheduler(study, search, 9.0, tmp_path / "sweeps" / "two")
+    running: list[tuple[int, int]] = []
+    for _ in range(3):
+        session = scheduler.next(running)
+        running.append((session.trial, session.session))
+    trials = {study.trials[n].user_attrs["variant"]: n for n, _ in running}
+    scheduler.report(trials["wide"], 1, 41.23456, 1.0, {"steps": 1200, "seconds": 3725.0, "fid": 41.23456,
+                                                        "distance": 0.25, "mifid": 41.23456})
+    scheduler.failed(trials["broken"], 1, "too large", 1.0)
+    header, *rows = [re.split(r" {2,}", line) for line in
+                     table("two", "local", variant_rows(study)).splitlines()[1:]]
     assert header == ["rank", "variant", "state", "local MiFID", "FID", "d", "steps", "training time",
                       "settings changed from the base"]
     assert rows == [["1", "wide", "done", "41.235", "41.235", "0.2500", "1,200", "1h02m",
-                     "cyclegan.ngf=8, train.lr=0.0001"],
-                    ["2", "broken", "failed: too large", "-", "-", "-", "-", "-", "train.image_size=64"]]
+                     "train.lr=0.0001, cyclegan.ngf=8"],
+                    ["2", "base", "running", "-", "-", "-", "-", "-", "the base"],
+                    ["3", "broken", "failed: too large", "-", "-", "-", "-", "-", "train.image_size=128"]]
     page, used = sweeps.sections(tmp_path, tmp_path / "assets", [])
-    assert used == {"sweep-two-wide", "sweep-two-broken"}  # the asset folders are named as the run folders
+    # the asset folders are named as the run folders
+    assert used == {"sweep-two-wide", "sweep-two-base", "sweep-two-broken"}
     assert re.findall(r"<th>(.*?)</th>", page) == [*header, "fixed photos &rarr; Monet"]
-    cells = [re.findall(r'<td class="\w+">(.*?)</td>', row) for row in page.split("</tr>")[1:3]]
+    cells = [re.findall(r'<td class="\w+">(.*?)</td>', row) for row in page.split("</tr>")[1:4]]
     assert [c[:-1] for c in cells] == [["1", "wide", "done", "41.235", "41.235", "0.2500", "1,200", "1h02m",
-                                        "cyclegan.ngf=8<br>train.lr=0.0001"], rows[1]]
+                                        "train.lr=0.0001<br>cyclegan.ngf=8"], rows[1], rows[2]]
 
 
 @pytest.mark.slow
@@ -113,8 +139,7 @@ def test_a_local_sweep_runs_each_variant_ranks_them_and_shows_them_on_the_page(t
     args.insert(1, str(path))
     assert main(args) == 0
     out = capsys.readouterr().out
-    state = SweepState.load(tmp_path / "submissions" / "sweeps" / "tiny" / "state.json")
-    ranked = state.ranked()
+    ranked = rows_of(tmp_path, "tiny")
     table = out[out.index("sweep tiny (local"):].splitlines()
     assert [line.split()[1] for line in table[2:5]] == [v.name for v in ranked]  # best (lowest MiFID) first
     assert [v.state for v in ranked] == ["done", "done", "failed"] and ranked[0].mifid <= ranked[1].mifid
@@ -174,11 +199,11 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     events = [(e, name) for e, name, _ in fake_kaggle.session_log]
     third = events.index(("start", "tester/monet-pipeline-trio-broken-train-1 v1"))
     assert any(e == "end" for e, _ in events[:third])  # the third started only once one had ended
-    state = SweepState.load(tmp_path / "submissions" / "sweeps" / "trio" / "state.json")
-    assert state.variants["broken"].state == "failed"
-    assert "train.image_size=64 is larger than the training images" in state.variants["broken"].error
-    assert f"failed: {state.variants['broken'].error}" in proc.stdout  # the table says so too
-    scored = sorted((v for v in state.variants.values() if v.state == "done"), key=lambda v: v.mifid)
+    variants = {v.name: v for v in rows_of(tmp_path, "trio")}
+    assert variants["broken"].state == "failed"
+    assert "train.image_size=64 is larger than the training images" in variants["broken"].error
+    assert f"failed: {variants['broken'].error}" in proc.stdout  # the table says so too
+    scored = sorted((v for v in variants.values() if v.state == "done"), key=lambda v: v.mifid)
     assert len(scored) == 2 and all(v.n_images == 6 for v in scored)
     best = scored[0]
     trained_by = JobStore(tmp_path / "submissions").get(JobName.parse(f"sweep/trio/{best.name}"))
@@ -186,7 +211,8 @@ def test_a_kaggle_sweep_runs_two_at_once_reports_a_failure_and_submits_the_best(
     assert submit["kernelDataSources"] == [trained_by.ref] and submit["enableInternet"] is False
     [sub] = fake_kaggle.submissions
     assert sub["submissionDescription"].startswith(f"sweep trio: {best.name} (")
-    assert f"submitted: {best.name}" in state.submitted or state.submitted.startswith(best.name)
+    submitted = existing(tmp_path / "submissions" / "sweeps" / "trio", "trio").user_attrs["submitted"]
+    assert submitted.startswith(f"{best.name}: tester/monet-pipeline-trio-{best.name}-train-1 v")
     assert "submission(s) left today" in proc.stdout
     # the page's section has every variant, with the fixed photos the kernels kept
     page = (tmp_path / "submissions" / "leaderboard.html").read_text()

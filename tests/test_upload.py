@@ -18,8 +18,9 @@ from pipeline.datasets.store import WEIGHTS, Uploads, run_record
 from pipeline.generate import provenance
 from pipeline.metrics.features import WEIGHTS_FILE
 from pipeline.notebook.preflight import PreflightError, check_attached, find_run
+from pipeline.search.study import existing
+from pipeline.search.variants import variant_rows
 from pipeline.stages import KERNEL, STAGES
-from pipeline.sweeps.state import SweepState
 from pipeline.training import checkpoint
 from pipeline.training.clock import STEP_CLOCK_ENV
 
@@ -191,6 +192,6 @@ def test_after_upload_weights_a_kaggle_sweep_scores_its_variants(tmp_path, fake_
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     # no kernel.weights_dataset given: each variant's kernel attached the uploaded weights and scored
     assert [p["datasetDataSources"] for p in fake_kaggle.pushes] == [[WEIGHTS_DATASET]] * 2
-    variants = SweepState.load(tmp_path / "submissions" / "sweeps" / "solo" / "state.json").variants
-    assert [(v.state, v.n_images) for v in variants.values()] == [("done", 6)] * 2
-    assert all(v.mifid is not None for v in variants.values())
+    variants = variant_rows(existing(tmp_path / "submissions" / "sweeps" / "solo", "solo"))
+    assert [(v.state, v.n_images) for v in variants] == [("done", 6)] * 2
+    assert all(v.mifid is not None for v in variants)

@@ -60,6 +60,7 @@ class JobSpec:
     wanted: Callable[[str], bool] = everything
     show_log: bool = True  # stream its log while it runs (one job at a time reads well; a sweep's do not)
     per_version: bool = False
+    once: bool = False  # its run ended and fetched under this key is its result: never pushed again
 
     def folder(self, job: Job) -> Path:
         """Where this push's output is fetched."""
@@ -190,6 +191,9 @@ class Runner:
                 spec = plan.next(running.keys())
                 if spec is None:
                     return
+                if (done := self._fetched(spec)) is not None:
+                    plan.ended(done)  # ended and fetched before an earlier call could tell its plan
+                    continue
                 job = self._push(spec)
             except QuotaExhausted as exc:
                 self.stopped = str(exc)
@@ -222,6 +226,15 @@ class Runner:
             announce(self.cfg, self.command, self.cost.what, self.cost.hours, self.yes, quota, self.retry)
             self._announced = True
         return check_quota(quota, spec.settings, spec.needs, self.command) if quota is not None else None
+
+    def _fetched(self, spec: JobSpec) -> Ended | None:
+        """A `once` job whose run ended and whose output was fetched under this key, as it ended."""
+        job = self.store.get(spec.name)
+        if not spec.once or job is None or job.key != spec.key or not job.status.ended or not job.output:
+            return None
+        print(f"{self.command}: {job.label} ended ({job.status.value}) before an earlier call could read it: "
+              "reading its output", flush=True)
+        return Ended(spec, job, "", sorted(p for p in spec.folder(job).rglob("*") if p.is_file()))
 
     def _ask(self, plan: Plan, running: dict[JobName, _Following]) -> bool:
         """Ask Kaggle where each running job stands; fetch, record and hand to the plan those that ended."""

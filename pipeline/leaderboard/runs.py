@@ -21,7 +21,6 @@ from ..config import Config, load_config, tomllib
 from ..engine.errors import UserError
 from ..generate.provenance import UNKNOWN_RUN
 from ..scoring import table
-from ..sweeps.state import local_runs
 
 COMPARED = ("augment", "train")  # with the family's own section: what makes one run differ from another
 NOT_COMPARED = {("train", "run")}  # the name, not a setting of the model
@@ -52,12 +51,13 @@ class Entry:
 
 
 def collect(cfg: Config) -> list[Entry]:
-    """Every entry, best first: by local MiFID where known, then by public MiFID, then newest first. A local
-    sweep's runs are left to the sweep's section (their scores are of a subset, not a submission's)."""
+    """Every entry, best first: by local MiFID where known, then by public MiFID, then newest first. The runs
+    of a local sweep's or search's trials are left to their sections (their scores are of a subset, not a
+    submission's)."""
     entries: dict[str, Entry] = {}
-    runs_dir, swept = cfg.data_dir / "runs", local_runs(cfg.submissions_dir)
+    runs_dir, trials = cfg.data_dir / "runs", trial_runs(cfg.submissions_dir)
     for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        if (folder / "config.toml").is_file() and folder.name not in swept:
+        if (folder / "config.toml").is_file() and not folder.name.startswith(trials):
             entries[folder.name] = Entry(key=folder.name, run=folder.name, run_dir=folder)
     for row in table.read(table.csv_path(cfg.submissions_dir)):
         key = _key(row)
@@ -69,6 +69,18 @@ def collect(cfg: Config) -> list[Entry]:
         _read_run(entry)
     newest_first = sorted(entries.values(), key=lambda e: e.latest, reverse=True)
     return sorted(newest_first, key=_rank)  # stable: entries without a MiFID stay newest first
+
+
+def trial_runs(submissions: Path) -> tuple[str, ...]:
+    """What the run folders of every sweep's and search's trials begin with (none without one: optuna, which
+    the search package imports, is then not needed)."""
+    journals = [(kind, p.parent.name) for kind, home in (("sweep", "sweeps"), ("search", "search"))
+                for p in sorted((Path(submissions) / home).glob("*/journal.log"))]
+    if not journals:
+        return ()
+    from ..search.local import run_prefix
+
+    return tuple(run_prefix(kind, name) for kind, name in journals)
 
 
 def _key(row: table.Row) -> str:

@@ -97,13 +97,13 @@ def submit_best(cfg: Config, search: spec.Search, scheduler: Scheduler, args: ar
     if not scored:
         raise UserError(f"search {search.name}: no trial has a local MiFID to choose by yet")
     best = min(scored, key=lambda r: r.value)
-    job = JobStore(cfg.submissions_dir).get(on_kaggle.job_name(search, best.number, len(best.mifid)))
+    last = Session(best.number, len(best.mifid), best.params, 0.0)
+    job = JobStore(cfg.submissions_dir).get(on_kaggle.job_name(search, last))
     if job is None:
         raise UserError(f"search {search.name}: trial {best.number}'s kernel is not in the job records of "
                         "this machine: run the search here first")
     print(f"search {search.name}: the best is trial {best.number} (local MiFID {best.value:.3f}): submitting "
           f"it from {job.ref}'s run")
-    last = Session(best.number, len(best.mifid), best.params, 0.0)
     kcfg = on_kaggle.kernel_settings(cfg, search, last, tuple(args.set))
     generate = replace(cfg.kernel, preset=search.preset, set=kcfg.kernel.set).doing(GenerateFrom(job.ref))
     message = cfg.submit.message or f"search {search.name}: trial {best.number}"

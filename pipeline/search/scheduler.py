@@ -29,7 +29,7 @@ import math
 import os
 import socket
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from ..jobs.push import QuotaExhausted
-from .spec import Search
+from .spec import VARIANT, Search
 from .study import distributions
 
 PROMOTED, PRUNED = "promoted", "pruned"  # a rung's decision, as the journal keeps it (`rung_<k>`)
@@ -47,6 +47,7 @@ PROMOTED, PRUNED = "promoted", "pruned"  # a rung's decision, as the journal kee
 class TrialStatus(enum.StrEnum):
     """Where a trial stands (its text is what --status, --json and the page show)."""
 
+    QUEUED = "queued"  # given (a sweep's variant) and not started
     RUNNING = "running"
     WAITING = "waiting"  # for its rung's decision
     PRUNED = "pruned"
@@ -55,7 +56,7 @@ class TrialStatus(enum.StrEnum):
 
 
 FINISHED = {TrialState.COMPLETE: TrialStatus.COMPLETE, TrialState.PRUNED: TrialStatus.PRUNED,
-            TrialState.FAIL: TrialStatus.FAILED}
+            TrialState.FAIL: TrialStatus.FAILED, TrialState.WAITING: TrialStatus.QUEUED}
 HOST = socket.gethostname()
 OWNER = f"{HOST}:{os.getpid()}"  # how a session's process is named in the journal
 
@@ -80,6 +81,7 @@ class TrialRow:
     mifid: list[float]  # by session
     hours: float  # GPU-hours its sessions took (or may take, while one runs)
     error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # what its last session left (results.details)
 
     @property
     def value(self) -> float:
@@ -88,6 +90,12 @@ class TrialRow:
     def settings(self) -> list[str]:
         """Its params as "key=value", floats to 4 significant digits."""
         return [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()]
+
+
+def params_of(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's params as sessions are handed out with them: a sweep's variant (its user attribute) too."""
+    given = {VARIANT: trial.user_attrs[VARIANT]} if VARIANT in trial.user_attrs else {}
+    return {**given, **trial.params}
 
 
 class Scheduler:
@@ -100,13 +108,15 @@ class Scheduler:
         self._claims = JournalFileOpenLock(str(Path(folder) / "claims"))
 
     # -- what runs next ---------------------------------------------------------------------------------
-    def next(self, running: Collection[tuple[int, int]] = ()) -> Session | None:
+    def next(self, running: Collection[tuple[int, int]] = (),
+             only: Collection[tuple[int, int]] | None = None) -> Session | None:
         """The next session to run now, none of `running` ((trial, session) pairs run by this process):
         a started trial's next session first (also one an earlier call handed out and did not see end), else a
         new trial while the search has trials to start; None when nothing can start until something ends.
-        QuotaExhausted (nothing handed out) when the search's gpu_hours cannot cover it."""
+        `only`: one of these sessions or none (those an earlier call left running, taken over without a free
+        GPU). QuotaExhausted (nothing handed out) when the search's gpu_hours cannot cover it."""
         with self._locked():
-            return self._next(running)
+            return self._next(running, only)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -116,18 +126,26 @@ class Scheduler:
         finally:
             self._claims.release()
 
-    def _next(self, running: Collection[tuple[int, int]]) -> Session | None:
+    def _next(self, running: Collection[tuple[int, int]],
+              only: Collection[tuple[int, int]] | None) -> Session | None:
         self._settle()
         for trial in self._trials(TrialState.RUNNING):
             k = self._next_session(trial)
-            if k is not None and (trial.number, k) not in running and not self._held_elsewhere(trial, k):
-                session = Session(trial.number, k, dict(trial.params), self.hours(k))
+            key = (trial.number, k)
+            if k is None or key in running or only is not None and key not in only:
+                continue
+            if not self._held_elsewhere(trial, k):
+                session = Session(trial.number, k, params_of(trial), self.hours(k))
                 return self._claim(self._within_budget(session, running), trial._trial_id)
-        if len(self.study.get_trials(deepcopy=False)) >= self.search.trials:
+        if only is not None:
+            return None
+        given = self._trials(TrialState.WAITING)  # enqueued: a sweep's variants, started before any other
+        if not given and len(self.study.get_trials(deepcopy=False)) >= self.search.trials:
             return None
         self._within_budget(Session(-1, 1, {}, self.hours(1)), running)
-        trial = self.study.ask(distributions(self.search))
-        return self._claim(Session(trial.number, 1, dict(trial.params), self.hours(1)), trial._trial_id)
+        live = self.study.ask(distributions(self.search))
+        trial = self.study.get_trials(deepcopy=False)[live.number]
+        return self._claim(Session(trial.number, 1, params_of(trial), self.hours(1)), trial._trial_id)
 
     def _claim(self, session: Session, trial_id: int) -> Session:
         """Write down that this process runs the session: another one sharing the journal leaves it."""
@@ -168,10 +186,12 @@ class Scheduler:
         return last + 1 if trial.user_attrs.get(f"rung_{last}") == PROMOTED else None
 
     # -- what a session's end decides --------------------------------------------------------------------
-    def report(self, trial: int, session: int, mifid: float, hours: float) -> TrialStatus:
-        """Record session `session` of `trial`: its MiFID and hours; returns "complete" (its last session, or
-        a trial never pruned), or "waiting" (its rung decides once settled). Reporting the same session again
-        (a command killed after reporting) changes nothing."""
+    def report(self, trial: int, session: int, mifid: float, hours: float,
+               details: dict[str, Any] | None = None) -> TrialStatus:
+        """Record session `session` of `trial`: its MiFID, hours and what else it left (`details`: steps,
+        scores, its run, its pictures); returns "complete" (its last session, or a trial never pruned), or
+        "waiting" (its rung decides once settled). Reporting the same session again (a command killed after
+        reporting) changes nothing."""
         with self._locked():
             frozen = self.study.get_trials(deepcopy=False)[trial]
             if frozen.state is not TrialState.RUNNING:
@@ -179,6 +199,7 @@ class Scheduler:
             live = optuna.trial.Trial(self.study, frozen._trial_id)
             if self._last_session(frozen) < session:
                 live.set_user_attr(f"hours_{session}", hours)
+                live.set_user_attr(f"result_{session}", details or {})
                 live.report(mifid, self.search.step(session))
             if session >= self.search.sessions or not self.search.pruned:
                 self.study.tell(trial, mifid, skip_if_finished=True)
@@ -186,7 +207,8 @@ class Scheduler:
             self._settle()
             return TrialStatus.WAITING
 
-    def failed(self, trial: int, session: int, error: str, hours: float) -> None:
+    def failed(self, trial: int, session: int, error: str, hours: float,
+               details: dict[str, Any] | None = None) -> None:
         """A session that ended without a MiFID (its kernel failed, nothing scored): the trial fails."""
         with self._locked():
             frozen = self.study.get_trials(deepcopy=False)[trial]
@@ -195,6 +217,7 @@ class Scheduler:
             live = optuna.trial.Trial(self.study, frozen._trial_id)
             live.set_user_attr(f"hours_{session}", hours)
             live.set_user_attr("error", error[:300])
+            live.set_user_attr(f"result_{session}", details or {})
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def _settle(self) -> None:
@@ -247,10 +270,13 @@ def rows(study: optuna.Study) -> list[TrialRow]:
         state = FINISHED.get(t.state, TrialStatus.RUNNING)
         if state is TrialStatus.RUNNING and mifid and t.user_attrs.get(f"rung_{len(mifid)}") != PROMOTED:
             state = TrialStatus.WAITING
-        found.append(TrialRow(t.number, dict(t.params), state, mifid, hours_of(t),
-                              str(t.user_attrs.get("error", ""))))
-    # the furthest first (a trial's MiFID is only compared with those of the same session), best within
-    return sorted(found, key=lambda r: (r.state is TrialStatus.FAILED, -len(r.mifid), r.value, r.number))
+        results = {int(k.split("_")[1]): v for k, v in t.user_attrs.items() if k.startswith("result_")}
+        found.append(TrialRow(t.number, params_of(t), state, mifid, hours_of(t),
+                              str(t.user_attrs.get("error", "")), results[max(results)] if results else {}))
+    # the furthest first (a trial's MiFID is only compared with those of the same session), best within;
+    # the failed last, those not started before them
+    return sorted(found, key=lambda r: (r.state is TrialStatus.FAILED, r.state is TrialStatus.QUEUED,
+                                        -len(r.mifid), r.value, r.number))
 
 
 def hours_of(trial: FrozenTrial) -> float:

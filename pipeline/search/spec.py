@@ -30,7 +30,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import (
     BaseDistribution,
@@ -44,12 +44,15 @@ from ..config import Config, load_config
 from ..engine.errors import UserError
 from ..sweeps import spec as sweeps
 
+if TYPE_CHECKING:
+    from .scheduler import Session
+
 SEARCHES_DIR = Path(__file__).resolve().parents[1] / "config" / "searches"
 KEYS = ("preset", "set", "description", "grid", "search")
 SEARCH_KEYS = ("trials", "gpu_hours", "sessions", "first_hours", "eta", "seed", "backend", "space")
 BACKENDS = ("kaggle", "local")
 RANGE_KEYS = ("low", "high", "log", "step")
-VARIANT = "variant"  # a sweep's one dimension: the name of the variant a trial runs
+VARIANT = "variant"  # a sweep trial's user attribute (and its one param as handed out): the variant it runs
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,20 @@ class Search:
     space: dict[str, BaseDistribution] = field(hash=False)
     pruned: bool = True  # False for a sweep: every trial runs to its end
     sweep: sweeps.Sweep | None = None  # the sweep whose variants are the trials, for a sweep
+
+    @property
+    def kind(self) -> str:
+        """"sweep" or "search": what messages call it, and the first word of its folders' and runs' names."""
+        return "search" if self.sweep is None else "sweep"
+
+    @property
+    def home(self) -> str:
+        """The folder its journal (under submissions/) and its trials' own data (under data/) sit in."""
+        return "search" if self.sweep is None else "sweeps"
+
+    def label(self, trial: int, params: dict[str, Any]) -> str:
+        """How a trial's folders, runs and kernels are named: `t<n>`, or a sweep's variant's slug."""
+        return f"t{trial}" if self.sweep is None else self.sweep.variant(params[VARIANT]).slug
 
     def rung_hours(self, session: int, train_limit_h: float) -> float:
         """Session `session`'s length (1 = the first): first_hours, eta times longer each session after,
@@ -91,6 +108,12 @@ class Search:
             alive = max(1, alive // self.eta) if self.pruned else alive
         return min(self.gpu_hours, hours)
 
+    def what(self, session: Session) -> str:
+        """How messages name a session: "trial 3 session 2 of 3", or a sweep's "variant wide"."""
+        if self.sweep is not None:
+            return f"variant {session.params[VARIANT]}"
+        return f"trial {session.trial} session {session.session} of {self.sessions}"
+
     def items(self, params: dict[str, Any]) -> tuple[str, ...]:
         """The "section.key=value" items a trial's params put on top of the base."""
         if self.sweep is not None:
@@ -102,7 +125,10 @@ class Search:
         return load_config(self.preset, [*self.sets, *self.items(params), *extra])
 
     def space_digest(self) -> str:
-        """A digest of what must not change under a journal: the space and the shape of the search."""
+        """A digest of what must not change under a journal: the space and the shape of the search (a sweep
+        may gain variants and change them: each variant's trial keeps the digest of its own settings)."""
+        if self.sweep is not None:
+            return "sweep"
         shape = {"space": {k: json.loads(distribution_to_json(d)) for k, d in sorted(self.space.items())},
                  "trials": self.trials, "sessions": self.sessions, "eta": self.eta,
                  "first_hours": self.first_hours, "pruned": self.pruned}
@@ -156,15 +182,14 @@ def load(spec: str, extra: tuple[str, ...] = ()) -> Search:
 
 
 def from_sweep(sweep: sweeps.Sweep, extra: tuple[str, ...] = ()) -> Search:
-    """A sweep as a search whose trials are given: one choice, the variant, each run once for one session
-    of a train kernel's limit, none pruned."""
+    """A sweep as a search whose trials are given: each variant an enqueued trial (its name the trial's
+    `variant` user attribute, so that the sweep file may gain variants under the same journal), run for one
+    session of a train kernel's limit, none pruned, no cap of its own (Kaggle's quota is checked)."""
     base = sweep.settings(sweep.variants[0], extra)
     hours = base.kernel.train_limit_min / 60
-    names = [v.name for v in sweep.variants]
-    return Search(sweep.name, sweep.path, sweep.preset, sweep.sets, sweep.description, trials=len(names),
-                  gpu_hours=len(names) * hours, sessions=1, first_hours=hours, eta=3, seed=0,
-                  backend=base.sweep.backend, space={VARIANT: CategoricalDistribution(names)}, pruned=False,
-                  sweep=sweep)
+    return Search(sweep.name, sweep.path, sweep.preset, sweep.sets, sweep.description,
+                  trials=len(sweep.variants), gpu_hours=math.inf, sessions=1, first_hours=hours, eta=3,
+                  seed=0, backend=base.sweep.backend, space={}, pruned=False, sweep=sweep)
 
 
 def _known(where: str, table: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:

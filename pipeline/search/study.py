@@ -5,10 +5,13 @@ The study is named after the search; it minimises MiFID. Its sampler is TPE, or 
 dimension is a choice; its pruner successive halving with the file's eta (a rung per session, see
 Search.step), or none for a sweep. The space's digest is kept in the study: reopening a journal with another
 space (or another shape of search) is refused, since its trials would be compared with others' rungs. A
-sweep's variants are enqueued once, however often the study is opened.
+sweep's variants are its enqueued trials (`given`): once each, and again where their settings changed or a
+failed one is run again. The study's `token` (drawn when it is created) names its local runs, so a search
+started afresh under an old name never resumes the old one's runs.
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from ..engine import store
 from ..engine.errors import UserError
@@ -36,10 +40,11 @@ def storage(path: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def open_study(search: Search, folder: Path) -> optuna.Study:
+def open_study(search: Search, folder: Path, wanted: dict[str, str] | None = None,
+               force: bool = False) -> optuna.Study:
     """The search's study in `folder`/journal.log: created on first use, reopened after, refused where the
-    journal holds another space. Opening is serialised by a lock beside the journal, so two processes
-    starting at once agree on its attributes and enqueue a sweep's variants once."""
+    journal holds another space; a sweep's variants enqueued (`given`). Opening is serialised by a lock beside
+    the journal, so two processes starting at once agree on its attributes and enqueue each variant once."""
     path = journal(folder)
     with store.locked(path):
         study = optuna.create_study(storage=storage(path), study_name=search.name, direction="minimize",
@@ -58,16 +63,35 @@ def open_study(search: Search, folder: Path) -> optuna.Study:
         opened = int(study.user_attrs.get("opened", 0))
         study.set_user_attr("opened", opened + 1)
         study.sampler = sampler(search, opened)
-        if not search.pruned:
-            for name in search.space[VARIANT].choices:
-                study.enqueue_trial({VARIANT: name}, skip_if_exists=True)
+        if "token" not in study.user_attrs:
+            study.set_user_attr("token", secrets.token_hex(3))
+        if search.sweep is not None:
+            given(study, search, wanted or {}, force)
     return study
+
+
+def given(study: optuna.Study, search: Search, wanted: dict[str, str], force: bool) -> None:
+    """Enqueue a sweep's variant as a trial where none runs it yet, where its settings changed since
+    (`wanted`: variant -> the digest of what it runs), where it failed and `force` says to run it again, or
+    where it ran here without being scored (its stages are cached: running it again only scores it)."""
+    latest: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        latest[str(trial.user_attrs.get(VARIANT))] = trial
+    for variant in search.sweep.variants:
+        trial, key = latest.get(variant.name), wanted.get(variant.name, "")
+        failed = trial is not None and trial.state is TrialState.FAIL
+        unscored = failed and trial.user_attrs.get("result_1", {}).get("unscored")
+        again = trial is not None and trial.state.is_finished() and (
+            trial.user_attrs.get("digest") != key or failed and (force or unscored))
+        if trial is None or again:
+            study.enqueue_trial({}, user_attrs={VARIANT: variant.name, "digest": key,
+                                                "changed": list(variant.changed)})
 
 
 def sampler(search: Search, opened: int = 0) -> optuna.samplers.BaseSampler:
     """Grid sampling where every dimension is a choice (its order fixed by the file's seed, the same in every
     process, so no two trial numbers share a point), TPE otherwise."""
-    if all(isinstance(d, CategoricalDistribution) for d in search.space.values()):
+    if search.space and all(isinstance(d, CategoricalDistribution) for d in search.space.values()):
         return AskTellGrid({k: list(d.choices) for k, d in search.space.items()}, seed=search.seed)
     return optuna.samplers.TPESampler(seed=search.seed + opened)
 
@@ -94,3 +118,11 @@ def pruner(search: Search) -> optuna.pruners.BasePruner:
 def distributions(search: Search) -> dict[str, BaseDistribution]:
     """What `study.ask(fixed_distributions=...)` takes: a trial's every parameter sampled at once."""
     return dict(search.space)
+
+
+def existing(folder: Path, name: str) -> optuna.Study | None:
+    """The study in `folder` as its journal holds it, None where there is none yet: reading writes nothing."""
+    path = journal(folder)
+    if not path.is_file():
+        return None
+    return optuna.load_study(study_name=name, storage=storage(path))

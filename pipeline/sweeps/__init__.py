@@ -1,2 +1,2 @@
-"""Sweeps: several variants of a recipe run side by side, scored the same way, the best one submitted
-(command.py; the sweep file: spec.py; where it stands: state.py; the backends: local.py, kaggle.py)."""
+"""Sweep files: a base recipe and its variants, checked before anything runs (spec.py). A sweep runs as a
+search whose trials are given (pipeline/search/sweep.py)."""

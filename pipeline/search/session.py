@@ -1,9 +1,10 @@
-"""`python -m pipeline.sweeps.variant SETTINGS.toml`: one variant of a local sweep, in a process of its own.
+"""`python -m pipeline.search.session SETTINGS.toml`: one session of a local search's trial (or a sweep's
+variant), in a process of its own.
 
 It runs the stages any run does (download, augment, train, then generate and score a subset of
-sweep.score_images images: generate.subset), each cached as usual, so a variant interrupted and started again
+sweep.score_images images: generate.subset), each cached as usual, so a session interrupted and started again
 goes on where it stopped. The last line it prints says why when it fails; at the end it leaves done.json
-beside its settings, which tells the sweep it finished.
+beside its settings, which tells the search it finished.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> int:
     try:
         run(Path(argv[0]))
     except UserError as exc:
-        print(exc, flush=True)  # the last line: what the sweep shows for a failed variant
+        print(exc, flush=True)  # the last line: what the search shows for a failed session
         return 2
     return 0
 
