@@ -13,6 +13,7 @@ from helpers import TINY_KAGGLE, cli, one_line_error
 
 from pipeline.cli import main
 from pipeline.kaggle import api as kaggle_api
+from pipeline.search.scheduler import Scheduler
 
 SEARCH = "duo"
 TRIALS = 4
@@ -114,3 +115,22 @@ def test_a_quota_that_runs_out_stops_the_pushing_in_one_line(tmp_path, fake_kagg
     trials = optuna.load_study(study_name=SEARCH, storage=storage).trials
     # the trial asked for as the quota stopped the pushing waits, unpushed, for the next run
     assert {t.number: list(t.intermediate_values.values()) for t in trials} == {0: [39.0], 1: []}
+
+
+def test_a_kill_between_a_sessions_end_and_its_report_reads_it_again_and_pushes_nothing_twice(
+        tmp_path, fake_kaggle, monkeypatch, capsys):
+    real_report = Scheduler.report
+
+    def killed_before_reporting(*args, **kwargs):
+        monkeypatch.setattr(Scheduler, "report", real_report)
+        raise KeyboardInterrupt  # the kernel ended and its output was fetched; the report never happened
+
+    monkeypatch.setattr(Scheduler, "report", killed_before_reporting)
+    assert main(search(tmp_path)) == 130
+    pushed = len(fake_kaggle.pushes)
+    capsys.readouterr()
+    assert main(search(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "ended (complete) before an earlier call could read it: reading its output" in out
+    slugs = [p["slug"] for p in fake_kaggle.pushes]
+    assert pushed >= 1 and len(slugs) == 6 and len(set(slugs)) == 6  # the ended one read, not pushed again
