@@ -21,9 +21,15 @@ from pipeline.training.plan import Plan
 from pipeline.training.state import read_sessions
 
 
-@pytest.mark.slow
+@pytest.fixture
+def no_networks(monkeypatch):
+    """Steps that train nothing: the plan and the sessions are under test here, not the networks."""
+    monkeypatch.setattr(CycleGANTrainer, "train_step",
+                        lambda self, batch, progress: {"loss": torch.tensor(1.0)})
+
+
 def test_three_sessions_share_one_plan_each_resumes_the_last_and_the_third_ends_decayed(tmp_path, step_clock,
-                                                                                      capsys):
+                                                                                      capsys, no_networks):
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.25", "train.sessions=3",
                       "train.log_every=10", "train.sample_every=1000", "train.checkpoint_every=1000")
@@ -106,7 +112,8 @@ def test_a_run_squeezed_into_its_decay_by_a_slow_start_trains_on_in_every_later_
     assert rows[-1]["step"] == records[-1]["total"] and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]
 
 
-def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, step_clock, capsys):
+def test_a_session_run_again_from_the_previous_output_replaces_its_record(tmp_path, step_clock, capsys,
+                                                                         no_networks):
     make_data(tmp_path)
     cfg = tiny_config(tmp_path, *TINY, "train.epochs=1000", "train.time_budget_min=0.1", "train.sessions=2",
                       "train.log_every=5", "train.sample_every=1000", "train.checkpoint_every=1000")
