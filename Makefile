@@ -4,6 +4,7 @@
 
 CONFIG ?= default
 SET ?=
+TEST_WORKERS ?= auto
 GPUS ?= 1
 NODES ?= 1
 NODE_RANK ?= 0
@@ -125,11 +126,11 @@ train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=
 	$(PIPELINE) train-kaggle $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(call on,SUBMIT),--submit) \
 	  $(if $(call on,DRY_RUN),--set submit.dry_run=true)
 
-test: $(STAMP) ## run the test suite
-	$(PY) -m pytest
+test: $(STAMP) ## run the test suite, one worker per CPU core (TEST_WORKERS=N to choose)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP) ## the suite without the tests marked slow (notebook runs, kills, several processes)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (builds .venv-kaggle once)
 	$(PY) -m pytest tests/test_kaggle_image.py tests/test_preflight.py tests/test_kernel.py tests/test_submit.py

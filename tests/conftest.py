@@ -1,11 +1,28 @@
 """Fixtures; the helpers they and the tests share live in helpers.py."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from fake_kaggle import serving
 from helpers import TINY, make_data, make_jpegs, tiny_config, write_competition
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (make test: a worker per core), each worker and the processes it starts compute on
+    one thread: two workers of two threads each on two cores would spend their time swapping."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first (in their order): the workers start the long ones early and fill the end with the
+    short ones, rather than one worker finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

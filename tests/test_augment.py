@@ -42,6 +42,7 @@ def test_each_painting_kept_plus_its_variants(tmp_path, paintings, capsys):
     assert f"{N} paintings -> {N * 5} images" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_rerun_writes_the_same_bytes_whatever_the_workers(tmp_path, paintings, capsys):
     first = _bytes(_run(tmp_path, "hardware.workers=2"))
     capsys.readouterr()

@@ -64,6 +64,7 @@ def test_where_pytorch_fids_sqrtm_refuses_its_own_statistics_check_our_fid(incep
     assert checked.note.startswith("pytorch-fid stopped: complex; its --save-stats of both sets")
 
 
+@pytest.mark.slow
 def test_the_bench_command_writes_its_report_for_the_parts_asked(tmp_path, capsys):
     """`python -m pipeline bench --only generate`: the generate table alone, in bench.md and bench.json under
     the settings' submissions folder, headed by the preset and the --set items it ran with."""

@@ -349,6 +349,7 @@ def old_format(payload: dict, cfg) -> dict:
 
 @pytest.mark.parametrize("options", [("cyclegan.generator=unet",), ("train.model=dcgan", "dcgan.loss=lsgan")],
                          ids=["cyclegan", "dcgan"])
+@pytest.mark.slow
 def test_a_checkpoint_of_the_old_format_loads_in_generate_and_resumes(tmp_path, capsys, options):
     make_jpegs(tmp_path / "data" / "augmented" / "monet", 8, size=40)
     make_jpegs(tmp_path / "data" / "raw" / "photo_jpg", 10, size=40, seed=1, prefix="photo")

@@ -309,6 +309,7 @@ def test_a_trained_run_generates_and_zips(config):
     assert STAGES["zip"].run(cfg).is_file()
 
 
+@pytest.mark.slow
 def test_resumed_training_repeats_the_uninterrupted_losses_and_weights(config, capsys):
     cfg = config("cut.mode=fastcut", "train.epochs=2", "train.checkpoint_every=3", "train.sample_every=100",
                  "train.diffaugment=color,translation", "train.ema=0.9")
@@ -317,6 +318,7 @@ def test_resumed_training_repeats_the_uninterrupted_losses_and_weights(config, c
     assert_same_weights(resumed.uninterrupted, resumed.resumed)
 
 
+@pytest.mark.slow
 def test_other_nce_layers_or_heads_are_refused_on_resume(config):
     STAGES["train"].run(config())
     with pytest.raises(UserError, match=r"mlp_width=32 -> 64.*nce_layers='0,4,7,10,14' -> '0,4,7'.*--force"):

@@ -88,6 +88,7 @@ def test_fp16_with_a_grad_scaler_steps_both_optimizers():
         assert any(not torch.equal(a, b) for a, b in zip(before[n], net.parameters(), strict=True)), n
 
 
+@pytest.mark.slow
 def test_generate_scales_to_the_submission_size_and_the_guard_watches_it(config, inception_weights, capsys):
     settings = ("generate.count=6", "zip.min_images=1", "zip.max_images=10",
                 f"score.weights={inception_weights}", "train.epochs=1")

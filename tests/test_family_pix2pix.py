@@ -123,6 +123,7 @@ def test_resumed_training_ends_with_the_uninterrupted_weights(config, capsys):
 
 
 # ---------------------------------------------------------------- the teacher pairing
+@pytest.mark.slow
 def test_teacher_pairing_uses_the_cyclegan_monet_to_photo_generator(config, tmp_path):
     teacher_cfg = tiny_config(tmp_path, *TINY, "train.model=cyclegan", "cyclegan.generator=unet",
                               "cyclegan.ngf=4", "cyclegan.ndf=4", "train.run=teacher")

@@ -235,6 +235,7 @@ def test_two_gloo_processes_train_in_sync(tmp_path):
     assert all(torch.equal(v, ranks[0]["G"][k]) for k, v in saved["models"]["G"].items())
 
 
+@pytest.mark.slow
 def test_generate_scales_to_the_submission_size_and_the_guard_watches_it(config, inception_weights, capsys):
     settings = ("generate.count=5", "zip.min_images=1", "zip.max_images=10",
                 f"score.weights={inception_weights}")

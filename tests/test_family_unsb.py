@@ -157,6 +157,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_100_steps_under_bf16_stay_finite_with_embeddings_and_energy_in_float32(one_thread):
     trainer, batch = small_trainer(Runtime(device=torch.device("cpu"), amp_dtype=torch.bfloat16))
     seen: dict[str, torch.dtype] = {}
@@ -191,6 +192,7 @@ def test_the_generator_runs_the_bridge_deterministically_from_its_seed():
 
 
 # ---------------------------------------------------------------- training, generating, settings
+@pytest.mark.slow
 def test_a_trained_run_generates_the_same_jpegs_from_the_same_seed_and_zips(config, one_thread):
     cfg = config("train.epochs=1", "zip.min_images=1", "zip.max_images=20", "generate.count=10")
     assert "unsb 8/8 steps" in train.build(cfg, cfg.run_dir)

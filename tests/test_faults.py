@@ -222,6 +222,7 @@ def test_kill_9_mid_stage_then_a_rerun_equals_an_uninterrupted_run(tmp_path, req
 
 
 # ---------------------------------------------------------------- a full disk
+@pytest.mark.slow
 def test_disk_full_while_writing_a_checkpoint_keeps_the_last_one(tmp_path, capsys, monkeypatch):
     make_data(tmp_path)
     assert main(cli(tmp_path, "train", *TINY)) == 0  # 4 steps, checkpoints at 2 and 4

@@ -53,6 +53,7 @@ def test_rescoring_after_changing_10_images_extracts_those_10_only(inception_wei
     assert warm["fid"] != pytest.approx(first["fid"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_cached_rows_equal_fresh_ones_and_follow_content_not_names(inception_weights, tmp_path, extracted):
     extractor = InceptionFeatures(inception_weights, batch_size=4, workers=2, progress=False)
     make_jpegs(tmp_path / "a", 6, size=40, seed=4)

@@ -156,6 +156,7 @@ def test_near_copies_finds_an_exact_copy_of_a_training_monet(tmp_path, inception
         assert near_copies(made_set, extractor, real, 0.01) == ["planted.jpg"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
 def test_guard_makes_a_planted_copy_again_and_leaves_the_rest(tmp_path, inception_weights, capsys, model):
     settings = (*TINY_GENERATE, "generate.count=6", f"score.weights={inception_weights}",
@@ -170,6 +171,7 @@ def test_guard_makes_a_planted_copy_again_and_leaves_the_rest(tmp_path, inceptio
     assert check_image(plain.images_dir / copied, 32) is None
 
 
+@pytest.mark.slow
 def test_guard_removes_a_copy_it_cannot_escape(tmp_path, inception_weights, capsys, monkeypatch):
     settings = (*TINY_GENERATE, "generate.count=6", f"score.weights={inception_weights}")
     plain = tiny_config(tmp_path, *settings)

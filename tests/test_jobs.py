@@ -37,6 +37,7 @@ def _put_many(folder: str, writer: int, n: int) -> None:
         store.put(Job(name, "tester/k", i + 1, "", KernelStatus.PUSHED, "2026-12-07T00:00:00Z"))
 
 
+@pytest.mark.slow
 def test_two_processes_recording_jobs_at_once_lose_none(tmp_path):
     ctx = multiprocessing.get_context("fork")
     writers = [ctx.Process(target=_put_many, args=(str(tmp_path), w, 200)) for w in (1, 2)]

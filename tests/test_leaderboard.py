@@ -123,6 +123,7 @@ def two_runs(tmp_path_factory, inception_weights) -> Path:
     return base
 
 
+@pytest.mark.slow
 def test_the_page_has_a_row_per_run_best_first(two_runs):
     page = read_page(two_runs / "submissions")
     assert page.header == [html.unescape(c) for c in COLUMNS]

@@ -69,6 +69,7 @@ def local(tmp_path: Path) -> str:
     return f"paths.data={tmp_path / 'data'} paths.submissions={tmp_path / 'submissions'}"
 
 
+@pytest.mark.slow
 def test_train_kaggle_with_submit_0_trains_and_submits_nothing(tmp_path, fake_kaggle):
     proc = make(tmp_path, "train-kaggle", "SESSIONS=2", "SUBMIT=0", "CONFIG=demo",
                 f"SET={local(tmp_path)} {SCRIPTED}", dry=False)
@@ -78,6 +79,7 @@ def test_train_kaggle_with_submit_0_trains_and_submits_nothing(tmp_path, fake_ka
     assert fake_kaggle.submissions == [] and "submit it with: make submit" in proc.stdout
 
 
+@pytest.mark.slow
 def test_submit_with_dry_run_0_submits(tmp_path, fake_kaggle):
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path)}
     proc = make(tmp_path, "submit", "DRY_RUN=0", "CONFIG=demo", f"SET={local(tmp_path)} {SCRIPTED}",

@@ -100,6 +100,7 @@ def test_features_are_pytorch_fids_from_a_folder_a_zip_or_tensors(extractor, tmp
     assert np.ptp(reference, axis=0).mean() > 0.01  # the test network tells images apart
 
 
+@pytest.mark.slow
 def test_the_folded_network_gives_pytorch_fids_features_and_fid(extractor, feats, tmp_path):
     """Batch norms folded into the convolutions round differently from pytorch-fid's network, far below
     FID's 1e-4 tolerance: the images of `feats` through pytorch-fid's pipeline and its network as built."""
@@ -193,6 +194,7 @@ def test_weights_setting_then_hub_cache_then_skip_with_one_line(tmp_path, monkey
         load_inception(hub)
 
 
+@pytest.mark.slow
 def test_selector_scores_a_fixed_photo_subset(inception_weights, extractor, tmp_path):
     cfg = tiny_config(tmp_path, f"score.weights={inception_weights}", "train.select_photos=2",
                       "hardware.workers=1")

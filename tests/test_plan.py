@@ -76,6 +76,7 @@ def test_a_budgeted_run_plans_its_steps_by_the_clock_and_ends_with_its_learning_
     assert rows[-1]["step"] == plan.total and rows[-1]["lr"] <= 0.05 * rows[0]["lr"]
 
 
+@pytest.mark.slow
 def test_a_run_whose_steps_slow_down_still_ends_its_plan_inside_the_budget(config, monkeypatch):
     """A fast machine's many cheap steps slowing as it runs (64 -> 45 steps/s): the plan fitted early is a
     little too long, by less than the 1% that rate noise may move it, and is shortened in time."""
@@ -127,6 +128,7 @@ def test_epoch_over_photos_falls_back_to_the_paintings_for_a_family_without_phot
     assert data.epoch_bank == "monet" and "dcgan trains on no photos" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_epoch_over_the_photos_with_ema_resumes_exactly(config, capsys):
     cfg = config("train.epoch_over=photos", "train.epochs=2", "train.checkpoint_every=3", "train.ema=0.9")
     resume_from_step(cfg, capsys)
@@ -175,6 +177,7 @@ def test_new_settings_at_their_defaults_keep_run_names(config):
     assert config("train.ema=0.999").train_hash() != cfg.train_hash()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_plans_and_ema_resumes(config, capsys):
     cfg = config("train.checkpoint_every=2", "train.ema=0.9")
     STAGES["train"].run(cfg)

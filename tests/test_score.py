@@ -32,6 +32,7 @@ def leaderboard(tmp_path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_cli_scores_any_two_sets_folder_or_zip(tmp_path, inception_weights, capsys):
     make_jpegs(tmp_path / "gen", 5, size=40, seed=1)
     real = make_jpegs(tmp_path / "real", 4, size=40, seed=2)
@@ -64,6 +65,7 @@ MADE_BY = provenance.Provenance(run="dcgan-1234abcd", family="dcgan", config_has
                                  checkpoint="last.pt", step=300)
 
 
+@pytest.mark.slow
 def test_stage_writes_json_appends_rows_and_sorts_by_mifid(tmp_path, inception_weights, capsys):
     cfg = tiny_config(tmp_path, f"score.weights={inception_weights}")
     make_jpegs(cfg.images_dir, 6, size=40, seed=3)
@@ -100,6 +102,7 @@ def test_stage_writes_json_appends_rows_and_sorts_by_mifid(tmp_path, inception_w
     assert shown == sorted(float(r["mifid"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_rows_name_the_run_that_made_the_images(tmp_path, inception_weights, capsys):
     """A folder or zip with a provenance record is filed under its run (a zip under the kernel version
     written beside it), one without under `unknown`, whatever run the current settings name."""
@@ -126,6 +129,7 @@ def test_rows_name_the_run_that_made_the_images(tmp_path, inception_weights, cap
     assert "filed under run dcgan-1234abcd (tester/monet-pipeline v3)" in out
 
 
+@pytest.mark.slow
 def test_another_reference_set_is_scored_without_the_training_paintings(tmp_path, inception_weights, capsys):
     """Reference images that are training paintings (the same pixels, or re-encoded) are left out and
     counted; the training paintings themselves, or a copy of them, are the reference as they are."""
@@ -159,6 +163,7 @@ def test_another_reference_set_is_scored_without_the_training_paintings(tmp_path
     assert "is the training set, scored as it is" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_old_leaderboard_file_still_loads_and_gains_the_new_columns(tmp_path, inception_weights):
     old = ("time,source,run,model,config_hash,n_images,fid,distance,mifid,scope,images\n"
            "2026-11-01T10:00:00,local,demo,cyclegan,abcd1234,7038,80.1,0.3,80.1,full,submissions/images\n")

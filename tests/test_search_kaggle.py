@@ -117,6 +117,7 @@ def test_a_quota_that_runs_out_stops_the_pushing_in_one_line(tmp_path, fake_kagg
     assert {t.number: list(t.intermediate_values.values()) for t in trials} == {0: [39.0], 1: []}
 
 
+@pytest.mark.slow
 def test_a_kill_between_a_sessions_end_and_its_report_reads_it_again_and_pushes_nothing_twice(
         tmp_path, fake_kaggle, monkeypatch, capsys):
     real_report = Scheduler.report

@@ -52,12 +52,14 @@ def race(add, target: Path) -> None:
 EVERY = sorted(f"{writer}-{i}" for writer in ("a", "b") for i in range(EACH))
 
 
+@pytest.mark.slow
 def test_two_commands_scoring_at_once_keep_every_leaderboard_row(tmp_path):
     path = table.csv_path(tmp_path)
     race(add_rows, path)
     assert sorted(row.run for row in table.read(path)) == EVERY
 
 
+@pytest.mark.slow
 def test_two_uploads_recorded_at_once_keep_every_record(tmp_path):
     race(add_uploads, tmp_path)
     uploads = Uploads(tmp_path)

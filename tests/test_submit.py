@@ -217,6 +217,7 @@ def test_the_log_is_shown_while_waiting_and_its_failures_never_break_the_wait(tm
     assert out.index("complete after") > (out.index("kaggle | OSError: boom") if shown else 0)
 
 
+@pytest.mark.slow
 def test_kaggle_output_is_scored_locally_when_the_weights_are_here(tmp_path, fake_kaggle, inception_weights):
     make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)
     fake_kaggle.output_files = {"images.zip": images_zip(tmp_path, n=6)}
@@ -228,6 +229,7 @@ def test_kaggle_output_is_scored_locally_when_the_weights_are_here(tmp_path, fak
     assert (cfg.submissions_dir / "kaggle" / "1" / "images.zip.score.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_public_score_joins_the_local_one_in_the_versions_row(tmp_path, fake_kaggle, inception_weights,
                                                                   capsys):
     make_jpegs(tmp_path / "data" / "raw" / "monet_jpg", 6, size=32, seed=5)

@@ -74,6 +74,7 @@ def hparams(run_dir) -> tuple[dict, EventAccumulator]:
     return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in values.items()}, found
 
 
+@pytest.mark.slow
 def test_scoring_a_runs_images_records_its_settings_with_the_local_mifid(config, inception_weights):
     cfg = config(f"score.weights={inception_weights}", "score.limit=4")
     make_jpegs(cfg.raw_dir / "monet_jpg", 4, size=40, seed=4)  # the reference paintings

@@ -67,6 +67,7 @@ def test_each_family_trains_and_leaves_a_usable_run(config, options):
     ("train.diffaugment=color,translation,cutout",),
     ("train.model=dcgan", "dcgan.d_dropout=0.2", "dcgan.instance_noise=0.1"),
 ], ids=["cyclegan", "dcgan"])
+@pytest.mark.slow
 def test_resumed_training_repeats_the_uninterrupted_losses(config, capsys, options):
     cfg = config("train.epochs=2", "train.checkpoint_every=3", *options)
     resumed = resume_from_step(cfg, capsys)
@@ -98,6 +99,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(config, capsys):
         checkpoint.load_generator(cfg.run_dir / "ckpt_000002.pt")
 
 
+@pytest.mark.slow
 def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
     cfg = config()
     STAGES["train"].run(cfg)
@@ -109,6 +111,7 @@ def test_other_model_settings_are_refused_and_force_starts_over(config, capsys):
     assert checkpoint.read(cfg.run_dir / "last.pt")["family"]["ngf"] == 8
 
 
+@pytest.mark.slow
 def test_the_time_budget_stops_with_a_checkpoint_and_a_larger_one_continues(config, capsys, step_clock):
     cfg = config("train.epochs=3", "train.time_budget_min=0.0001")  # 6 ms: spent by the first step's 0.1 s
     summary = train.build(cfg, cfg.run_dir, clock=step_clock)

@@ -40,6 +40,7 @@ def upload(tmp_path: Path, *args: str, sets: tuple[str, ...] = ()) -> int:
     return main([*cli(tmp_path, "upload", *FAST, *sets), *args])
 
 
+@pytest.mark.slow
 def test_a_run_goes_up_as_a_private_dataset_then_as_new_versions(tmp_path, fake_kaggle, trained, capsys):
     assert upload(tmp_path) == 0
     out = capsys.readouterr().out
