@@ -41,7 +41,7 @@ TRAIN_RUN = $(PIPELINE)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo download augment train generate score zip leaderboard check-page tensorboard kernel doctor push submit upload upload-weights train-kaggle sweep search search-dashboard test test-fast kaggle-check bench lint clean
+.PHONY: help setup demo download augment train generate score zip leaderboard check-page tensorboard kernel doctor push submit upload upload-weights train-kaggle sweep search search-dashboard test test-fast kaggle-python kaggle-check bench lint clean
 
 help: ## list the targets
 	@echo "Usage: make <target> [CONFIG=default|demo|kaggle] [SET=\"section.key=value ...\"]"
@@ -126,11 +126,14 @@ train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=
 	$(PIPELINE) train-kaggle $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(call on,SUBMIT),--submit) \
 	  $(if $(call on,DRY_RUN),--set submit.dry_run=true)
 
-test: $(STAMP) ## run the test suite, one worker per CPU core (TEST_WORKERS=N to choose)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
+test: $(STAMP) kaggle-python ## run the test suite, one worker per CPU core (TEST_WORKERS=N to choose)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load
 
 test-fast: $(STAMP) ## the suite without the tests marked slow (notebook runs, kills, several processes)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load -m "not slow"
+
+kaggle-python: $(STAMP) ## build (once) the Python like Kaggle's image that the notebook tests run in: .venv-kaggle
+	@$(PY) tests/kaggle_image.py >/dev/null
 
 kaggle-check: $(STAMP) ## test the notebook in a Python like Kaggle's image (builds .venv-kaggle once)
 	$(PY) -m pytest tests/test_kaggle_image.py tests/test_preflight.py tests/test_kernel.py tests/test_submit.py

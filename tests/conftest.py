@@ -20,8 +20,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow tests first (in their order): the workers start the long ones early and fill the end with the
-    short ones, rather than one worker finishing a long test alone."""
+    """The slow tests first (in their order): the workers (`--dist load` hands tests out in this order) start
+    the long ones early and fill the end with the short ones, rather than one finishing a long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

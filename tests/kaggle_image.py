@@ -369,3 +369,7 @@ def run_kaggle_notebook(notebook_path: Path, root: Path, timeout: float, env: di
             record("stderr", run.failure + "\n")
     run.seconds = time.monotonic() - started
     return run
+
+
+if __name__ == "__main__":  # make test builds it before the tests start: none of them waits for pip
+    print(kaggle_python())
