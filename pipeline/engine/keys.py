@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -39,14 +40,7 @@ def code_hash(modules: list[str]) -> str:
 
 def meaning(path: Path) -> str:
     """The module's syntax tree without its docstrings: what it does, not how it is commented or laid out."""
-    tree = ast.parse(path.read_text(), str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
-                node.body = node.body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
+    return _read(path.read_text(), str(path))[0]
 
 
 def code_files(module: str) -> list[Path]:
@@ -61,13 +55,33 @@ def code_files(module: str) -> list[Path]:
             continue
         seen[name] = path
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom):
-                base = _absolute(node.module or "", node.level, package)
-                todo += [base] + [f"{base}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                todo += [alias.name for alias in node.names]
+        for imported, level, names in _read(path.read_text(), str(path))[1]:
+            base = _absolute(imported, level, package)
+            todo += [base] + [f"{base}.{alias}" for alias in names]
     return sorted(seen.values())
+
+
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)  # may open with a docstring
+Imports = tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, names) of each import statement
+
+
+@functools.lru_cache(maxsize=None)
+def _read(source: str, filename: str) -> tuple[str, Imports]:
+    """A module's meaning and its import statements, parsed once per distinct text: the keys of the stages a
+    command runs read the same few dozen files, each file twice, and parsing is their whole cost."""
+    tree = ast.parse(source, filename)
+    imports: list[tuple[str, int, tuple[str, ...]]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imports.append((node.module or "", node.level, tuple(alias.name for alias in node.names)))
+        elif isinstance(node, ast.Import):
+            imports += [(alias.name, 0, ()) for alias in node.names]
+        elif isinstance(node, DOCUMENTED) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False), tuple(imports)
 
 
 def _absolute(module: str, level: int, package: str) -> str:
