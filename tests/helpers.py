@@ -260,17 +260,19 @@ def _ddp_rank(rank: int, world_size: int, port: int, tmp_path: Path, options: tu
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    family.trainer_class = lambda: Recorded  # this spawned process's registry only
+    family.trainer_class = lambda: Recorded  # this child process's registry only
     STAGES["train"].run(cfg)
     torch.save({n: net.state_dict() for n, net in built[0].nets.items()}, tmp_path / f"rank{rank}.pt")
 
 
 def train_two_ranks(tmp_path: Path, options: tuple[str, ...]) -> list[dict]:
-    """The train stage under two gloo processes (any family, by its options); each rank's final weights."""
+    """The train stage under two gloo processes (any family, by its options); each rank's final weights. The
+    ranks are forked from this one, torch and the pipeline already imported: two new interpreters would
+    spend more time importing them than training."""
     import torch
     import torch.multiprocessing as mp
 
-    mp.start_processes(_ddp_rank, args=(2, free_port(), tmp_path, options), nprocs=2, start_method="spawn")
+    mp.start_processes(_ddp_rank, args=(2, free_port(), tmp_path, options), nprocs=2, start_method="fork")
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 

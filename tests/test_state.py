@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, TINY, free_port, losses, make_data, tiny_config
+from helpers import REPO, TINY, free_port, losses, make_data, tiny_config, train_two_ranks
 
 from pipeline.training import checkpoint
 from pipeline.training import loop as train
@@ -177,18 +177,17 @@ def two_nodes(tmp_path: Path, *sets: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_nodes_train_to_the_same_weights_and_resume_from_rank_0s_checkpoint(tmp_path):
+def test_two_nodes_resume_from_rank_0s_checkpoint_and_train_to_the_same_weights(tmp_path):
+    """Node 0 holds a run of 4 steps (trained by two ranks on node 0 alone); two nodes, each with its own copy
+    of the data, train it on to 8: node 1 has no checkpoint, so rank 0 sends it its own, and rank 0 alone
+    writes the run folder."""
     for i in range(2):
         make_data(tmp_path / f"node{i}")
-    options = ("train.batch_size=1", "train.epochs=1")
-    ranks = two_nodes(tmp_path, *options)
-    for name, weights in ranks[0].items():
-        assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
-    run = tiny_config(tmp_path / "node0", *TINY, *options).run_dir
+    train_two_ranks(tmp_path / "node0", (*TINY, "train.batch_size=1", "train.epochs=1"))
+    run = tiny_config(tmp_path / "node0", *TINY, "train.batch_size=1", "train.epochs=1").run_dir
     assert checkpoint.read(run / "last.pt")["step"] == 4  # 8 paintings / (batch 1 x 2 ranks)
-    assert not (tmp_path / "node1" / "data" / "runs").exists()  # rank 0 alone writes the run folder
-    # a longer run resumes: node 1 has no checkpoint, so rank 0 sends it its own
     ranks = two_nodes(tmp_path, "train.batch_size=1", "train.epochs=2")
     for name, weights in ranks[0].items():
         assert all(torch.equal(v, ranks[1][name][k]) for k, v in weights.items()), name
     assert checkpoint.read(run / "last.pt")["step"] == 8
+    assert not (tmp_path / "node1" / "data" / "runs").exists()
