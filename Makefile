@@ -4,7 +4,9 @@
 
 CONFIG ?= default
 SET ?=
-TEST_WORKERS ?= auto
+# a test worker per core and two more: while some tests wait on a notebook, a child or the fake Kaggle,
+# the others use the cores
+TEST_WORKERS ?= $(shell echo $$(( $$(getconf _NPROCESSORS_ONLN) + 2 )))
 GPUS ?= 1
 NODES ?= 1
 NODE_RANK ?= 0
@@ -126,7 +128,7 @@ train-kaggle: $(STAMP) ## train one run over SESSIONS=N Kaggle sessions; SUBMIT=
 	$(PIPELINE) train-kaggle $(ARGS) $(if $(SESSIONS),--set train.sessions=$(SESSIONS)) $(if $(call on,SUBMIT),--submit) \
 	  $(if $(call on,DRY_RUN),--set submit.dry_run=true)
 
-test: $(STAMP) kaggle-python ## run the test suite, one worker per CPU core (TEST_WORKERS=N to choose)
+test: $(STAMP) kaggle-python ## run the test suite on a worker per CPU core and two more (TEST_WORKERS=N to choose)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load
 
 test-fast: $(STAMP) ## the suite without the tests marked slow (notebook runs, kills, several processes)

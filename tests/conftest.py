@@ -10,8 +10,8 @@ from helpers import TINY, make_data, make_jpegs, tiny_config, write_competition
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (make test: a worker per core), each worker and the processes it starts compute on
-    one thread: two workers of two threads each on two cores would spend their time swapping."""
+    """Under pytest-xdist (make test: a worker per core and two more), each worker and the processes it starts
+    compute on one thread: four workers of two threads each on two cores would spend their time swapping."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
