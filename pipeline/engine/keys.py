@@ -40,7 +40,7 @@ def code_hash(modules: list[str]) -> str:
 
 def meaning(path: Path) -> str:
     """The module's syntax tree without its docstrings: what it does, not how it is commented or laid out."""
-    return _read(path.read_text(), str(path))[0]
+    return _parsed(path)[0]
 
 
 def code_files(module: str) -> list[Path]:
@@ -55,7 +55,7 @@ def code_files(module: str) -> list[Path]:
             continue
         seen[name] = path
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for imported, level, names in _read(path.read_text(), str(path))[1]:
+        for imported, level, names in _parsed(path)[1]:
             base = _absolute(imported, level, package)
             todo += [base] + [f"{base}.{alias}" for alias in names]
     return sorted(seen.values())
@@ -63,6 +63,11 @@ def code_files(module: str) -> list[Path]:
 
 DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)  # may open with a docstring
 Imports = tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, names) of each import statement
+
+
+def _parsed(path: Path) -> tuple[str, Imports]:
+    """The file's meaning and imports, as `_read` parsed its current text."""
+    return _read(path.read_text(), str(path))
 
 
 @functools.lru_cache(maxsize=None)
